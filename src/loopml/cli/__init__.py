@@ -1,0 +1,1 @@
+"""The ``loopml`` command: a thin face over the engine and the stores."""

@@ -1,0 +1,189 @@
+"""``loopml``: validate and run pipeline specs, inspect and resume runs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from loopml.core.errors import LoopmlError
+from loopml.core.settings import Settings, get_settings
+
+app = typer.Typer(
+    name="loopml",
+    help="A closed MLOps loop for tabular ML: specs in, gated models serving, runs recorded.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+runs_app = typer.Typer(help="Inspect and resume recorded pipeline runs.", no_args_is_help=True)
+steps_app = typer.Typer(help="The steps a spec can use.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(steps_app, name="steps")
+
+out = Console()
+err = Console(stderr=True)
+
+SpecArg = Annotated[Path, typer.Argument(help="Pipeline spec, JSON (lenient) or YAML.",
+                                         show_default=False)]
+
+
+def fail(error: LoopmlError) -> NoReturn:
+    """Print a loopml error for a person and exit with its code (2 for bad input)."""
+    err.print(f"[bold red]error:[/] {_escape(str(error))}", highlight=False)
+    raise typer.Exit(error.exit_code)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except LoopmlError as error:
+        fail(error)
+    except Exception as error:  # pydantic's ValidationError for a malformed LOOPML_* variable
+        err.print(f"[bold red]error:[/] invalid LOOPML_* setting: {_escape(str(error))}")
+        raise typer.Exit(2) from error
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False
+         ) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def validate(spec: SpecArg) -> None:
+    """Check a spec without running it: every problem at once, exit code 2 if any."""
+    from loopml.core.spec import read_spec_file
+    from loopml.engine import check_spec
+    from loopml.steps.registry import StepRegistry
+
+    try:
+        parsed = read_spec_file(spec)
+        steps = check_spec(parsed, StepRegistry.with_builtins())
+    except LoopmlError as error:
+        fail(error)
+    out.print(f"[green]ok[/] {spec}: {len(steps)} steps "
+              f"({', '.join(item.call.name for item in steps)}), "
+              f"target {parsed.experiment.target!r}, main metric {parsed.experiment.main_metric}")
+
+
+@app.command()
+def run(spec: SpecArg) -> None:
+    """Run a spec end to end on this machine, with progress, and print what it produced."""
+    from loopml.cli.progress import RichObserver
+    from loopml.cli.report import print_result
+    from loopml.core.spec import read_spec_file
+    from loopml.engine import run_pipeline
+
+    config = settings()
+    try:
+        parsed = read_spec_file(spec)
+        with RichObserver(out) as observer:
+            result = run_pipeline(parsed, config, observer=observer)
+    except LoopmlError as error:
+        fail(error)
+    print_result(out, result)
+
+
+@runs_app.command("list")
+def runs_list(
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only runs of this model name.")] = None,
+) -> None:
+    """List recorded pipeline runs, newest first."""
+    from loopml.cli.render import runs_table
+    from loopml.store import MetadataStore
+
+    try:
+        store = MetadataStore(settings().database)
+        runs = store.list_runs(limit=limit, status=status, model_name=model)
+        store.close()
+    except LoopmlError as error:
+        fail(error)
+    if not runs:
+        out.print("no runs recorded yet; `loopml run SPEC` starts one")
+        return
+    out.print(runs_table(runs))
+
+
+@runs_app.command("show")
+def runs_show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+              spec: Annotated[bool, typer.Option(help="Also print the spec as given.")] = False,
+              trace: Annotated[bool, typer.Option(help="Also print the failure traceback.")]
+              = False) -> None:
+    """Show one run: provenance, status, and every step attempt with timings and outputs."""
+    from loopml.cli.render import run_details, steps_table
+    from loopml.store import MetadataStore
+
+    try:
+        store = MetadataStore(settings().database)
+        found = store.get_run(run_id)
+        store.close()
+    except LoopmlError as error:
+        fail(error)
+    out.print(run_details(found))
+    out.print(steps_table(found))
+    if spec:
+        out.print(found.spec_text, markup=False, highlight=False)
+    if trace and found.traceback:
+        out.print(found.traceback, markup=False, highlight=False)
+
+
+@runs_app.command("resume")
+def runs_resume(run_id: Annotated[str, typer.Argument(help="Failed run id (or prefix).")]
+                ) -> None:
+    """Re-run a failed run from its failed step, reusing what the earlier steps produced."""
+    from loopml.cli.progress import RichObserver
+    from loopml.cli.report import print_result
+    from loopml.engine import resume_run
+
+    config = settings()
+    try:
+        with RichObserver(out) as observer:
+            result = resume_run(run_id, config, observer=observer)
+    except LoopmlError as error:
+        fail(error)
+    print_result(out, result)
+
+
+@steps_app.command("list")
+def steps_list() -> None:
+    """Every registered step, where it comes from, and plugins that failed to load."""
+    from rich.table import Table
+
+    from loopml.steps.registry import StepRegistry
+
+    registry = StepRegistry.with_builtins()
+    loaded = registry.load_all()
+    table = Table(title="steps")
+    for column in ("step", "from", "parameters", "summary"):
+        table.add_column(column)
+    for name in registry.names():
+        definition = loaded.get(name)
+        params = ", ".join(definition.params.model_fields) if definition else "-"
+        summary = definition.summary if definition else "[red]failed to load[/]"
+        table.add_row(name, registry.origins[name], params, summary)
+    out.print(table)
+    for name, why in registry.problems().items():
+        err.print(f"[yellow]warning:[/] {_escape(why)}")
+    if registry.problems():
+        err.print(f"{len(registry.problems())} step(s) unavailable")
+
+
+@app.command()
+def version() -> None:
+    """Print the loopml version."""
+    import loopml
+
+    out.print(loopml.__version__)

@@ -1,0 +1,1 @@
+"""Settings, spec models, errors and small shared types. Imports nothing of ours."""

@@ -1,0 +1,100 @@
+"""The one exception hierarchy loopml raises.
+
+::
+
+    LoopmlError                   anything loopml reports to a person
+    ├── ConfigError               a setting or settings file is wrong
+    ├── SpecError                 a pipeline spec is wrong; carries every issue at once
+    ├── DataError                 data could not be read, or does not fit the spec
+    ├── StepError                 a step failed while running (wraps the cause)
+    ├── PluginError               a step plugin could not be loaded
+    ├── StoreError                the metadata store cannot be reached or migrated
+    └── RunNotFoundError          no recorded run has that id
+
+Every message says what was wrong, where (spec path, column, setting) and
+what would be right, so the CLI can print it as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+class LoopmlError(Exception):
+    """Base of everything loopml raises on purpose. ``exit_code`` is what the CLI returns."""
+
+    exit_code: int = 1
+
+
+class ConfigError(LoopmlError):
+    """A setting, flag or settings file cannot be used as given."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    """One problem in a spec, located by its path (``pipeline[0].MLSteps[1].train_model``)."""
+
+    path: str
+    message: str
+    found: str | None = None
+    allowed: str | None = None
+    suggestion: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def render(self) -> str:
+        """One line a person can act on."""
+        parts = [f"{self.path or '<spec>'}: {self.message}"]
+        if self.found is not None:
+            parts.append(f"found {self.found}")
+        if self.allowed is not None:
+            parts.append(f"allowed: {self.allowed}")
+        text = "; ".join(parts)
+        if self.suggestion is not None:
+            text += f" (did you mean {self.suggestion!r}?)"
+        return text
+
+
+class SpecError(LoopmlError):
+    """A spec that cannot run. All of its issues are reported together."""
+
+    exit_code = 2
+
+    def __init__(self, issues: Sequence[SpecIssue], source: str | None = None) -> None:
+        self.issues = list(issues)
+        self.source = source
+        where = f" in {source}" if source else ""
+        count = len(self.issues)
+        lines = [f"{count} problem{'s' if count != 1 else ''}{where}:"]
+        lines += [f"  - {issue.render()}" for issue in self.issues]
+        super().__init__("\n".join(lines))
+
+
+class DataError(LoopmlError):
+    """Data that cannot be read, or that does not match what the spec asks of it."""
+
+
+class StepError(LoopmlError):
+    """A step raised while running. ``step`` and ``position`` say which one."""
+
+    def __init__(self, step: str, position: int, cause: BaseException) -> None:
+        self.step = step
+        self.position = position
+        self.cause = cause
+        super().__init__(f"step {position} ({step}) failed: {type(cause).__name__}: {cause}")
+
+
+class PluginError(LoopmlError):
+    """A third-party step could not be imported or does not follow the step contract."""
+
+
+class StoreError(LoopmlError):
+    """The metadata store at the configured URL cannot be used."""
+
+
+class RunNotFoundError(LoopmlError):
+    """No run with the given id is recorded in the metadata store."""
+
+    exit_code = 2

@@ -1,0 +1,151 @@
+"""One home for configuration.
+
+Every knob comes from a ``LOOPML_*`` environment variable or an optional
+settings file, is read once by :func:`get_settings`, and is passed down from
+there; no other module reads ``os.environ``. The variable names are a public
+contract: operators and scripts depend on them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where loopml keeps its state and which services it talks to.
+
+    With nothing set, everything lives under ``./.loopml``: SQLite for MLflow
+    and for the metadata store, local files for artifacts. Point the URLs at
+    PostgreSQL, a tracking server or RabbitMQ to scale out with the same code.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOOPML_",
+        env_file=None,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    home: Path = Field(default=Path(".loopml"), description="Root for embedded state.")
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; default sqlite:///$LOOPML_HOME/mlflow.db.",
+    )
+    artifact_root: str | None = Field(
+        default=None,
+        description="Where new MLflow experiments keep artifacts; default $LOOPML_HOME/artifacts.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="Metadata and prediction store; default sqlite:///$LOOPML_HOME/loopml.db.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker; unset means the embedded broker (no server).",
+    )
+    settings_file: Path | None = Field(
+        default=None,
+        description="Optional YAML or JSON file of settings; the environment wins over it.",
+    )
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        if self.tracking_uri is None:
+            self.tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
+        if self.artifact_root is None:
+            self.artifact_root = (self.home / "artifacts").as_uri()
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.home / 'loopml.db'}"
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SettingsFileSource(settings_cls, env_settings))
+
+    @property
+    def tracking(self) -> str:
+        """The tracking URI, never ``None`` after validation."""
+        assert self.tracking_uri is not None
+        return self.tracking_uri
+
+    @property
+    def database(self) -> str:
+        """The metadata store URL, never ``None`` after validation."""
+        assert self.database_url is not None
+        return self.database_url
+
+    @property
+    def artifacts(self) -> str:
+        """The default artifact root, never ``None`` after validation."""
+        assert self.artifact_root is not None
+        return self.artifact_root
+
+    def ensure_home(self) -> Path:
+        """Create ``$LOOPML_HOME`` when something is about to be written there."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "artifacts").mkdir(exist_ok=True)
+        return self.home
+
+
+class _SettingsFileSource(PydanticBaseSettingsSource):
+    """Reads ``LOOPML_SETTINGS_FILE`` (YAML or JSON), lowest priority under the environment.
+
+    Keys are the field names without the prefix (``home``, ``tracking_uri``...).
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._env = env
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = self._env().get("settings_file")
+        if not path:
+            return {}
+        import yaml
+
+        from loopml.core.errors import ConfigError
+
+        file = Path(path)
+        try:
+            data = yaml.safe_load(file.read_text())
+        except OSError as exc:
+            raise ConfigError(f"LOOPML_SETTINGS_FILE={path}: cannot read it ({exc}).") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"LOOPML_SETTINGS_FILE={path}: not valid YAML/JSON ({exc}).") from exc
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"LOOPML_SETTINGS_FILE={path}: expected a mapping of setting names to values, "
+                f"found {type(data).__name__}."
+            )
+        known = set(self.settings_cls.model_fields)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"LOOPML_SETTINGS_FILE={path}: unknown setting(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(known))}."
+            )
+        return dict(data)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

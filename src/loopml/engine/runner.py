@@ -1,0 +1,222 @@
+"""The engine: run a checked spec step by step, record everything, resume after a failure.
+
+The CLI, the worker and the API all call :func:`run_pipeline` and
+:func:`resume_run`; none of them re-implements a rule. A run is recorded in
+the metadata store only after the whole spec has been checked, so a bad spec
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from loopml.core.context import StepContext
+from loopml.core.errors import DataError, LoopmlError, StepError
+from loopml.core.settings import Settings
+from loopml.core.spec import PipelineSpec, parse_spec
+from loopml.engine import outputs
+from loopml.engine.provenance import provenance
+from loopml.engine.validate import TRAINING_FRAME, CheckedStep, check_spec, target_issue
+from loopml.registry.tracking import ensure_experiment, use_tracking
+from loopml.steps.registry import StepRegistry
+from loopml.store.runs import FAILED, SUCCEEDED, MetadataStore, RunView
+
+log = logging.getLogger(__name__)
+
+
+class RunObserver(Protocol):
+    """What a face (CLI progress bars, job status) hears while a run goes."""
+
+    def run_started(self, run_id: str, steps: Sequence[str], first: int) -> None: ...
+
+    def step_started(self, position: int, name: str) -> None: ...
+
+    def step_progress(self, description: str, completed: float, total: float | None) -> None: ...
+
+    def step_finished(self, position: int, name: str, status: str, seconds: float) -> None: ...
+
+
+class _Silent:
+    def run_started(self, run_id: str, steps: Sequence[str], first: int) -> None:
+        return None
+
+    def step_started(self, position: int, name: str) -> None:
+        return None
+
+    def step_progress(self, description: str, completed: float, total: float | None) -> None:
+        return None
+
+    def step_finished(self, position: int, name: str, status: str, seconds: float) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """A finished run as recorded, and the context its steps left (frames, models, reports)."""
+
+    run: RunView
+    context: StepContext
+
+
+@dataclass
+class _Plan:
+    spec: PipelineSpec
+    steps: list[CheckedStep]
+
+
+def run_pipeline(
+    spec: PipelineSpec,
+    settings: Settings,
+    *,
+    registry: StepRegistry | None = None,
+    observer: RunObserver | None = None,
+    executor: str = "local",
+    run_id: str | None = None,
+) -> PipelineResult:
+    """Check ``spec``, record a new run and execute every step; the finished run.
+
+    Raises :class:`SpecError` before anything is recorded, and
+    :class:`StepError` after recording the failure (resume it by run id).
+    """
+    registry = registry or StepRegistry.with_builtins()
+    plan = _Plan(spec, check_spec(spec, registry))
+    store = MetadataStore(settings.database)
+    try:
+        mlflow = use_tracking(settings)
+        experiment_id = ensure_experiment(settings, spec.experiment.experiment_name)
+        new_id = store.create_run(
+            spec_text=spec.text,
+            spec_hash=spec.spec_hash,
+            spec_source=str(spec.source) if spec.source else None,
+            experiment_name=spec.experiment.experiment_name,
+            model_name=spec.experiment.model_name,
+            provenance=provenance(executor, spec.base_dir),
+            run_id=run_id,
+        )
+        try:
+            parent = mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=f"pipeline-{new_id[:8]}",
+                tags={"loopml.run_id": new_id, "loopml.spec_hash": spec.spec_hash,
+                      "loopml.kind": "pipeline"},
+            )
+            store.update_run(new_id, mlflow_experiment_id=experiment_id,
+                             mlflow_run_id=parent.info.run_id)
+            mlflow.log_text(spec.text, "loopml/spec.txt")
+        except Exception as exc:
+            store.finish_run(new_id, FAILED, error=f"{type(exc).__name__}: {exc}",
+                             traceback=traceback.format_exc())
+            raise
+        context = _context(new_id, spec, settings, parent.info.run_id)
+        return _execute(plan, context, store, mlflow, observer or _Silent(), first=0)
+    finally:
+        store.close()
+
+
+def resume_run(
+    run_id: str,
+    settings: Settings,
+    *,
+    registry: StepRegistry | None = None,
+    observer: RunObserver | None = None,
+    executor: str = "local",
+) -> PipelineResult:
+    """Re-run ``run_id`` from its first unfinished step, restoring what earlier steps made."""
+    registry = registry or StepRegistry.with_builtins()
+    store = MetadataStore(settings.database)
+    try:
+        run = store.get_run(run_id)
+        if run.status == SUCCEEDED:
+            raise LoopmlError(f"run {run.id} already succeeded; nothing to resume")
+        spec = parse_spec(run.spec_text, source=_source(run))
+        plan = _Plan(spec, check_spec(spec, registry, peek_data=False))
+        latest = run.latest_steps()
+        first = next(
+            (item.position for item in plan.steps
+             if latest.get(item.position) is None or latest[item.position].status != SUCCEEDED),
+            len(plan.steps),
+        )
+        mlflow = use_tracking(settings)
+        mlflow.start_run(run_id=run.mlflow_run_id)
+        store.reopen_run(run.id, provenance(executor, spec.base_dir))
+        context = _context(run.id, spec, settings, run.mlflow_run_id)
+        for position in range(first):
+            outputs.restore(context, latest[position].outputs, mlflow)
+        return _execute(plan, context, store, mlflow, observer or _Silent(), first=first)
+    finally:
+        store.close()
+
+
+def _source(run: RunView) -> Path | None:
+    return Path(run.spec_source) if run.spec_source else None
+
+
+def _context(run_id: str, spec: PipelineSpec, settings: Settings, mlflow_run_id: str | None
+             ) -> StepContext:
+    return StepContext(run_id=run_id, experiment=spec.experiment, settings=settings,
+                       base_dir=spec.base_dir, mlflow_run_id=mlflow_run_id)
+
+
+def _execute(plan: _Plan, context: StepContext, store: MetadataStore, mlflow: Any,
+             observer: RunObserver, *, first: int) -> PipelineResult:
+    observer.run_started(context.run_id, [item.call.name for item in plan.steps], first)
+    context.progress = observer.step_progress
+    host = socket.gethostname()
+    for item in plan.steps[first:]:
+        name = item.call.name
+        observer.step_started(item.position, name)
+        step_id = store.start_step(context.run_id, item.position, name,
+                                   item.params.model_dump(mode="json"), host)
+        started = time.perf_counter()
+        before = outputs.snapshot(context)
+        try:
+            item.definition(context, item.params)
+            _check_target(context, item)
+            pointers = outputs.persist(context, outputs.changed(context, before),
+                                       f"loopml/steps/{item.position:02d}_{name}", mlflow)
+        except BaseException as exc:
+            seconds = time.perf_counter() - started
+            store.finish_step(step_id, FAILED, error=f"{type(exc).__name__}: {exc}")
+            store.finish_run(context.run_id, FAILED, error=f"{type(exc).__name__}: {exc}",
+                             traceback=traceback.format_exc())
+            mlflow.end_run(status="FAILED")
+            observer.step_finished(item.position, name, FAILED, seconds)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            raise StepError(name, item.position, exc) from exc
+        store.finish_step(step_id, SUCCEEDED, outputs=pointers)
+        observer.step_finished(item.position, name, SUCCEEDED, time.perf_counter() - started)
+        store.update_run(context.run_id, data_fingerprint=context.values.get("data_fingerprint"),
+                         values=_jsonable(context.values))
+    store.finish_run(context.run_id, SUCCEEDED)
+    mlflow.end_run(status="FINISHED")
+    return PipelineResult(store.get_run(context.run_id), context)
+
+
+def _check_target(context: StepContext, item: CheckedStep) -> None:
+    """Stop right after loading when the training frame lacks the target column."""
+    frame = context.data.get(TRAINING_FRAME)
+    target = context.experiment.target
+    if frame is not None and target not in frame.columns:
+        issue = target_issue(target, [str(c) for c in frame.columns], item.call.path)
+        raise DataError(issue.render())
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """The values that survive a JSON round trip; the rest stay in the artifacts only."""
+    kept: dict[str, Any] = {}
+    for key, value in values.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        kept[key] = value
+    return kept

@@ -1,0 +1,103 @@
+"""Everything that can be checked about a spec before anything runs.
+
+The frame and experiment config were checked when the spec was parsed; here
+each step's name is looked up, its parameters validated against the step's
+own model, and the target column looked for in the data when a loader can
+name its columns cheaply. All issues are collected and raised together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from loopml.core.errors import DataError, PluginError, SpecError, SpecIssue
+from loopml.core.spec import PipelineSpec, StepCall
+from loopml.core.suggest import closest
+from loopml.core.validation import issues_from_validation_error
+from loopml.steps.base import StepDefinition
+from loopml.steps.registry import StepRegistry
+
+TRAINING_FRAME = "train"
+
+
+@dataclass(frozen=True)
+class CheckedStep:
+    """A step of the spec with its definition and validated parameters."""
+
+    position: int
+    call: StepCall
+    definition: StepDefinition[Any]
+    params: BaseModel
+
+
+def check_spec(spec: PipelineSpec, registry: StepRegistry, *, peek_data: bool = True
+               ) -> list[CheckedStep]:
+    """The spec's steps, ready to run, or one SpecError listing every problem.
+
+    ``peek_data`` lets loaders read a file header or run a zero-row query to
+    find the target column; steps that need the network are never contacted.
+    """
+    issues: list[SpecIssue] = []
+    checked: list[CheckedStep] = []
+    for position, call in enumerate(spec.steps):
+        definition = _definition(call, registry, issues)
+        if definition is None:
+            continue
+        try:
+            params = definition.parse(dict(call.params), spec.experiment)
+        except ValidationError as exc:
+            issues.extend(issues_from_validation_error(exc, definition.params, call.path))
+            continue
+        checked.append(CheckedStep(position, call, definition, params))
+    if peek_data:
+        issues.extend(_target_issues(spec, checked))
+    if issues:
+        raise SpecError(issues, spec.name)
+    return checked
+
+
+def _definition(call: StepCall, registry: StepRegistry, issues: list[SpecIssue]
+                ) -> StepDefinition[Any] | None:
+    names = registry.names()
+    if call.name not in names:
+        issues.append(SpecIssue(call.path, "unknown step", found=repr(call.name),
+                                allowed=", ".join(names), suggestion=closest(call.name, names)))
+        return None
+    try:
+        return registry.get(call.name)
+    except PluginError as exc:
+        issues.append(SpecIssue(call.path, str(exc)))
+        return None
+
+
+def _target_issues(spec: PipelineSpec, checked: list[CheckedStep]) -> list[SpecIssue]:
+    """A missing target column, found from the first loader of the training frame."""
+    target = spec.experiment.target
+    for item in checked:
+        definition = item.definition
+        if getattr(item.params, "frame", None) != TRAINING_FRAME:
+            continue
+        if definition.peek_columns is None or definition.needs_network:
+            return []
+        try:
+            columns = definition.peek_columns(item.params, spec.base_dir)
+        except DataError as exc:
+            return [SpecIssue(item.call.path, str(exc))]
+        if columns is None or target in columns:
+            return []
+        return [target_issue(target, columns, item.call.path)]
+    return []
+
+
+def target_issue(target: str, columns: list[str], source: str) -> SpecIssue:
+    """The issue for a target column the data does not have."""
+    shown = ", ".join(columns[:40]) + (", ..." if len(columns) > 40 else "")
+    return SpecIssue(
+        "experiment_config.target",
+        f"column {target!r} is not in the data loaded by {source}",
+        allowed=shown,
+        suggestion=closest(target, columns),
+    )

@@ -1,0 +1,1 @@
+"""MLflow tracking and model registry operations, behind loopml's own names."""

@@ -1,0 +1,84 @@
+"""The step contract.
+
+A step is a function ``(context, params) -> None`` whose parameters are a
+pydantic model. The model is the single source of truth for what a spec may
+say under that step: its field names, types, defaults and docs. Declaring it
+with :func:`step` gives the engine everything it needs to validate a spec
+before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from loopml.core.context import StepContext
+from loopml.core.spec import ExperimentConfig
+
+
+class StepParams(BaseModel):
+    """Base for step parameter models: unknown keys and loose types are errors, not guesses."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+P = TypeVar("P", bound=BaseModel)
+
+StepFunction = Callable[[StepContext, P], None]
+PeekColumns = Callable[[P, Path], "list[str] | None"]
+
+
+@dataclass(frozen=True)
+class StepDefinition(Generic[P]):
+    """A registered step: what it is called, what it takes and what it does.
+
+    ``peek_columns`` lets a data step name its columns cheaply (a header read)
+    so a missing target column is caught by ``loopml validate`` before any run.
+    ``needs_network`` marks steps that validation must not contact.
+    """
+
+    name: str
+    func: StepFunction[P]
+    params: type[P]
+    summary: str = ""
+    peek_columns: PeekColumns[P] | None = None
+    needs_network: bool = False
+
+    def parse(self, raw: dict[str, Any], experiment: ExperimentConfig) -> P:
+        """Validate raw spec parameters; the experiment config is the validation context."""
+        return self.params.model_validate(
+            raw, context={"problem_type": experiment.problem_type, "experiment": experiment}
+        )
+
+    def __call__(self, context: StepContext, params: P) -> None:
+        self.func(context, params)
+
+
+def step(
+    name: str,
+    *,
+    params: type[P],
+    peek_columns: PeekColumns[P] | None = None,
+    needs_network: bool = False,
+) -> Callable[[StepFunction[P]], StepDefinition[P]]:
+    """Declare ``func`` as the step ``name`` taking ``params``.
+
+    The function's docstring becomes the step's summary in ``loopml steps list``.
+    """
+
+    def register(func: StepFunction[P]) -> StepDefinition[P]:
+        summary = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
+        return StepDefinition(
+            name=name,
+            func=func,
+            params=params,
+            summary=summary,
+            peek_columns=peek_columns,
+            needs_network=needs_network,
+        )
+
+    return register

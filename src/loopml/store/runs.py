@@ -1,0 +1,299 @@
+"""Reading and writing pipeline runs and step attempts.
+
+Callers get plain frozen views, never live ORM objects, so nothing they hold
+can lazily hit the database after the session is gone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from loopml.core.errors import RunNotFoundError
+from loopml.store.db import connect
+from loopml.store.tables import PipelineRun, StepRun
+
+RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One attempt at one step, as recorded."""
+
+    position: int
+    name: str
+    attempt: int
+    status: str
+    params: dict[str, Any]
+    started_at: datetime
+    ended_at: datetime | None
+    duration_s: float | None
+    error: str | None
+    host: str
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One pipeline run with all its step attempts in order."""
+
+    id: str
+    status: str
+    experiment_name: str
+    model_name: str
+    spec_text: str
+    spec_hash: str
+    spec_source: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    executor: str
+    host: str
+    user: str
+    loopml_version: str
+    git_commit: str | None
+    data_fingerprint: str | None
+    mlflow_experiment_id: str | None
+    mlflow_run_id: str | None
+    attempts: int
+    error: str | None
+    traceback: str | None
+    values: dict[str, Any]
+    steps: tuple[StepView, ...] = field(default_factory=tuple)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+    def latest_steps(self) -> dict[int, StepView]:
+        """The newest attempt of each step position."""
+        latest: dict[int, StepView] = {}
+        for view in self.steps:
+            latest[view.position] = view
+        return latest
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where and by what a run executes."""
+
+    executor: str
+    host: str
+    user: str
+    loopml_version: str
+    git_commit: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite drops time zones; every time we hand out is UTC-aware."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+class MetadataStore:
+    """The runs and steps of every pipeline, in the database at ``url``."""
+
+    def __init__(self, url: str | Engine) -> None:
+        self.engine = url if isinstance(url, Engine) else connect(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _session(self) -> Session:
+        return self._sessions()
+
+    def create_run(
+        self,
+        *,
+        spec_text: str,
+        spec_hash: str,
+        spec_source: str | None,
+        experiment_name: str,
+        model_name: str,
+        provenance: Provenance,
+        run_id: str | None = None,
+    ) -> str:
+        """Record a new run about to start; its id."""
+        new_id = run_id or uuid.uuid4().hex
+        with self._session() as session, session.begin():
+            session.add(
+                PipelineRun(
+                    id=new_id,
+                    spec_text=spec_text,
+                    spec_hash=spec_hash,
+                    spec_source=spec_source,
+                    experiment_name=experiment_name,
+                    model_name=model_name,
+                    status=RUNNING,
+                    created_at=_now(),
+                    started_at=_now(),
+                    executor=provenance.executor,
+                    host=provenance.host,
+                    user=provenance.user,
+                    loopml_version=provenance.loopml_version,
+                    git_commit=provenance.git_commit,
+                    attempts=1,
+                    values={},
+                )
+            )
+        return new_id
+
+    def reopen_run(self, run_id: str, provenance: Provenance) -> None:
+        """Mark a failed run running again for a resume attempt."""
+        with self._session() as session, session.begin():
+            run = self._get(session, run_id)
+            run.status = RUNNING
+            run.error = None
+            run.traceback = None
+            run.ended_at = None
+            run.attempts += 1
+            run.executor = provenance.executor
+            run.host = provenance.host
+            run.user = provenance.user
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set facts learned while running (MLflow ids, data fingerprint, values)."""
+        allowed = {"mlflow_experiment_id", "mlflow_run_id", "data_fingerprint", "values"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)} on a run")
+        with self._session() as session, session.begin():
+            run = self._get(session, run_id)
+            for name, value in fields.items():
+                setattr(run, name, value)
+
+    def finish_run(self, run_id: str, status: str, *, error: str | None = None,
+                   traceback: str | None = None) -> None:
+        with self._session() as session, session.begin():
+            run = self._get(session, run_id)
+            run.status = status
+            run.error = error
+            run.traceback = traceback
+            run.ended_at = _now()
+
+    def start_step(self, run_id: str, position: int, name: str, params: dict[str, Any],
+                   host: str) -> int:
+        """Record the start of an attempt at a step; the attempt's row id."""
+        with self._session() as session, session.begin():
+            previous = session.scalar(
+                sa.select(sa.func.max(StepRun.attempt)).where(
+                    StepRun.run_id == run_id, StepRun.position == position
+                )
+            )
+            row = StepRun(
+                run_id=run_id,
+                position=position,
+                name=name,
+                attempt=(previous or 0) + 1,
+                params=params,
+                status=RUNNING,
+                started_at=_now(),
+                host=host,
+                outputs={},
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def finish_step(self, step_id: int, status: str, *, outputs: dict[str, Any] | None = None,
+                    error: str | None = None) -> None:
+        with self._session() as session, session.begin():
+            row = session.get(StepRun, step_id)
+            if row is None:
+                raise RunNotFoundError(f"no step attempt with id {step_id}")
+            row.status = status
+            row.ended_at = _now()
+            row.duration_s = (row.ended_at - _aware(row.started_at)).total_seconds()  # type: ignore[operator]
+            row.error = error
+            row.outputs = outputs or {}
+
+    def get_run(self, run_id: str) -> RunView:
+        """The run ``run_id`` (a unique prefix of at least 6 characters is enough)."""
+        with self._session() as session:
+            return _view(self._get(session, run_id))
+
+    def list_runs(self, *, limit: int = 20, status: str | None = None,
+                  model_name: str | None = None) -> list[RunView]:
+        """The newest runs first."""
+        query = sa.select(PipelineRun).options(selectinload(PipelineRun.steps))
+        if status is not None:
+            query = query.where(PipelineRun.status == status)
+        if model_name is not None:
+            query = query.where(PipelineRun.model_name == model_name)
+        query = query.order_by(PipelineRun.created_at.desc()).limit(limit)
+        with self._session() as session:
+            return [_view(run) for run in session.scalars(query)]
+
+    def _get(self, session: Session, run_id: str) -> PipelineRun:
+        run = session.get(PipelineRun, run_id)
+        if run is not None:
+            return run
+        if len(run_id) >= 6:
+            matches: Sequence[PipelineRun] = session.scalars(
+                sa.select(PipelineRun).where(PipelineRun.id.startswith(run_id)).limit(2)
+            ).all()
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise RunNotFoundError(f"run id prefix {run_id!r} matches several runs; give more")
+        raise RunNotFoundError(
+            f"no run with id {run_id!r} in the metadata store; `loopml runs list` shows the ids"
+        )
+
+
+def _view(run: PipelineRun) -> RunView:
+    return RunView(
+        id=run.id,
+        status=run.status,
+        experiment_name=run.experiment_name,
+        model_name=run.model_name,
+        spec_text=run.spec_text,
+        spec_hash=run.spec_hash,
+        spec_source=run.spec_source,
+        created_at=_aware(run.created_at),  # type: ignore[arg-type]
+        started_at=_aware(run.started_at),
+        ended_at=_aware(run.ended_at),
+        executor=run.executor,
+        host=run.host,
+        user=run.user,
+        loopml_version=run.loopml_version,
+        git_commit=run.git_commit,
+        data_fingerprint=run.data_fingerprint,
+        mlflow_experiment_id=run.mlflow_experiment_id,
+        mlflow_run_id=run.mlflow_run_id,
+        attempts=run.attempts,
+        error=run.error,
+        traceback=run.traceback,
+        values=dict(run.values or {}),
+        steps=tuple(
+            StepView(
+                position=step.position,
+                name=step.name,
+                attempt=step.attempt,
+                status=step.status,
+                params=dict(step.params),
+                started_at=_aware(step.started_at),  # type: ignore[arg-type]
+                ended_at=_aware(step.ended_at),
+                duration_s=step.duration_s,
+                error=step.error,
+                host=step.host,
+                outputs=dict(step.outputs or {}),
+            )
+            for step in run.steps
+        ),
+    )

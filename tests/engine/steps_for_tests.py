@@ -1,0 +1,40 @@
+"""Small real steps the engine tests plug in, the way a third-party package would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loopml.core.context import StepContext
+from loopml.steps import StepParams, step
+
+
+class CountParams(StepParams):
+    """Where to append a line each time the step runs."""
+
+    ledger: str
+
+
+@step("count_runs", params=CountParams)
+def count_runs(context: StepContext, params: CountParams) -> None:
+    """Append to a ledger file, so a test can tell how often the step really ran."""
+    with Path(params.ledger).open("a") as handle:
+        handle.write(f"{context.run_id}\n")
+    context.values["counted"] = len(context.require_frame())
+    context.reports["row_count"] = {"rows": len(context.require_frame())}
+
+
+class FlakyParams(StepParams):
+    """Fails while the trip file exists."""
+
+    trip_file: str
+
+
+@step("flaky", params=FlakyParams)
+def flaky(context: StepContext, params: FlakyParams) -> None:
+    """Raise while ``trip_file`` exists; otherwise double a column of the training frame."""
+    if Path(params.trip_file).exists():
+        raise RuntimeError(f"tripped by {params.trip_file}")
+    frame = context.require_frame().copy()
+    frame["doubled"] = frame["a"] * 2
+    context.data["train"] = frame
+    context.values["seen_counted"] = context.values["counted"]

@@ -1,0 +1,130 @@
+"""The engine end to end on real stores: run, fail, resume, and nothing written for bad specs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loopml.core.errors import SpecError, StepError
+from loopml.core.settings import Settings
+from loopml.core.spec import parse_spec
+from loopml.engine import resume_run, run_pipeline
+from loopml.steps.registry import StepRegistry
+from loopml.store import MetadataStore
+from tests.engine import steps_for_tests
+
+
+@pytest.fixture
+def registry() -> StepRegistry:
+    registry = StepRegistry.with_builtins(plugins=False)
+    registry.add("count_runs", steps_for_tests.count_runs)
+    registry.add("flaky", steps_for_tests.flaky)
+    return registry
+
+
+def _spec(tmp_path: Path, steps: list[dict[str, object]], target: str = "Class") -> str:
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,Class\n1,2,0\n3,4,1\n5,6,0\n")
+    return json.dumps({
+        "pipeline": [{"MLSteps": [{"load_data_from_file": {"path": "data.csv"}}, *steps]}],
+        "experiment_config": {"experiment_name": "engine-tests", "model_name": "m",
+                              "main_metric": "F1", "problem_type": "classification",
+                              "target": target},
+    })
+
+
+def test_a_run_is_recorded_with_provenance_and_step_timings(
+    tmp_path: Path, settings: Settings, registry: StepRegistry
+) -> None:
+    ledger = tmp_path / "ledger.txt"
+    text = _spec(tmp_path, [{"count_runs": {"ledger": str(ledger)}}])
+    result = run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings,
+                          registry=registry)
+    run = result.run
+    assert run.status == "succeeded"
+    assert run.spec_text == text
+    assert len(run.spec_hash) == 64
+    assert run.data_fingerprint and run.values["data_shape"] == [3, 3]
+    assert run.host and run.user and run.loopml_version
+    assert run.mlflow_run_id
+    assert [(s.name, s.status, s.attempt) for s in run.steps] == [
+        ("load_data_from_file", "succeeded", 1), ("count_runs", "succeeded", 1)]
+    assert all(s.duration_s is not None and s.duration_s >= 0 for s in run.steps)
+    assert set(run.steps[0].outputs) == {"data/train", "values/data_fingerprint",
+                                         "values/data_source", "values/data_shape"}
+    assert result.context.reports["row_count"] == {"rows": 3}
+
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking)
+    parent = mlflow.get_run(run.mlflow_run_id)
+    assert parent.data.tags["loopml.run_id"] == run.id
+    assert parent.info.status == "FINISHED"
+
+
+def test_resume_reruns_only_the_failed_step(
+    tmp_path: Path, settings: Settings, registry: StepRegistry
+) -> None:
+    ledger, trip = tmp_path / "ledger.txt", tmp_path / "trip"
+    trip.touch()
+    text = _spec(tmp_path, [{"count_runs": {"ledger": str(ledger)}},
+                            {"flaky": {"trip_file": str(trip)}}])
+    with pytest.raises(StepError, match="tripped by") as caught:
+        run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings,
+                     registry=registry)
+    assert caught.value.position == 2
+
+    store = MetadataStore(settings.database)
+    (failed,) = store.list_runs()
+    assert failed.status == "failed"
+    assert failed.error is not None and "tripped by" in failed.error
+    assert failed.traceback is not None and "RuntimeError" in failed.traceback
+    before = failed.latest_steps()
+
+    trip.unlink()
+    result = resume_run(failed.id[:8], settings, registry=registry)
+    resumed = store.get_run(failed.id)
+    store.close()
+
+    assert resumed.status == "succeeded" and resumed.attempts == 2
+    after = resumed.latest_steps()
+    for position in (0, 1):  # earlier steps untouched: same single attempt, same timings
+        assert after[position].attempt == 1
+        assert after[position].started_at == before[position].started_at
+        assert after[position].ended_at == before[position].ended_at
+    assert [(s.position, s.attempt, s.status) for s in resumed.steps if s.position == 2] == [
+        (2, 1, "failed"), (2, 2, "succeeded")]
+    assert after[2].started_at > before[2].started_at
+    assert ledger.read_text().count("\n") == 1  # count_runs ran exactly once
+    # the resumed step saw what the earlier steps made, restored from the artifacts
+    assert result.context.values["seen_counted"] == 3
+    assert list(result.context.data["train"]["doubled"]) == [2, 6, 10]
+
+
+def test_resuming_a_succeeded_run_is_refused(
+    tmp_path: Path, settings: Settings, registry: StepRegistry
+) -> None:
+    result = run_pipeline(parse_spec(_spec(tmp_path, []), source=tmp_path / "s.json"), settings,
+                          registry=registry)
+    with pytest.raises(Exception, match="already succeeded"):
+        resume_run(result.run.id, settings, registry=registry)
+
+
+def test_a_bad_spec_writes_nothing_to_any_store(
+    tmp_path: Path, settings: Settings, registry: StepRegistry
+) -> None:
+    text = _spec(tmp_path, [{"count_runz": {}}], target="Clas")
+    with pytest.raises(SpecError) as caught:
+        run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings,
+                     registry=registry)
+    paths = {issue.path for issue in caught.value.issues}
+    assert paths == {"pipeline[0].MLSteps[1].count_runz", "experiment_config.target"}
+    assert not settings.home.exists()
+    if settings.database.startswith("sqlite"):
+        assert not Path(settings.database.removeprefix("sqlite:///")).exists()
+    else:
+        store = MetadataStore(settings.database)
+        assert store.list_runs() == []
+        store.close()
