@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# Rich sizes tables to the terminal; tests read whole rows, so give them room.
+os.environ.setdefault("COLUMNS", "200")
+
 from loopml.core.settings import Settings, get_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -84,8 +87,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def settings(tmp_path: Path, tracking_uri: str, database_url: str) -> Settings:
     """Settings pointing at a temp home, the session's MLflow store and the test's database."""
-    return Settings(home=tmp_path / "home", tracking_uri=tracking_uri, database_url=database_url,
-                    artifact_root=(tmp_path / "artifacts").as_uri())
+    return Settings(
+        home=tmp_path / "home",
+        tracking_uri=tracking_uri,
+        database_url=database_url,
+        artifact_root=(tmp_path / "artifacts").as_uri(),
+    )
 
 
 @pytest.fixture

@@ -22,7 +22,10 @@ EXPERIMENT = {
 def test_seed_specs_parse_verbatim() -> None:
     kaggle = read_spec_file(FIXTURES / "seed_kaggle_spec.json")
     assert [call.name for call in kaggle.steps] == [
-        "load_data_from_kaggle", "train_model", "register_model"]
+        "load_data_from_kaggle",
+        "train_model",
+        "register_model",
+    ]
     assert kaggle.steps[1].path == "pipeline[0].MLSteps[1].train_model"
     assert kaggle.experiment.main_metric == "F1"
 

@@ -27,12 +27,18 @@ def registry() -> StepRegistry:
 def _spec(tmp_path: Path, steps: list[dict[str, object]], target: str = "Class") -> str:
     data = tmp_path / "data.csv"
     data.write_text("a,b,Class\n1,2,0\n3,4,1\n5,6,0\n")
-    return json.dumps({
-        "pipeline": [{"MLSteps": [{"load_data_from_file": {"path": "data.csv"}}, *steps]}],
-        "experiment_config": {"experiment_name": "engine-tests", "model_name": "m",
-                              "main_metric": "F1", "problem_type": "classification",
-                              "target": target},
-    })
+    return json.dumps(
+        {
+            "pipeline": [{"MLSteps": [{"load_data_from_file": {"path": "data.csv"}}, *steps]}],
+            "experiment_config": {
+                "experiment_name": "engine-tests",
+                "model_name": "m",
+                "main_metric": "F1",
+                "problem_type": "classification",
+                "target": target,
+            },
+        }
+    )
 
 
 def test_a_run_is_recorded_with_provenance_and_step_timings(
@@ -40,8 +46,9 @@ def test_a_run_is_recorded_with_provenance_and_step_timings(
 ) -> None:
     ledger = tmp_path / "ledger.txt"
     text = _spec(tmp_path, [{"count_runs": {"ledger": str(ledger)}}])
-    result = run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings,
-                          registry=registry)
+    result = run_pipeline(
+        parse_spec(text, source=tmp_path / "spec.json"), settings, registry=registry
+    )
     run = result.run
     assert run.status == "succeeded"
     assert run.spec_text == text
@@ -50,10 +57,16 @@ def test_a_run_is_recorded_with_provenance_and_step_timings(
     assert run.host and run.user and run.loopml_version
     assert run.mlflow_run_id
     assert [(s.name, s.status, s.attempt) for s in run.steps] == [
-        ("load_data_from_file", "succeeded", 1), ("count_runs", "succeeded", 1)]
+        ("load_data_from_file", "succeeded", 1),
+        ("count_runs", "succeeded", 1),
+    ]
     assert all(s.duration_s is not None and s.duration_s >= 0 for s in run.steps)
-    assert set(run.steps[0].outputs) == {"data/train", "values/data_fingerprint",
-                                         "values/data_source", "values/data_shape"}
+    assert set(run.steps[0].outputs) == {
+        "data/train",
+        "values/data_fingerprint",
+        "values/data_source",
+        "values/data_shape",
+    }
     assert result.context.reports["row_count"] == {"rows": 3}
 
     import mlflow
@@ -69,11 +82,11 @@ def test_resume_reruns_only_the_failed_step(
 ) -> None:
     ledger, trip = tmp_path / "ledger.txt", tmp_path / "trip"
     trip.touch()
-    text = _spec(tmp_path, [{"count_runs": {"ledger": str(ledger)}},
-                            {"flaky": {"trip_file": str(trip)}}])
+    text = _spec(
+        tmp_path, [{"count_runs": {"ledger": str(ledger)}}, {"flaky": {"trip_file": str(trip)}}]
+    )
     with pytest.raises(StepError, match="tripped by") as caught:
-        run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings,
-                     registry=registry)
+        run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings, registry=registry)
     assert caught.value.position == 2
 
     store = MetadataStore(settings.database)
@@ -95,7 +108,9 @@ def test_resume_reruns_only_the_failed_step(
         assert after[position].started_at == before[position].started_at
         assert after[position].ended_at == before[position].ended_at
     assert [(s.position, s.attempt, s.status) for s in resumed.steps if s.position == 2] == [
-        (2, 1, "failed"), (2, 2, "succeeded")]
+        (2, 1, "failed"),
+        (2, 2, "succeeded"),
+    ]
     assert after[2].started_at > before[2].started_at
     assert ledger.read_text().count("\n") == 1  # count_runs ran exactly once
     # the resumed step saw what the earlier steps made, restored from the artifacts
@@ -106,8 +121,9 @@ def test_resume_reruns_only_the_failed_step(
 def test_resuming_a_succeeded_run_is_refused(
     tmp_path: Path, settings: Settings, registry: StepRegistry
 ) -> None:
-    result = run_pipeline(parse_spec(_spec(tmp_path, []), source=tmp_path / "s.json"), settings,
-                          registry=registry)
+    result = run_pipeline(
+        parse_spec(_spec(tmp_path, []), source=tmp_path / "s.json"), settings, registry=registry
+    )
     with pytest.raises(Exception, match="already succeeded"):
         resume_run(result.run.id, settings, registry=registry)
 
@@ -117,8 +133,7 @@ def test_a_bad_spec_writes_nothing_to_any_store(
 ) -> None:
     text = _spec(tmp_path, [{"count_runz": {}}], target="Clas")
     with pytest.raises(SpecError) as caught:
-        run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings,
-                     registry=registry)
+        run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings, registry=registry)
     paths = {issue.path for issue in caught.value.issues}
     assert paths == {"pipeline[0].MLSteps[1].count_runz", "experiment_config.target"}
     assert not settings.home.exists()

@@ -25,10 +25,11 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(steps_app, name="steps")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
-SpecArg = Annotated[Path, typer.Argument(help="Pipeline spec, JSON (lenient) or YAML.",
-                                         show_default=False)]
+SpecArg = Annotated[
+    Path, typer.Argument(help="Pipeline spec, JSON (lenient) or YAML.", show_default=False)
+]
 
 
 def fail(error: LoopmlError) -> NoReturn:
@@ -54,27 +55,30 @@ def settings() -> Settings:
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False
-         ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 @app.command()
 def validate(spec: SpecArg) -> None:
     """Check a spec without running it: every problem at once, exit code 2 if any."""
-    from loopml.core.spec import read_spec_file
-    from loopml.engine import check_spec
+    from loopml.engine import load_spec
     from loopml.steps.registry import StepRegistry
 
     try:
-        parsed = read_spec_file(spec)
-        steps = check_spec(parsed, StepRegistry.with_builtins())
+        parsed, steps = load_spec(spec, StepRegistry.with_builtins())
     except LoopmlError as error:
         fail(error)
-    out.print(f"[green]ok[/] {spec}: {len(steps)} steps "
-              f"({', '.join(item.call.name for item in steps)}), "
-              f"target {parsed.experiment.target!r}, main metric {parsed.experiment.main_metric}")
+    out.print(
+        f"[green]ok[/] {spec}: {len(steps)} steps "
+        f"({', '.join(item.call.name for item in steps)}), "
+        f"target {parsed.experiment.target!r}, main metric {parsed.experiment.main_metric}"
+    )
 
 
 @app.command()
@@ -82,14 +86,15 @@ def run(spec: SpecArg) -> None:
     """Run a spec end to end on this machine, with progress, and print what it produced."""
     from loopml.cli.progress import RichObserver
     from loopml.cli.report import print_result
-    from loopml.core.spec import read_spec_file
-    from loopml.engine import run_pipeline
+    from loopml.engine import load_spec, run_pipeline
+    from loopml.steps.registry import StepRegistry
 
     config = settings()
+    registry = StepRegistry.with_builtins()
     try:
-        parsed = read_spec_file(spec)
+        parsed, _ = load_spec(spec, registry)
         with RichObserver(out) as observer:
-            result = run_pipeline(parsed, config, observer=observer)
+            result = run_pipeline(parsed, config, registry=registry, observer=observer)
     except LoopmlError as error:
         fail(error)
     print_result(out, result)
@@ -118,10 +123,11 @@ def runs_list(
 
 
 @runs_app.command("show")
-def runs_show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
-              spec: Annotated[bool, typer.Option(help="Also print the spec as given.")] = False,
-              trace: Annotated[bool, typer.Option(help="Also print the failure traceback.")]
-              = False) -> None:
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    spec: Annotated[bool, typer.Option(help="Also print the spec as given.")] = False,
+    trace: Annotated[bool, typer.Option(help="Also print the failure traceback.")] = False,
+) -> None:
     """Show one run: provenance, status, and every step attempt with timings and outputs."""
     from loopml.cli.render import run_details, steps_table
     from loopml.store import MetadataStore
@@ -141,8 +147,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique pr
 
 
 @runs_app.command("resume")
-def runs_resume(run_id: Annotated[str, typer.Argument(help="Failed run id (or prefix).")]
-                ) -> None:
+def runs_resume(run_id: Annotated[str, typer.Argument(help="Failed run id (or prefix).")]) -> None:
     """Re-run a failed run from its failed step, reusing what the earlier steps produced."""
     from loopml.cli.progress import RichObserver
     from loopml.cli.report import print_result
@@ -175,7 +180,7 @@ def steps_list() -> None:
         summary = definition.summary if definition else "[red]failed to load[/]"
         table.add_row(name, registry.origins[name], params, summary)
     out.print(table)
-    for name, why in registry.problems().items():
+    for why in registry.problems().values():
         err.print(f"[yellow]warning:[/] {_escape(why)}")
     if registry.problems():
         err.print(f"{len(registry.problems())} step(s) unavailable")

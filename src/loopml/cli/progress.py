@@ -38,8 +38,12 @@ class RichObserver:
         self.progress.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.progress.stop()
 
     def run_started(self, run_id: str, steps: Sequence[str], first: int) -> None:

@@ -27,15 +27,30 @@ def status(value: str) -> str:
 
 def runs_table(runs: list[RunView]) -> Table:
     table = Table(title="pipeline runs", show_lines=False)
-    for column in ("run id", "status", "model", "experiment", "started", "duration", "steps",
-                   "executor"):
+    for column in (
+        "run id",
+        "status",
+        "model",
+        "experiment",
+        "started",
+        "duration",
+        "steps",
+        "executor",
+    ):
         table.add_column(column)
     for run in runs:
         latest = run.latest_steps()
         done = sum(1 for step in latest.values() if step.status == "succeeded")
-        table.add_row(run.id, status(run.status), run.model_name, run.experiment_name,
-                      when(run.started_at), seconds(run.duration_s), f"{done}/{len(latest)}",
-                      f"{run.executor}@{run.host}")
+        table.add_row(
+            run.id,
+            status(run.status),
+            run.model_name,
+            run.experiment_name,
+            when(run.started_at),
+            seconds(run.duration_s),
+            f"{done}/{len(latest)}",
+            f"{run.executor}@{run.host}",
+        )
     return table
 
 
@@ -73,9 +88,16 @@ def steps_table(run: RunView) -> Table:
     for column in ("#", "step", "attempt", "status", "started", "duration", "outputs", "error"):
         table.add_column(column)
     for step in run.steps:
-        table.add_row(str(step.position), step.name, str(step.attempt), status(step.status),
-                      when(step.started_at), seconds(step.duration_s),
-                      ", ".join(step.outputs) or "-", step.error or "")
+        table.add_row(
+            str(step.position),
+            step.name,
+            str(step.attempt),
+            status(step.status),
+            when(step.started_at),
+            seconds(step.duration_s),
+            ", ".join(step.outputs) or "-",
+            step.error or "",
+        )
     return table
 
 

@@ -53,6 +53,7 @@ class StepContext:
     experiment: ExperimentConfig
     settings: Settings
     base_dir: Path
+    spec_hash: str = ""
     mlflow_run_id: str | None = None
     data: dict[str, pd.DataFrame] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)

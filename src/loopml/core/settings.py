@@ -48,6 +48,14 @@ class Settings(BaseSettings):
         default=None,
         description="Celery broker; unset means the embedded broker (no server).",
     )
+    trust_registry_models: bool = Field(
+        default=True,
+        description=(
+            "Load models from the configured registry even though loading runs code from the "
+            "model file (MLflow's MLFLOW_ALLOW_PICKLE_DESERIALIZATION). Turn off for a registry "
+            "others can write to."
+        ),
+    )
     settings_file: Path | None = Field(
         default=None,
         description="Optional YAML or JSON file of settings; the environment wins over it.",

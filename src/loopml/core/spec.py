@@ -104,44 +104,87 @@ class PipelineSpec:
         return self.source.parent if self.source is not None else Path.cwd()
 
     @property
-    def name(self) -> str:
-        return self.source.name if self.source is not None else "<spec>"
+    def label(self) -> str | None:
+        """How errors name this spec: its file, when it came from one."""
+        return str(self.source) if self.source is not None else None
 
 
-def read_spec_file(path: Path) -> PipelineSpec:
-    """Read and check the frame of the spec at ``path``."""
+@dataclass(frozen=True)
+class SpecDraft:
+    """A parsed spec whose frame may still have issues, so later checks can add theirs."""
+
+    steps: tuple[StepCall, ...]
+    experiment: ExperimentConfig | None
+    document: Mapping[str, Any]
+    text: str
+    source: Path | None
+    issues: tuple[SpecIssue, ...]
+
+    @property
+    def label(self) -> str | None:
+        return str(self.source) if self.source is not None else None
+
+    def complete(self) -> PipelineSpec:
+        """The spec, or one SpecError with every frame issue."""
+        if self.issues or self.experiment is None:
+            raise SpecError(self.issues, self.label)
+        return PipelineSpec(self.steps, self.experiment, self.document, self.text, self.source)
+
+
+def read_spec_text(path: Path) -> str:
+    """The text of the spec file at ``path``, or a SpecError saying why it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([SpecIssue("", f"spec file {path} does not exist")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([SpecIssue("", f"cannot read spec file {path}: {exc}")]) from exc
-    return parse_spec(text, source=path.resolve())
+
+
+def read_spec_file(path: Path) -> PipelineSpec:
+    """Read and check the frame of the spec at ``path``."""
+    return parse_spec(read_spec_text(path), source=path.resolve())
 
 
 def parse_spec(text: str, source: Path | None = None) -> PipelineSpec:
     """Parse ``text`` (JSON, lenient, or YAML) and check its frame; raise one SpecError for all."""
+    return draft_spec(text, source).complete()
+
+
+def draft_spec(text: str, source: Path | None = None) -> SpecDraft:
+    """Parse ``text`` and collect the frame's issues without raising for them.
+
+    Only text that is not JSON/YAML at all, or not a mapping, raises here.
+    """
     label = str(source) if source is not None else None
     document = _load_document(text, source)
     issues: list[SpecIssue] = []
     if not isinstance(document, dict):
         raise SpecError(
-            [SpecIssue("", "a spec must be a mapping", found=type(document).__name__,
-                       allowed="keys " + ", ".join(TOP_LEVEL_KEYS))],
+            [
+                SpecIssue(
+                    "",
+                    "a spec must be a mapping",
+                    found=type(document).__name__,
+                    allowed="keys " + ", ".join(TOP_LEVEL_KEYS),
+                )
+            ],
             label,
         )
     for key in document:
         if key not in TOP_LEVEL_KEYS:
             issues.append(
-                SpecIssue(str(key), "unknown top-level key", found=repr(key),
-                          allowed=", ".join(TOP_LEVEL_KEYS),
-                          suggestion=closest(str(key), TOP_LEVEL_KEYS))
+                SpecIssue(
+                    str(key),
+                    "unknown top-level key",
+                    found=repr(key),
+                    allowed=", ".join(TOP_LEVEL_KEYS),
+                    suggestion=closest(str(key), TOP_LEVEL_KEYS),
+                )
             )
     steps = _read_steps(document.get("pipeline"), issues)
     experiment = _read_experiment(document.get("experiment_config"), issues)
-    if issues or experiment is None:
-        raise SpecError(issues, label)
-    return PipelineSpec(tuple(steps), experiment, document, text, source)
+    return SpecDraft(tuple(steps), experiment, document, text, source, tuple(issues))
 
 
 def _load_document(text: str, source: Path | None) -> Any:
@@ -174,47 +217,84 @@ def _load_yaml(text: str, label: str | None) -> Any:
 
 def _read_steps(pipeline: Any, issues: list[SpecIssue]) -> list[StepCall]:
     if pipeline is None:
-        issues.append(SpecIssue("pipeline", "required key is missing",
-                                allowed='a list like [{"MLSteps": [{"<step>": {...}}]}]'))
+        issues.append(
+            SpecIssue(
+                "pipeline",
+                "required key is missing",
+                allowed='a list like [{"MLSteps": [{"<step>": {...}}]}]',
+            )
+        )
         return []
     if not isinstance(pipeline, list) or not pipeline:
-        issues.append(SpecIssue("pipeline", "must be a non-empty list of stages",
-                                found=_kind(pipeline), allowed='[{"MLSteps": [...]}]'))
+        issues.append(
+            SpecIssue(
+                "pipeline",
+                "must be a non-empty list of stages",
+                found=_kind(pipeline),
+                allowed='[{"MLSteps": [...]}]',
+            )
+        )
         return []
     steps: list[StepCall] = []
     for i, stage in enumerate(pipeline):
         here = f"pipeline[{i}]"
         if not isinstance(stage, dict):
-            issues.append(SpecIssue(here, "a stage must be a mapping", found=_kind(stage),
-                                    allowed='{"MLSteps": [...]}'))
+            issues.append(
+                SpecIssue(
+                    here,
+                    "a stage must be a mapping",
+                    found=_kind(stage),
+                    allowed='{"MLSteps": [...]}',
+                )
+            )
             continue
         for key in stage:
             if key not in STAGE_KEYS:
-                issues.append(SpecIssue(f"{here}.{key}", "unknown stage key", found=repr(key),
-                                        allowed=", ".join(STAGE_KEYS),
-                                        suggestion=closest(str(key), STAGE_KEYS)))
+                issues.append(
+                    SpecIssue(
+                        f"{here}.{key}",
+                        "unknown stage key",
+                        found=repr(key),
+                        allowed=", ".join(STAGE_KEYS),
+                        suggestion=closest(str(key), STAGE_KEYS),
+                    )
+                )
         calls = stage.get("MLSteps")
         if calls is None:
             if not any(closest(str(k), STAGE_KEYS) for k in stage):
                 issues.append(SpecIssue(f"{here}.MLSteps", "required key is missing"))
             continue
         if not isinstance(calls, list) or not calls:
-            issues.append(SpecIssue(f"{here}.MLSteps", "must be a non-empty list of steps",
-                                    found=_kind(calls)))
+            issues.append(
+                SpecIssue(
+                    f"{here}.MLSteps", "must be a non-empty list of steps", found=_kind(calls)
+                )
+            )
             continue
         for j, call in enumerate(calls):
             location = f"{here}.MLSteps[{j}]"
             if not isinstance(call, dict) or len(call) != 1:
-                issues.append(SpecIssue(location, "each step is a mapping with exactly one key, "
-                                        "the step name", found=_kind(call),
-                                        allowed='{"<step name>": {<parameters>}}'))
+                issues.append(
+                    SpecIssue(
+                        location,
+                        "each step is a mapping with exactly one key, the step name",
+                        found=_kind(call),
+                        allowed='{"<step name>": {<parameters>}}',
+                    )
+                )
                 continue
             ((name, params),) = call.items()
             if params is None:
                 params = {}
             if not isinstance(params, dict):
-                issues.append(SpecIssue(f"{location}.{name}", "step parameters must be a mapping",
-                                        found=_kind(params), allowed="{} or {<name>: <value>}"))
+                issues.append(
+                    SpecIssue(
+                        f"{location}.{name}",
+                        "step parameters must be a mapping",
+                        found=_kind(params),
+                        allowed="{} or {<name>: <value>}",
+                    )
+                )
                 continue
             steps.append(StepCall(str(name), params, location))
     return steps
@@ -222,8 +302,13 @@ def _read_steps(pipeline: Any, issues: list[SpecIssue]) -> list[StepCall]:
 
 def _read_experiment(config: Any, issues: list[SpecIssue]) -> ExperimentConfig | None:
     if config is None:
-        issues.append(SpecIssue("experiment_config", "required key is missing",
-                                allowed=", ".join(ExperimentConfig.model_fields)))
+        issues.append(
+            SpecIssue(
+                "experiment_config",
+                "required key is missing",
+                allowed=", ".join(ExperimentConfig.model_fields),
+            )
+        )
         return None
     if not isinstance(config, dict):
         issues.append(SpecIssue("experiment_config", "must be a mapping", found=_kind(config)))

@@ -12,7 +12,15 @@ from typing import Literal
 ProblemType = Literal["classification", "regression"]
 PROBLEM_TYPES: tuple[str, ...] = ("classification", "regression")
 
-CLASSIFICATION_METRICS: tuple[str, ...] = ("Accuracy", "AUC", "Recall", "Prec.", "F1", "Kappa", "MCC")
+CLASSIFICATION_METRICS: tuple[str, ...] = (
+    "Accuracy",
+    "AUC",
+    "Recall",
+    "Prec.",
+    "F1",
+    "Kappa",
+    "MCC",
+)
 REGRESSION_METRICS: tuple[str, ...] = ("MAE", "MSE", "RMSE", "R2", "RMSLE", "MAPE")
 
 METRICS: dict[str, tuple[str, ...]] = {

@@ -33,8 +33,9 @@ def changed(context: StepContext, before: Snapshot) -> list[tuple[str, str]]:
     ]
 
 
-def persist(context: StepContext, entries: list[tuple[str, str]], artifact_path: str,
-            mlflow: Any) -> dict[str, str]:
+def persist(
+    context: StepContext, entries: list[tuple[str, str]], artifact_path: str, mlflow: Any
+) -> dict[str, str]:
     """Write ``entries`` to the active MLflow run; ``{"slot/key": artifact URI}``."""
     if not entries:
         return {}
@@ -86,4 +87,4 @@ def _read(path: Path) -> Any:
 
         return pd.read_parquet(path)
     with path.open("rb") as handle:
-        return pickle.load(handle)  # noqa: S301 - written by this run's own engine
+        return pickle.load(handle)

@@ -105,15 +105,23 @@ def run_pipeline(
             parent = mlflow.start_run(
                 experiment_id=experiment_id,
                 run_name=f"pipeline-{new_id[:8]}",
-                tags={"loopml.run_id": new_id, "loopml.spec_hash": spec.spec_hash,
-                      "loopml.kind": "pipeline"},
+                tags={
+                    "loopml.run_id": new_id,
+                    "loopml.spec_hash": spec.spec_hash,
+                    "loopml.kind": "pipeline",
+                },
             )
-            store.update_run(new_id, mlflow_experiment_id=experiment_id,
-                             mlflow_run_id=parent.info.run_id)
+            store.update_run(
+                new_id, mlflow_experiment_id=experiment_id, mlflow_run_id=parent.info.run_id
+            )
             mlflow.log_text(spec.text, "loopml/spec.txt")
         except Exception as exc:
-            store.finish_run(new_id, FAILED, error=f"{type(exc).__name__}: {exc}",
-                             traceback=traceback.format_exc())
+            store.finish_run(
+                new_id,
+                FAILED,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+            )
             raise
         context = _context(new_id, spec, settings, parent.info.run_id)
         return _execute(plan, context, store, mlflow, observer or _Silent(), first=0)
@@ -140,8 +148,11 @@ def resume_run(
         plan = _Plan(spec, check_spec(spec, registry, peek_data=False))
         latest = run.latest_steps()
         first = next(
-            (item.position for item in plan.steps
-             if latest.get(item.position) is None or latest[item.position].status != SUCCEEDED),
+            (
+                item.position
+                for item in plan.steps
+                if latest.get(item.position) is None or latest[item.position].status != SUCCEEDED
+            ),
             len(plan.steps),
         )
         mlflow = use_tracking(settings)
@@ -159,34 +170,57 @@ def _source(run: RunView) -> Path | None:
     return Path(run.spec_source) if run.spec_source else None
 
 
-def _context(run_id: str, spec: PipelineSpec, settings: Settings, mlflow_run_id: str | None
-             ) -> StepContext:
-    return StepContext(run_id=run_id, experiment=spec.experiment, settings=settings,
-                       base_dir=spec.base_dir, mlflow_run_id=mlflow_run_id)
+def _context(
+    run_id: str, spec: PipelineSpec, settings: Settings, mlflow_run_id: str | None
+) -> StepContext:
+    return StepContext(
+        run_id=run_id,
+        experiment=spec.experiment,
+        settings=settings,
+        base_dir=spec.base_dir,
+        spec_hash=spec.spec_hash,
+        mlflow_run_id=mlflow_run_id,
+    )
 
 
-def _execute(plan: _Plan, context: StepContext, store: MetadataStore, mlflow: Any,
-             observer: RunObserver, *, first: int) -> PipelineResult:
+def _execute(
+    plan: _Plan,
+    context: StepContext,
+    store: MetadataStore,
+    mlflow: Any,
+    observer: RunObserver,
+    *,
+    first: int,
+) -> PipelineResult:
     observer.run_started(context.run_id, [item.call.name for item in plan.steps], first)
     context.progress = observer.step_progress
     host = socket.gethostname()
     for item in plan.steps[first:]:
         name = item.call.name
         observer.step_started(item.position, name)
-        step_id = store.start_step(context.run_id, item.position, name,
-                                   item.params.model_dump(mode="json"), host)
+        step_id = store.start_step(
+            context.run_id, item.position, name, item.params.model_dump(mode="json"), host
+        )
         started = time.perf_counter()
         before = outputs.snapshot(context)
         try:
             item.definition(context, item.params)
             _check_target(context, item)
-            pointers = outputs.persist(context, outputs.changed(context, before),
-                                       f"loopml/steps/{item.position:02d}_{name}", mlflow)
+            pointers = outputs.persist(
+                context,
+                outputs.changed(context, before),
+                f"loopml/steps/{item.position:02d}_{name}",
+                mlflow,
+            )
         except BaseException as exc:
             seconds = time.perf_counter() - started
             store.finish_step(step_id, FAILED, error=f"{type(exc).__name__}: {exc}")
-            store.finish_run(context.run_id, FAILED, error=f"{type(exc).__name__}: {exc}",
-                             traceback=traceback.format_exc())
+            store.finish_run(
+                context.run_id,
+                FAILED,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+            )
             mlflow.end_run(status="FAILED")
             observer.step_finished(item.position, name, FAILED, seconds)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -194,8 +228,11 @@ def _execute(plan: _Plan, context: StepContext, store: MetadataStore, mlflow: An
             raise StepError(name, item.position, exc) from exc
         store.finish_step(step_id, SUCCEEDED, outputs=pointers)
         observer.step_finished(item.position, name, SUCCEEDED, time.perf_counter() - started)
-        store.update_run(context.run_id, data_fingerprint=context.values.get("data_fingerprint"),
-                         values=_jsonable(context.values))
+        store.update_run(
+            context.run_id,
+            data_fingerprint=context.values.get("data_fingerprint"),
+            values=_jsonable(context.values),
+        )
     store.finish_run(context.run_id, SUCCEEDED)
     mlflow.end_run(status="FINISHED")
     return PipelineResult(store.get_run(context.run_id), context)

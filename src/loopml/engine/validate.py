@@ -9,12 +9,13 @@ name its columns cheaply. All issues are collected and raised together.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from loopml.core.errors import DataError, PluginError, SpecError, SpecIssue
-from loopml.core.spec import PipelineSpec, StepCall
+from loopml.core.spec import ExperimentConfig, PipelineSpec, StepCall, draft_spec, read_spec_text
 from loopml.core.suggest import closest
 from loopml.core.validation import issues_from_validation_error
 from loopml.steps.base import StepDefinition
@@ -33,38 +34,71 @@ class CheckedStep:
     params: BaseModel
 
 
-def check_spec(spec: PipelineSpec, registry: StepRegistry, *, peek_data: bool = True
-               ) -> list[CheckedStep]:
+def load_spec(
+    path: Path, registry: StepRegistry, *, peek_data: bool = True
+) -> tuple[PipelineSpec, list[CheckedStep]]:
+    """Read the spec at ``path`` and check everything; all issues of the file in one SpecError."""
+    draft = draft_spec(read_spec_text(path), source=path.resolve())
+    issues = list(draft.issues)
+    checked = _check_steps(draft.steps, draft.experiment, registry, issues)
+    if peek_data and draft.experiment is not None:
+        issues.extend(_target_issues(draft.experiment.target, draft.source, checked))
+    if issues or draft.experiment is None:
+        raise SpecError(issues, draft.label)
+    return draft.complete(), checked
+
+
+def check_spec(
+    spec: PipelineSpec, registry: StepRegistry, *, peek_data: bool = True
+) -> list[CheckedStep]:
     """The spec's steps, ready to run, or one SpecError listing every problem.
 
     ``peek_data`` lets loaders read a file header or run a zero-row query to
     find the target column; steps that need the network are never contacted.
     """
     issues: list[SpecIssue] = []
+    checked = _check_steps(spec.steps, spec.experiment, registry, issues)
+    if peek_data:
+        issues.extend(_target_issues(spec.experiment.target, spec.source, checked))
+    _raise_if(issues, spec)
+    return checked
+
+
+def _raise_if(issues: list[SpecIssue], spec: PipelineSpec) -> None:
+    if issues:
+        raise SpecError(issues, spec.label)
+
+
+def _check_steps(calls: tuple[StepCall, ...], experiment: ExperimentConfig | None,
+                 registry: StepRegistry, issues: list[SpecIssue]) -> list[CheckedStep]:
     checked: list[CheckedStep] = []
-    for position, call in enumerate(spec.steps):
+    for position, call in enumerate(calls):
         definition = _definition(call, registry, issues)
         if definition is None:
             continue
         try:
-            params = definition.parse(dict(call.params), spec.experiment)
+            params = definition.parse(dict(call.params), experiment)
         except ValidationError as exc:
             issues.extend(issues_from_validation_error(exc, definition.params, call.path))
             continue
         checked.append(CheckedStep(position, call, definition, params))
-    if peek_data:
-        issues.extend(_target_issues(spec, checked))
-    if issues:
-        raise SpecError(issues, spec.name)
     return checked
 
 
-def _definition(call: StepCall, registry: StepRegistry, issues: list[SpecIssue]
-                ) -> StepDefinition[Any] | None:
+def _definition(
+    call: StepCall, registry: StepRegistry, issues: list[SpecIssue]
+) -> StepDefinition[Any] | None:
     names = registry.names()
     if call.name not in names:
-        issues.append(SpecIssue(call.path, "unknown step", found=repr(call.name),
-                                allowed=", ".join(names), suggestion=closest(call.name, names)))
+        issues.append(
+            SpecIssue(
+                call.path,
+                "unknown step",
+                found=repr(call.name),
+                allowed=", ".join(names),
+                suggestion=closest(call.name, names),
+            )
+        )
         return None
     try:
         return registry.get(call.name)
@@ -73,9 +107,11 @@ def _definition(call: StepCall, registry: StepRegistry, issues: list[SpecIssue]
         return None
 
 
-def _target_issues(spec: PipelineSpec, checked: list[CheckedStep]) -> list[SpecIssue]:
+def _target_issues(
+    target: str, source: Path | None, checked: list[CheckedStep]
+) -> list[SpecIssue]:
     """A missing target column, found from the first loader of the training frame."""
-    target = spec.experiment.target
+    base_dir = source.parent if source is not None else Path.cwd()
     for item in checked:
         definition = item.definition
         if getattr(item.params, "frame", None) != TRAINING_FRAME:
@@ -83,7 +119,7 @@ def _target_issues(spec: PipelineSpec, checked: list[CheckedStep]) -> list[SpecI
         if definition.peek_columns is None or definition.needs_network:
             return []
         try:
-            columns = definition.peek_columns(item.params, spec.base_dir)
+            columns = definition.peek_columns(item.params, base_dir)
         except DataError as exc:
             return [SpecIssue(item.call.path, str(exc))]
         if columns is None or target in columns:

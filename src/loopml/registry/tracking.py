@@ -15,9 +15,18 @@ from loopml.core.settings import Settings
 
 
 def use_tracking(settings: Settings) -> Any:
-    """Point MLflow at the configured tracking and registry URI; the ``mlflow`` module."""
+    """Point MLflow at the configured tracking and registry URI; the ``mlflow`` module.
+
+    MLflow 3.17 refuses to load any scikit-learn model unless
+    ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is true; loopml's registry holds the
+    models loopml trained, so ``trust_registry_models`` (on by default) sets it.
+    """
+    import os
+
     import mlflow
 
+    if settings.trust_registry_models:
+        os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
     if settings.tracking.startswith("sqlite:///"):
         settings.ensure_home()
     mlflow.set_tracking_uri(settings.tracking)
@@ -39,7 +48,12 @@ def ensure_experiment(settings: Settings, name: str) -> str:
             return str(existing.experiment_id)
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "experiment"
         location = f"{settings.artifacts.rstrip('/')}/{slug}"
-        return str(client.create_experiment(name, artifact_location=location))
+        try:
+            return str(client.create_experiment(name, artifact_location=location))
+        except MlflowException as exc:  # another worker created it a moment ago
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return str(client.get_experiment_by_name(name).experiment_id)
     except MlflowException as exc:
         raise ConfigError(
             f"MLflow at LOOPML_TRACKING_URI={settings.tracking} refused experiment {name!r}: "

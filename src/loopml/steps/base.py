@@ -48,11 +48,11 @@ class StepDefinition(Generic[P]):
     peek_columns: PeekColumns[P] | None = None
     needs_network: bool = False
 
-    def parse(self, raw: dict[str, Any], experiment: ExperimentConfig) -> P:
-        """Validate raw spec parameters; the experiment config is the validation context."""
-        return self.params.model_validate(
-            raw, context={"problem_type": experiment.problem_type, "experiment": experiment}
-        )
+    def parse(self, raw: dict[str, Any], experiment: ExperimentConfig | None) -> P:
+        """Validate raw spec parameters; the experiment config (if valid) is the context."""
+        context = {} if experiment is None else {
+            "problem_type": experiment.problem_type, "experiment": experiment}
+        return self.params.model_validate(raw, context=context)
 
     def __call__(self, context: StepContext, params: P) -> None:
         self.func(context, params)

@@ -49,8 +49,13 @@ def _peek_file(params: FileSource, base_dir: Path) -> list[str] | None:
         return None
     file_format = params.format or infer_format(path)
     try:
-        head = read_table(path, file_format, dict(params.read_options), nrows=5,
-                          storage_options=params.storage_options)
+        head = read_table(
+            path,
+            file_format,
+            dict(params.read_options),
+            nrows=5,
+            storage_options=params.storage_options,
+        )
     except DataError:
         return None
     return [str(name) for name in head.columns]
@@ -62,8 +67,9 @@ def load_data_from_file(context: StepContext, params: FileSource) -> None:
     path = context.resolve_path(params.path)
     file_format = params.format or infer_format(path)
     context.progress(f"reading {path}", 0, None)
-    frame = read_table(path, file_format, dict(params.read_options),
-                       storage_options=params.storage_options)
+    frame = read_table(
+        path, file_format, dict(params.read_options), storage_options=params.storage_options
+    )
     store_frame(context, params.frame, frame, path)
 
 
@@ -72,8 +78,9 @@ class SqlSource(StepParams):
 
     url: str = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db.")
     query: str = Field(description="A SELECT statement, or a table name.")
-    query_params: dict[str, Any] = Field(default_factory=dict,
-                                         description="Bound parameters (:name) of the query.")
+    query_params: dict[str, Any] = Field(
+        default_factory=dict, description="Bound parameters (:name) of the query."
+    )
     frame: str = Field(default="train", description="Name the loaded frame gets.")
 
 
@@ -118,11 +125,13 @@ def load_data_from_sql(context: StepContext, params: SqlSource) -> None:
     context.progress(f"querying {safe_url}", 0, None)
     try:
         with engine.connect() as connection:
-            frame = pd.read_sql_query(sa.text(_sql_text(params.query)), connection,
-                                      params=params.query_params)
-    except sa.exc.SQLAlchemyError as exc:
-        raise DataError(f"query against {safe_url} failed: {exc.__class__.__name__}: "
-                        f"{str(exc).splitlines()[0]}") from exc
+            frame = pd.read_sql_query(
+                sa.text(_sql_text(params.query)), connection, params=params.query_params
+            )
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) else exc
+        first_line = str(getattr(cause, "orig", None) or cause).splitlines()[0]
+        raise DataError(f"query against {safe_url} failed: {first_line}") from exc
     finally:
         engine.dispose()
     store_frame(context, params.frame, frame, safe_url)

@@ -56,18 +56,19 @@ def read_table(
         with fsspec.open(path, "rb", **(storage_options or {})) as handle:
             if file_format == "zip":
                 return _read_zip(handle, path, options, nrows)
+            frame: pd.DataFrame
             if file_format == "csv":
-                return pd.read_csv(handle, nrows=nrows, **options)
-            if file_format == "parquet":
+                frame = pd.read_csv(handle, nrows=nrows, **options)
+            elif file_format == "parquet":
                 frame = pd.read_parquet(handle, **options)
-                return frame.head(nrows) if nrows is not None else frame
-            lines = options.pop("lines", path.endswith(".jsonl"))
-            return pd.read_json(handle, lines=lines, nrows=nrows if lines else None, **options)
+                frame = frame.head(nrows) if nrows is not None else frame
+            else:
+                lines = options.pop("lines", path.endswith(".jsonl"))
+                frame = pd.read_json(handle, lines=lines, nrows=nrows if lines else None, **options)
+            return frame
     except FileNotFoundError as exc:
         raise DataError(f"data file {path!r} does not exist") from exc
     except (ValueError, OSError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, DataError):
-            raise
         raise DataError(f"cannot read {path!r} as {file_format}: {exc}") from exc
 
 
@@ -88,7 +89,8 @@ def _read_zip(handle: Any, path: str, options: dict[str, Any], nrows: int | None
             f"{', '.join(members) or 'nothing'}. Unzip it and point path at the CSV you want"
         )
     with archive.open(tables[0]) as member:
-        return pd.read_csv(member, nrows=nrows, **options)
+        frame: pd.DataFrame = pd.read_csv(member, nrows=nrows, **options)
+    return frame
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

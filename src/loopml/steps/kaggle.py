@@ -89,7 +89,9 @@ def download(api: Any, dataset: str, file_name: str, folder: Path) -> Path:
 def load_data_from_kaggle(context: StepContext, params: KaggleSource) -> None:
     """Download one file of a Kaggle dataset (official client) and load it."""
     folder = context.settings.home / "datasets" / "kaggle" / params.kaggle_dataset_name
-    context.progress(f"downloading {params.kaggle_dataset_name}/{params.training_file_name}", 0, None)
+    context.progress(
+        f"downloading {params.kaggle_dataset_name}/{params.training_file_name}", 0, None
+    )
     path = download(kaggle_client(), params.kaggle_dataset_name, params.training_file_name, folder)
     frame = read_table(str(path), infer_format(str(path)), dict(params.read_options))
     store_frame(context, params.frame, frame, f"kaggle:{params.kaggle_dataset_name}/{path.name}")

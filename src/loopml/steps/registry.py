@@ -98,8 +98,10 @@ class StepRegistry:
             definition = _import_definition(location)
         except Exception as exc:
             origin = self.origins.get(name, "unknown")
-            why = f"step {name!r} from {origin} ({location}) could not be loaded: " \
-                  f"{type(exc).__name__}: {exc}"
+            why = (
+                f"step {name!r} from {origin} ({location}) could not be loaded: "
+                f"{type(exc).__name__}: {exc}"
+            )
             self._broken[name] = why
             log.warning(why)
             raise PluginError(why) from exc

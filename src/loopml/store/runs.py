@@ -177,8 +177,9 @@ class MetadataStore:
             for name, value in fields.items():
                 setattr(run, name, value)
 
-    def finish_run(self, run_id: str, status: str, *, error: str | None = None,
-                   traceback: str | None = None) -> None:
+    def finish_run(
+        self, run_id: str, status: str, *, error: str | None = None, traceback: str | None = None
+    ) -> None:
         with self._session() as session, session.begin():
             run = self._get(session, run_id)
             run.status = status
@@ -186,8 +187,9 @@ class MetadataStore:
             run.traceback = traceback
             run.ended_at = _now()
 
-    def start_step(self, run_id: str, position: int, name: str, params: dict[str, Any],
-                   host: str) -> int:
+    def start_step(
+        self, run_id: str, position: int, name: str, params: dict[str, Any], host: str
+    ) -> int:
         """Record the start of an attempt at a step; the attempt's row id."""
         with self._session() as session, session.begin():
             previous = session.scalar(
@@ -210,8 +212,14 @@ class MetadataStore:
             session.flush()
             return row.id
 
-    def finish_step(self, step_id: int, status: str, *, outputs: dict[str, Any] | None = None,
-                    error: str | None = None) -> None:
+    def finish_step(
+        self,
+        step_id: int,
+        status: str,
+        *,
+        outputs: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
         with self._session() as session, session.begin():
             row = session.get(StepRun, step_id)
             if row is None:
@@ -227,8 +235,9 @@ class MetadataStore:
         with self._session() as session:
             return _view(self._get(session, run_id))
 
-    def list_runs(self, *, limit: int = 20, status: str | None = None,
-                  model_name: str | None = None) -> list[RunView]:
+    def list_runs(
+        self, *, limit: int = 20, status: str | None = None, model_name: str | None = None
+    ) -> list[RunView]:
         """The newest runs first."""
         query = sa.select(PipelineRun).options(selectinload(PipelineRun.steps))
         if status is not None:

@@ -42,7 +42,8 @@ class PipelineRun(Base):
     values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     steps: Mapped[list[StepRun]] = relationship(
-        back_populates="run", order_by="(StepRun.position, StepRun.attempt)",
+        back_populates="run",
+        order_by="(StepRun.position, StepRun.attempt)",
         cascade="all, delete-orphan",
     )
 
@@ -53,8 +54,9 @@ class StepRun(Base):
     __tablename__ = "step_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="CASCADE"),
-                                        index=True)
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("pipeline_runs.id", ondelete="CASCADE"), index=True
+    )
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(255))
     attempt: Mapped[int] = mapped_column(Integer)

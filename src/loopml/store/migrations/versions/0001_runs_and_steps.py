@@ -45,9 +45,13 @@ def upgrade() -> None:
     op.create_table(
         "step_runs",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("run_id", sa.String(32),
-                  sa.ForeignKey("pipeline_runs.id", ondelete="CASCADE"), nullable=False,
-                  index=True),
+        sa.Column(
+            "run_id",
+            sa.String(32),
+            sa.ForeignKey("pipeline_runs.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install, then check everything CI checks: lint, types, layer contracts, tests.
+# Tests that need PostgreSQL skip when it is down, unless CI=true (then they fail).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+export PATH="$PWD/.venv/bin:$PATH"
+echo "== ruff";          ruff check src tests bench examples
+echo "== ruff format";   ruff format --check src tests bench examples
+echo "== mypy";          mypy
+echo "== import-linter"; lint-imports
+echo "== pytest";        pytest "$@"

@@ -1,0 +1,1 @@
+"""AutoML on scikit-learn: estimator catalog, preprocessing, CV compare, tune, ensemble."""
