@@ -1,0 +1,66 @@
+"""Logging candidates to MLflow: one nested run per model, the parent holding the comparison.
+
+Kept apart from the training logic so every step that produces models (train,
+tune, ensemble, a plugin) tracks them the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+_MAX_PARAM = 500
+
+
+@dataclass
+class CandidateRecord:
+    """What MLflow gets for one candidate model."""
+
+    name: str
+    kind: str
+    params: Mapping[str, Any]
+    fold_metrics: Mapping[str, Sequence[float]]
+    mean_metrics: Mapping[str, float]
+    std_metrics: Mapping[str, float]
+    holdout_metrics: Mapping[str, float]
+    fit_seconds: float
+    figures: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def metric_key(name: str) -> str:
+    """MLflow-safe metric name: ``Prec.`` becomes ``Prec``."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name).rstrip(".") or "metric"
+
+
+def log_candidate(mlflow: Any, record: CandidateRecord, model: Any | None,
+                  model_logger: Any | None = None) -> tuple[str, str | None]:
+    """A nested run for ``record`` (model logged when given); (run id, model URI)."""
+    with mlflow.start_run(run_name=record.name, nested=True,
+                          tags={"loopml.kind": record.kind, **record.tags}) as run:
+        params = {key: _param(value) for key, value in record.params.items()}
+        if params:
+            mlflow.log_params(params)
+        metrics: dict[str, float] = {"fit_time_s": float(record.fit_seconds)}
+        for metric, value in record.mean_metrics.items():
+            metrics[f"cv_{metric_key(metric)}_mean"] = float(value)
+        for metric, value in record.std_metrics.items():
+            metrics[f"cv_{metric_key(metric)}_std"] = float(value)
+        for metric, value in record.holdout_metrics.items():
+            metrics[f"holdout_{metric_key(metric)}"] = float(value)
+        mlflow.log_metrics({key: value for key, value in metrics.items() if value == value})
+        for metric, values in record.fold_metrics.items():
+            for fold, value in enumerate(values):
+                if value == value:  # NaN stays out of MLflow
+                    mlflow.log_metric(f"cv_{metric_key(metric)}", float(value), step=fold)
+        for name, figure in record.figures.items():
+            mlflow.log_figure(figure, f"plots/{name}.png")
+        model_uri = model_logger(model) if model is not None and model_logger else None
+        return run.info.run_id, model_uri
+
+
+def _param(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= _MAX_PARAM else text[: _MAX_PARAM - 3] + "..."
