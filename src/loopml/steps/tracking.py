@@ -64,3 +64,47 @@ def log_candidate(mlflow: Any, record: CandidateRecord, model: Any | None,
 def _param(value: Any) -> str:
     text = str(value)
     return text if len(text) <= _MAX_PARAM else text[: _MAX_PARAM - 3] + "..."
+
+
+_MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "imbalanced-learn", "lightgbm", "xgboost-cpu",
+                       "cloudpickle", "pandas", "numpy", "scipy", "loopml")
+
+
+def model_requirements() -> list[str]:
+    """Pinned requirements of a loopml model, read from this environment.
+
+    Given explicitly so MLflow does not load the model in a subprocess to
+    guess them, which costs seconds per logged model.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    pinned = []
+    for name in _MODEL_REQUIREMENTS:
+        try:
+            pinned.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return pinned
+
+
+def log_pipeline(mlflow: Any, pipeline: Any, example: Any, name: str = "model") -> str:
+    """Log a fitted scikit-learn/imbalanced-learn pipeline with signature and input example.
+
+    Cloudpickle rather than MLflow's default skops: skops refuses LightGBM,
+    XGBoost and loopml's own estimators unless each type is listed as
+    trusted, and MLflow 3.17 gates loading of every format behind the same
+    flag anyway (see ``Settings.trust_registry_models``).
+    """
+    from mlflow.models import infer_signature
+
+    output = pipeline.predict(example)
+    signature = infer_signature(example, output)
+    info = mlflow.sklearn.log_model(
+        pipeline,
+        name=name,
+        signature=signature,
+        input_example=example,
+        serialization_format="cloudpickle",
+        pip_requirements=model_requirements(),
+    )
+    return str(info.model_uri)

@@ -1,0 +1,88 @@
+"""The ``train_model`` step: compare, tune and ensemble models; track every candidate.
+
+Parameters are PyCaret's (``loopml.automl.config.TrainParams``). Each
+candidate becomes a nested MLflow run with its parameters, per-fold and
+holdout metrics, plots and its whole pipeline; the pipeline run gets the
+comparison grid. The best model, by ``main_metric``, is what later steps use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loopml.automl.config import TrainParams
+from loopml.core.context import StepContext
+from loopml.steps.base import step
+
+
+@step("train_model", params=TrainParams)
+def train_model(context: StepContext, params: TrainParams) -> None:
+    """Compare estimators on shared CV folds (+ tune, blend, stack); log all to MLflow."""
+    from loopml.automl.run import run_automl
+    from loopml.registry.tracking import use_tracking
+
+    frame = context.require_frame()
+    experiment = context.experiment
+    result = run_automl(frame, experiment.target, experiment.problem_type,
+                        experiment.main_metric, params, progress=context.progress)
+    mlflow = use_tracking(context.settings)
+    example = frame.drop(columns=[experiment.target]).head(5)
+    model_uris = _log_candidates(mlflow, result, example, context.progress)
+    best = result.best
+    mlflow.log_table(result.leaderboard, "comparison.json")
+    mlflow.log_text(result.leaderboard.to_csv(index=False), "comparison.csv")
+    mlflow.log_metrics({f"best_cv_{_key(k)}": v for k, v in best.mean_metrics.items()})
+    mlflow.set_tags({"loopml.best_model": best.name, "loopml.finalized": str(result.finalized)})
+
+    holdout = result.X_holdout.copy()
+    holdout[experiment.target] = result.holdout_labels()
+    context.data["holdout"] = holdout
+    context.models["best"] = best.model
+    context.reports["comparison"] = result.leaderboard
+    context.values.update({
+        "best_model": best.name,
+        "model_uri": model_uris[best.id][1],
+        "model_mlflow_run_id": model_uris[best.id][0],
+        "main_metric_value": best.mean_metrics[experiment.main_metric],
+        "train_seconds": round(result.seconds, 3),
+    })
+
+
+def _log_candidates(mlflow: Any, result: Any, example: Any, progress: Any
+                    ) -> dict[str, tuple[str, str]]:
+    from loopml.automl import plots
+    from loopml.steps.tracking import CandidateRecord, log_candidate, log_pipeline
+
+    labels = [str(label) for label in result.labels]
+    uris: dict[str, tuple[str, str]] = {}
+    total = len(result.candidates)
+    for done, candidate in enumerate(result.candidates):
+        progress("logging candidates to MLflow", done, total)
+        preprocess = candidate.model.named_steps["preprocess"]
+        try:
+            names = [str(n) for n in preprocess.get_feature_names_out()]
+        except (AttributeError, ValueError):
+            names = []
+        figures = plots.candidate_figures(result.problem_type, result.y_holdout,
+                                          candidate.holdout_scores, labels, candidate.estimator,
+                                          names)
+        record = CandidateRecord(
+            name=candidate.name, kind=candidate.kind, params=candidate.params,
+            fold_metrics=candidate.fold_metrics, mean_metrics=candidate.mean_metrics,
+            std_metrics=candidate.std_metrics, holdout_metrics=candidate.holdout_metrics,
+            fit_seconds=candidate.fit_seconds, figures=figures,
+            tags={"loopml.estimator_id": candidate.id,
+                  "loopml.best": str(candidate is result.best)},
+        )
+        run_id, uri = log_candidate(
+            mlflow, record, candidate.model,
+            model_logger=lambda model: log_pipeline(mlflow, model, example))
+        uris[candidate.id] = (run_id, str(uri))
+    progress("logging candidates to MLflow", total, total)
+    return uris
+
+
+def _key(metric: str) -> str:
+    from loopml.steps.tracking import metric_key
+
+    return metric_key(metric)
