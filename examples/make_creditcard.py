@@ -21,13 +21,30 @@ import pandas as pd
 
 DEFAULT_OUT = Path(__file__).parent / "data" / "creditcardfraud.zip"
 # Mean shift of fraud rows, in units of each component's spread.
-FRAUD_SHIFTS = {14: -2.6, 17: -2.2, 12: -2.0, 10: -1.8, 4: 1.7, 11: 1.6, 3: -1.4, 16: -1.3,
-                7: -1.2, 2: 1.0, 9: -1.0, 18: -0.8, 1: -0.8, 5: -0.6, 6: -0.5, 21: 0.4}
+FRAUD_SHIFTS = {
+    14: -2.6,
+    17: -2.2,
+    12: -2.0,
+    10: -1.8,
+    4: 1.7,
+    11: 1.6,
+    3: -1.4,
+    16: -1.3,
+    7: -1.2,
+    2: 1.0,
+    9: -1.0,
+    18: -0.8,
+    1: -0.8,
+    5: -0.6,
+    6: -0.5,
+    21: 0.4,
+}
 HIDDEN_FRAUD = 0.18  # share of fraud rows that look like normal ones
 
 
-def make_creditcard(n_rows: int = 50_000, positive_rate: float = 0.017, seed: int = 42,
-                    concept_shift: float = 0.0) -> pd.DataFrame:
+def make_creditcard(
+    n_rows: int = 50_000, positive_rate: float = 0.017, seed: int = 42, concept_shift: float = 0.0
+) -> pd.DataFrame:
     """The data set as a frame. ``concept_shift`` moves the fraud pattern (for drift demos)."""
     rng = np.random.default_rng(seed)
     fraud = rng.random(n_rows) < positive_rate

@@ -20,8 +20,14 @@ runner = CliRunner()
 
 def _write_spec(folder: Path, steps: list[dict[str, object]], **experiment: str) -> Path:
     (folder / "data.csv").write_text("a,b,Class\n1,2,0\n3,4,1\n5,6,0\n")
-    config = {"experiment_name": "cli-tests", "model_name": "m", "main_metric": "F1",
-              "problem_type": "classification", "target": "Class", **experiment}
+    config = {
+        "experiment_name": "cli-tests",
+        "model_name": "m",
+        "main_metric": "F1",
+        "problem_type": "classification",
+        "target": "Class",
+        **experiment,
+    }
     spec = folder / "spec.json"
     spec.write_text(json.dumps({"pipeline": [{"MLSteps": steps}], "experiment_config": config}))
     return spec
@@ -40,22 +46,47 @@ def test_validate_accepts_both_seed_specs_verbatim() -> None:
 @pytest.mark.parametrize(
     ("steps", "experiment", "path", "hint"),
     [
-        ([LOAD, {"trian_model": {}}], {}, "pipeline[0].MLSteps[1].trian_model",
-         "did you mean 'train_model'"),
-        ([{"load_data_from_file": {"pth": "data.csv"}}], {},
-         "pipeline[0].MLSteps[0].load_data_from_file.pth", "did you mean 'path'"),
-        ([LOAD, {"train_model": {"modeling_params": {"fold": "ten"}}}], {},
-         "pipeline[0].MLSteps[1].train_model.modeling_params.fold", "'ten'"),
+        (
+            [LOAD, {"trian_model": {}}],
+            {},
+            "pipeline[0].MLSteps[1].trian_model",
+            "did you mean 'train_model'",
+        ),
+        (
+            [{"load_data_from_file": {"pth": "data.csv"}}],
+            {},
+            "pipeline[0].MLSteps[0].load_data_from_file.pth",
+            "did you mean 'path'",
+        ),
+        (
+            [LOAD, {"train_model": {"modeling_params": {"fold": "ten"}}}],
+            {},
+            "pipeline[0].MLSteps[1].train_model.modeling_params.fold",
+            "'ten'",
+        ),
         ([LOAD], {"target": "class_"}, "experiment_config.target", "did you mean 'Class'"),
-        ([LOAD], {"problem_type": "regression"}, "experiment_config.main_metric",
-         "allowed: MAE, MSE, RMSE, R2, RMSLE, MAPE"),
+        (
+            [LOAD],
+            {"problem_type": "regression"},
+            "experiment_config.main_metric",
+            "allowed: MAE, MSE, RMSE, R2, RMSLE, MAPE",
+        ),
     ],
-    ids=["unknown-step", "misspelt-parameter", "mistyped-parameter", "missing-target",
-         "metric-of-wrong-problem"],
+    ids=[
+        "unknown-step",
+        "misspelt-parameter",
+        "mistyped-parameter",
+        "missing-target",
+        "metric-of-wrong-problem",
+    ],
 )
 def test_each_kind_of_spec_error_names_path_and_fix(
-    tmp_path: Path, steps: list[dict[str, object]], experiment: dict[str, str], path: str,
-    hint: str, loopml_env: Settings,
+    tmp_path: Path,
+    steps: list[dict[str, object]],
+    experiment: dict[str, str],
+    path: str,
+    hint: str,
+    loopml_env: Settings,
 ) -> None:
     spec = _write_spec(tmp_path, steps, **experiment)
     for command in ("validate", "run"):
@@ -66,13 +97,20 @@ def test_each_kind_of_spec_error_names_path_and_fix(
 
 
 def test_all_errors_of_a_spec_come_at_once(tmp_path: Path) -> None:
-    spec = _write_spec(tmp_path, [{"load_data_from_file": {"path": "data.csv", "fromat": "csv"}},
-                                  {"trian_model": {}}], target="class", main_metric="F2")
+    spec = _write_spec(
+        tmp_path,
+        [{"load_data_from_file": {"path": "data.csv", "fromat": "csv"}}, {"trian_model": {}}],
+        target="class",
+        main_metric="F2",
+    )
     result = runner.invoke(app, ["validate", str(spec)])
     assert result.exit_code == 2
     assert "3 problems" in result.output
-    for path in ("load_data_from_file.fromat", "MLSteps[1].trian_model",
-                 "experiment_config.main_metric"):
+    for path in (
+        "load_data_from_file.fromat",
+        "MLSteps[1].trian_model",
+        "experiment_config.main_metric",
+    ):
         assert path in result.output
 
 
@@ -103,8 +141,9 @@ def test_run_list_show_and_resume(tmp_path: Path, loopml_env: Settings) -> None:
 def test_a_failing_step_exits_non_zero_and_can_be_inspected(
     tmp_path: Path, loopml_env: Settings
 ) -> None:
-    spec = _write_spec(tmp_path, [LOAD, {"load_data_from_file": {"path": "gone.csv",
-                                                                  "frame": "other"}}])
+    spec = _write_spec(
+        tmp_path, [LOAD, {"load_data_from_file": {"path": "gone.csv", "frame": "other"}}]
+    )
     result = runner.invoke(app, ["run", str(spec)])
     assert result.exit_code == 1
     assert "step 1 (load_data_from_file) failed" in result.output
@@ -116,15 +155,25 @@ def test_a_failing_step_exits_non_zero_and_can_be_inspected(
 def test_steps_list_shows_builtins() -> None:
     result = runner.invoke(app, ["steps", "list"])
     assert result.exit_code == 0
-    for name in ("load_data_from_file", "load_data_from_sql", "load_data_from_kaggle",
-                 "train_model", "register_model"):
+    for name in (
+        "load_data_from_file",
+        "load_data_from_sql",
+        "load_data_from_kaggle",
+        "train_model",
+        "register_model",
+    ):
         assert name in result.output
 
 
 def test_the_installed_command_runs_as_a_subprocess(tmp_path: Path) -> None:
     spec = _write_spec(tmp_path, [LOAD], target="Clas")
     env = {**os.environ, "LOOPML_HOME": str(tmp_path / "home")}
-    result = subprocess.run([sys.executable, "-m", "loopml", "validate", str(spec)],
-                            capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "loopml", "validate", str(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 2
     assert "experiment_config.target" in result.stderr and "'Class'" in result.stderr

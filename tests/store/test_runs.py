@@ -13,8 +13,15 @@ WHO = Provenance("local", "host-a", "ada", "0.1.0", "a" * 40)
 
 
 def _run(store: MetadataStore, run_id: str | None = None) -> str:
-    return store.create_run(spec_text="{}", spec_hash="f" * 64, spec_source="/specs/x.json",
-                            experiment_name="e", model_name="m", provenance=WHO, run_id=run_id)
+    return store.create_run(
+        spec_text="{}",
+        spec_hash="f" * 64,
+        spec_source="/specs/x.json",
+        experiment_name="e",
+        model_name="m",
+        provenance=WHO,
+        run_id=run_id,
+    )
 
 
 def test_migrations_are_applied_once_and_are_idempotent(database_url: str) -> None:
@@ -39,7 +46,9 @@ def test_attempts_are_kept_per_step(database_url: str) -> None:
     store.finish_run(run_id, "succeeded")
     run = store.get_run(run_id)
     assert [(s.attempt, s.status, s.host) for s in run.steps] == [
-        (1, "failed", "host-a"), (2, "succeeded", "host-b")]
+        (1, "failed", "host-a"),
+        (2, "succeeded", "host-b"),
+    ]
     assert run.latest_steps()[0].outputs == {"data/train": "file:///a"}
     assert run.git_commit == "a" * 40 and run.values == {"rows": 3}
     assert run.started_at is not None and run.started_at.tzinfo is not None

@@ -23,14 +23,22 @@ def blend(session: Session, members: list[Candidate]) -> Candidate:
     oof = np.mean([m.oof_scores for m in members], axis=0)
     holdout = np.mean([m.holdout_scores for m in members], axis=0)
     fitted = [(m.id, m.estimator) for m in members]
-    model: Any = (BlendedClassifier.prefit(fitted, np.arange(session.n_classes))
-                  if session.classification else BlendedRegressor.prefit(fitted))
+    model: Any = (
+        BlendedClassifier.prefit(fitted, np.arange(session.n_classes))
+        if session.classification
+        else BlendedRegressor.prefit(fitted)
+    )
     return Candidate(
-        id="blend", name=f"Blend ({' + '.join(m.id for m in members)})", kind="blend",
+        id="blend",
+        name=f"Blend ({' + '.join(m.id for m in members)})",
+        kind="blend",
         params={"members": ", ".join(m.id for m in members), "method": "soft"},
-        fold_metrics=fold_metrics(session, oof), holdout_metrics=holdout_metrics(session, holdout),
+        fold_metrics=fold_metrics(session, oof),
+        holdout_metrics=holdout_metrics(session, holdout),
         fit_seconds=time.perf_counter() - started + sum(m.fit_seconds for m in members),
-        estimator=model, oof_scores=oof, holdout_scores=holdout,
+        estimator=model,
+        oof_scores=oof,
+        holdout_scores=holdout,
         members=[m.id for m in members],
     )
 
@@ -57,15 +65,22 @@ def stack(session: Session, members: list[Candidate]) -> Candidate:
     final_meta = clone(template).fit(meta_train, session.y_train)
     holdout = _meta_scores(final_meta, meta_holdout, classification)
     fitted = [(m.id, m.estimator) for m in members]
-    model: Any = (StackedClassifier.prefit(fitted, final_meta, np.arange(session.n_classes))
-                  if classification else StackedRegressor.prefit(fitted, final_meta))
+    model: Any = (
+        StackedClassifier.prefit(fitted, final_meta, np.arange(session.n_classes))
+        if classification
+        else StackedRegressor.prefit(fitted, final_meta)
+    )
     return Candidate(
-        id="stack", name=f"Stack ({' + '.join(m.id for m in members)})", kind="stack",
-        params={"members": ", ".join(m.id for m in members),
-                "meta_model": type(template).__name__},
-        fold_metrics=fold_metrics(session, oof), holdout_metrics=holdout_metrics(session, holdout),
+        id="stack",
+        name=f"Stack ({' + '.join(m.id for m in members)})",
+        kind="stack",
+        params={"members": ", ".join(m.id for m in members), "meta_model": type(template).__name__},
+        fold_metrics=fold_metrics(session, oof),
+        holdout_metrics=holdout_metrics(session, holdout),
         fit_seconds=time.perf_counter() - started + sum(m.fit_seconds for m in members),
-        estimator=model, oof_scores=oof, holdout_scores=holdout,
+        estimator=model,
+        oof_scores=oof,
+        holdout_scores=holdout,
         members=[m.id for m in members],
     )
 

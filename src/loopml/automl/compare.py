@@ -91,8 +91,15 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def start_session(frame: pd.DataFrame, target: str, problem_type: str, main_metric: str,
-                  params: TrainParams, n_jobs: int | None, progress: Progress) -> Session:
+def start_session(
+    frame: pd.DataFrame,
+    target: str,
+    problem_type: str,
+    main_metric: str,
+    params: TrainParams,
+    n_jobs: int | None,
+    progress: Progress,
+) -> Session:
     """Check the data, split off the holdout, and prepare every fold once."""
     from sklearn.model_selection import train_test_split
 
@@ -100,14 +107,14 @@ def start_session(frame: pd.DataFrame, target: str, problem_type: str, main_metr
     X, y, labels = _features_and_target(frame, target, problem_type, params)
     stratify = y if problem_type == "classification" else None
     X_train, X_holdout, y_train, y_holdout = train_test_split(
-        X, y, train_size=modeling.train_size, random_state=modeling.session_id,
-        stratify=stratify)
+        X, y, train_size=modeling.train_size, random_state=modeling.session_id, stratify=stratify
+    )
     _check_folds(y_train, problem_type, modeling.fold)
     plan = plan_columns(X_train, params.feature_engineering_params)
-    preprocessor = build_preprocessor(plan, params.feature_engineering_params, problem_type,
-                                      modeling.session_id)
-    samplers = build_samplers(params.feature_engineering_params, problem_type,
-                              modeling.session_id)
+    preprocessor = build_preprocessor(
+        plan, params.feature_engineering_params, problem_type, modeling.session_id
+    )
+    samplers = build_samplers(params.feature_engineering_params, problem_type, modeling.session_id)
     jobs = n_jobs or modeling.n_jobs or default_jobs()
     X_train = X_train.reset_index(drop=True)
     split = splitter(problem_type, modeling.fold, modeling.fold_strategy, modeling.session_id)
@@ -115,56 +122,105 @@ def start_session(frame: pd.DataFrame, target: str, problem_type: str, main_metr
     tasks.append((FINAL, np.arange(len(X_train)), np.arange(0)))
     progress("preparing folds", 0, len(tasks))
     prepared = _parallel(
-        [(prepare_fold, (i, X_train, y_train, tr, va, preprocessor, samplers,
-                         X_holdout if i == FINAL else None)) for i, tr, va in tasks],
-        jobs, progress, "preparing folds")
+        [
+            (
+                prepare_fold,
+                (
+                    i,
+                    X_train,
+                    y_train,
+                    tr,
+                    va,
+                    preprocessor,
+                    samplers,
+                    X_holdout if i == FINAL else None,
+                ),
+            )
+            for i, tr, va in tasks
+        ],
+        jobs,
+        progress,
+        "preparing folds",
+    )
     folds = sorted((p for p in prepared if p.index != FINAL), key=lambda p: p.index)
     final = next(p for p in prepared if p.index == FINAL)
-    return Session(problem_type, main_metric, params, X_train, y_train,
-                   X_holdout.reset_index(drop=True), y_holdout, labels, folds, final,
-                   preprocessor, samplers, jobs, progress)
+    return Session(
+        problem_type,
+        main_metric,
+        params,
+        X_train,
+        y_train,
+        X_holdout.reset_index(drop=True),
+        y_holdout,
+        labels,
+        folds,
+        final,
+        preprocessor,
+        samplers,
+        jobs,
+        progress,
+    )
 
 
-def _features_and_target(frame: pd.DataFrame, target: str, problem_type: str,
-                         params: TrainParams) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _features_and_target(
+    frame: pd.DataFrame, target: str, problem_type: str, params: TrainParams
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     if target not in frame.columns:
         raise DataError(f"target column {target!r} is not in the data")
     y_raw = frame[target]
     if y_raw.isna().any():
-        raise DataError(f"target column {target!r} has {int(y_raw.isna().sum())} missing "
-                        "values; drop those rows or fill them before training")
+        raise DataError(
+            f"target column {target!r} has {int(y_raw.isna().sum())} missing "
+            "values; drop those rows or fill them before training"
+        )
     X = frame.drop(columns=[target, *params.feature_engineering_params.ignore_features])
     if problem_type == "classification":
         labels, y = np.unique(y_raw.to_numpy(), return_inverse=True)
         if len(labels) < 2:
-            raise DataError(f"target column {target!r} has a single class ({labels[0]!r}); "
-                            "classification needs at least two")
+            raise DataError(
+                f"target column {target!r} has a single class ({labels[0]!r}); "
+                "classification needs at least two"
+            )
         return X, y.astype(np.int64), labels
     if not pd.api.types.is_numeric_dtype(y_raw):
-        raise DataError(f"target column {target!r} is {y_raw.dtype}, not numeric; regression "
-                        "needs a numeric target (or use problem_type classification)")
+        raise DataError(
+            f"target column {target!r} is {y_raw.dtype}, not numeric; regression "
+            "needs a numeric target (or use problem_type classification)"
+        )
     return X, y_raw.to_numpy(dtype=np.float64), np.asarray([])
 
 
 def _check_folds(y_train: np.ndarray, problem_type: str, fold: int) -> None:
     if len(y_train) < fold * 2:
-        raise DataError(f"{len(y_train)} training rows are too few for fold={fold}; "
-                        "lower fold or train_size, or bring more data")
+        raise DataError(
+            f"{len(y_train)} training rows are too few for fold={fold}; "
+            "lower fold or train_size, or bring more data"
+        )
     if problem_type == "classification":
         smallest = int(np.bincount(y_train).min())
         if smallest < fold:
-            raise DataError(f"the rarest class has {smallest} training rows, fewer than "
-                            f"fold={fold}; lower fold to at most {max(smallest, 2)}")
+            raise DataError(
+                f"the rarest class has {smallest} training rows, fewer than "
+                f"fold={fold}; lower fold to at most {max(smallest, 2)}"
+            )
 
 
-def _parallel(tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]], n_jobs: int,
-              progress: Progress, description: str) -> list[Any]:
+def _parallel(
+    tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]],
+    n_jobs: int,
+    progress: Progress,
+    description: str,
+) -> list[Any]:
     """Run ``tasks`` over ``n_jobs`` processes, reporting each one that finishes."""
     from joblib import Parallel, delayed
 
     results: list[Any] = []
-    runner = Parallel(n_jobs=min(n_jobs, len(tasks)), return_as="generator_unordered",
-                      backend="loky", max_nbytes="1M")
+    runner = Parallel(
+        n_jobs=min(n_jobs, len(tasks)),
+        return_as="generator_unordered",
+        backend="loky",
+        max_nbytes="1M",
+    )
     for result in runner(delayed(func)(*args) for func, args in tasks):
         results.append(result)
         progress(description, len(results), len(tasks))
@@ -182,8 +238,14 @@ class FitResult:
     model: Any
 
 
-def fit_on_fold(task: int, estimator_id: str, problem_type: str, overrides: dict[str, Any],
-                seed: int | None, fold: PreparedFold) -> FitResult:
+def fit_on_fold(
+    task: int,
+    estimator_id: str,
+    problem_type: str,
+    overrides: dict[str, Any],
+    seed: int | None,
+    fold: PreparedFold,
+) -> FitResult:
     """Fit a fresh estimator on a prepared fold and score its validation rows."""
     from threadpoolctl import threadpool_limits
 
@@ -198,32 +260,46 @@ def fit_on_fold(task: int, estimator_id: str, problem_type: str, overrides: dict
     return FitResult(task, fold.index, scores, seconds, model if fold.index == FINAL else None)
 
 
-def score_estimators(session: Session, specs: list[tuple[str, dict[str, Any]]],
-                     kind: str = "base") -> list[Candidate]:
+def score_estimators(
+    session: Session, specs: list[tuple[str, dict[str, Any]]], kind: str = "base"
+) -> list[Candidate]:
     """Cross-validate each (estimator id, parameters) on the shared folds, in parallel."""
     all_folds = [*session.folds, session.final]
     pairs = [(spec, fold) for spec in specs for fold in all_folds]
-    tasks = [(fit_on_fold, (task, estimator_id, session.problem_type, overrides, session.seed,
-                            fold)) for task, ((estimator_id, overrides), fold) in enumerate(pairs)]
+    tasks = [
+        (fit_on_fold, (task, estimator_id, session.problem_type, overrides, session.seed, fold))
+        for task, ((estimator_id, overrides), fold) in enumerate(pairs)
+    ]
     label = "tuning" if kind == "tuned" else "cross-validating"
     session.progress(f"{label} {len(specs)} model(s) x {len(all_folds)} folds", 0, len(tasks))
-    results = _parallel(tasks, session.n_jobs, session.progress,
-                        f"{label} {len(specs)} model(s) x {len(all_folds)} folds")
+    results = _parallel(
+        tasks,
+        session.n_jobs,
+        session.progress,
+        f"{label} {len(specs)} model(s) x {len(all_folds)} folds",
+    )
     per_spec = len(all_folds)
     ordered = sorted(results, key=lambda result: result.task)
-    return [_candidate(session, estimator_id, overrides, kind,
-                       ordered[i * per_spec:(i + 1) * per_spec])
-            for i, (estimator_id, overrides) in enumerate(specs)]
+    return [
+        _candidate(
+            session, estimator_id, overrides, kind, ordered[i * per_spec : (i + 1) * per_spec]
+        )
+        for i, (estimator_id, overrides) in enumerate(specs)
+    ]
 
 
-def _candidate(session: Session, estimator_id: str, overrides: dict[str, Any], kind: str,
-               fits: list[FitResult]) -> Candidate:
+def _candidate(
+    session: Session, estimator_id: str, overrides: dict[str, Any], kind: str, fits: list[FitResult]
+) -> Candidate:
     entry = estimator(session.problem_type, estimator_id)
     oof = _oof(session, [f.scores for f in fits if f.fold != FINAL])
     final = next(f for f in fits if f.fold == FINAL)
     model = final.model
-    params = {k: v for k, v in model.get_params(deep=False).items()
-              if isinstance(v, int | float | str | bool | type(None))}
+    params = {
+        k: v
+        for k, v in model.get_params(deep=False).items()
+        if isinstance(v, int | float | str | bool | type(None))
+    }
     return Candidate(
         id=estimator_id if kind == "base" else f"{estimator_id}_{kind}",
         name=entry.name if kind == "base" else f"{entry.name} ({kind})",
@@ -250,7 +326,7 @@ def _oof(session: Session, fold_scores: Iterable[np.ndarray]) -> np.ndarray:
 
 def predictions(session: Session, scores: np.ndarray) -> np.ndarray:
     if session.classification:
-        return np.argmax(scores, axis=1)
+        return np.asarray(np.argmax(scores, axis=1))
     return scores
 
 
@@ -259,16 +335,26 @@ def fold_metrics(session: Session, oof: np.ndarray) -> dict[str, list[float]]:
     per_metric: dict[str, list[float]] = {name: [] for name in metric_names(session.problem_type)}
     for fold in session.folds:
         rows = fold.valid_rows
-        values = scores_for(session.problem_type, session.y_train[rows],
-                            predictions(session, oof[rows]), oof[rows], session.n_classes)
+        values = scores_for(
+            session.problem_type,
+            session.y_train[rows],
+            predictions(session, oof[rows]),
+            oof[rows],
+            session.n_classes,
+        )
         for name, value in values.items():
             per_metric[name].append(value)
     return per_metric
 
 
 def holdout_metrics(session: Session, scores: np.ndarray) -> dict[str, float]:
-    return scores_for(session.problem_type, session.y_holdout, predictions(session, scores),
-                      scores, session.n_classes)
+    return scores_for(
+        session.problem_type,
+        session.y_holdout,
+        predictions(session, scores),
+        scores,
+        session.n_classes,
+    )
 
 
 def rank(candidates: list[Candidate], metric: str) -> list[Candidate]:

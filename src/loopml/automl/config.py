@@ -13,18 +13,54 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from loopml.core.validation import choice_error
 
 CLASSIFIERS: tuple[str, ...] = (
-    "lr", "knn", "nb", "dt", "svm", "rbfsvm", "ridge", "rf", "qda", "ada", "gbc", "lda", "et",
-    "xgboost", "lightgbm", "dummy",
+    "lr",
+    "knn",
+    "nb",
+    "dt",
+    "svm",
+    "rbfsvm",
+    "ridge",
+    "rf",
+    "qda",
+    "ada",
+    "gbc",
+    "lda",
+    "et",
+    "xgboost",
+    "lightgbm",
+    "dummy",
 )
 REGRESSORS: tuple[str, ...] = (
-    "lr", "lasso", "ridge", "en", "lar", "huber", "knn", "dt", "rf", "et", "ada", "gbr",
-    "xgboost", "lightgbm", "dummy",
+    "lr",
+    "lasso",
+    "ridge",
+    "en",
+    "lar",
+    "huber",
+    "knn",
+    "dt",
+    "rf",
+    "et",
+    "ada",
+    "gbr",
+    "xgboost",
+    "lightgbm",
+    "dummy",
 )
 ESTIMATORS: dict[str, tuple[str, ...]] = {"classification": CLASSIFIERS, "regression": REGRESSORS}
 
 RESAMPLERS: tuple[str, ...] = (
-    "smote", "adasyn", "borderlinesmote", "svmsmote", "kmeanssmote", "randomoversampler",
-    "randomundersampler", "nearmiss", "tomeklinks", "smotetomek", "smoteenn",
+    "smote",
+    "adasyn",
+    "borderlinesmote",
+    "svmsmote",
+    "kmeanssmote",
+    "randomoversampler",
+    "randomundersampler",
+    "nearmiss",
+    "tomeklinks",
+    "smotetomek",
+    "smoteenn",
 )
 
 
@@ -35,8 +71,12 @@ class _Params(BaseModel):
 class FeatureEngineeringParams(_Params):
     """How raw columns become model inputs (PyCaret's ``setup`` options)."""
 
-    fix_imbalance: bool = Field(False, description="Resample the training folds (only while fitting).")
-    fix_imbalance_method: str = Field("smote", description="imbalanced-learn resampler, PyCaret id.")
+    fix_imbalance: bool = Field(
+        False, description="Resample the training folds (only while fitting)."
+    )
+    fix_imbalance_method: str = Field(
+        "smote", description="imbalanced-learn resampler, PyCaret id."
+    )
     pca: bool = Field(False, description="Project features with PCA after scaling.")
     pca_method: Literal["linear", "kernel", "incremental"] = "linear"
     pca_components: int | float | None = Field(
@@ -54,7 +94,9 @@ class FeatureEngineeringParams(_Params):
     n_features_to_select: int | float = Field(0.2, gt=0)
     remove_multicollinearity: bool = False
     multicollinearity_threshold: float = Field(0.9, gt=0, le=1)
-    numeric_imputation: str | int | float = Field("mean", description="mean, median, mode or a number.")
+    numeric_imputation: str | int | float = Field(
+        "mean", description="mean, median, mode or a number."
+    )
     categorical_imputation: str = Field("mode", description="mode or a constant.")
     max_encoding_ohe: int = Field(25, ge=0, description="One-hot up to this many categories.")
     ignore_features: list[str] = Field(default_factory=list)

@@ -30,7 +30,8 @@ def member_scores(model: Any, X: Any, classification: bool) -> np.ndarray:
         squashed = 1.0 / (1.0 + np.exp(-decision))
         return np.column_stack([1.0 - squashed, squashed])
     exp = np.exp(decision - decision.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
+    normalised: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+    return normalised
 
 
 def meta_features(scores: list[np.ndarray], classification: bool) -> np.ndarray:
@@ -63,10 +64,10 @@ class BlendedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return blend
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        return np.mean([member_scores(m, X, True) for m in self.estimators_], axis=0)
+        return np.asarray(np.mean([member_scores(m, X, True) for m in self.estimators_], axis=0))
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
 
 
 class BlendedRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -86,20 +87,22 @@ class BlendedRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return blend
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.mean([m.predict(X) for m in self.estimators_], axis=0)
+        return np.asarray(np.mean([m.predict(X) for m in self.estimators_], axis=0))
 
 
 class StackedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """A meta-model over the members' probabilities (members fitted on all training rows)."""
 
-    def __init__(self, estimators: list[tuple[str, Any]] | None = None,
-                 final_estimator: Any = None) -> None:
+    def __init__(
+        self, estimators: list[tuple[str, Any]] | None = None, final_estimator: Any = None
+    ) -> None:
         self.estimators = estimators
         self.final_estimator = final_estimator
 
     @classmethod
-    def prefit(cls, members: list[tuple[str, Any]], final: Any, classes: np.ndarray
-               ) -> StackedClassifier:
+    def prefit(
+        cls, members: list[tuple[str, Any]], final: Any, classes: np.ndarray
+    ) -> StackedClassifier:
         stack = cls(members, final)
         stack.estimators_ = [model for _, model in members]
         stack.final_estimator_ = final
@@ -110,11 +113,14 @@ class StackedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         from sklearn.model_selection import cross_val_predict
 
         self.classes_ = np.unique(y)
-        blocks = [cross_val_predict(clone(m), X, y, cv=5, method=_method(m))
-                  for _, m in self.estimators or []]
+        blocks = [
+            cross_val_predict(clone(m), X, y, cv=5, method=_method(m))
+            for _, m in self.estimators or []
+        ]
         self.estimators_ = [clone(model).fit(X, y) for _, model in self.estimators or []]
-        self.final_estimator_ = clone(self.final_estimator).fit(meta_features(
-            [_as_scores(b) for b in blocks], True), y)
+        self.final_estimator_ = clone(self.final_estimator).fit(
+            meta_features([_as_scores(b) for b in blocks], True), y
+        )
         return self
 
     def _meta(self, X: Any) -> np.ndarray:
@@ -124,14 +130,15 @@ class StackedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return np.asarray(self.final_estimator_.predict_proba(self._meta(X)))
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
 
 
 class StackedRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     """A linear meta-model over the members' predictions."""
 
-    def __init__(self, estimators: list[tuple[str, Any]] | None = None,
-                 final_estimator: Any = None) -> None:
+    def __init__(
+        self, estimators: list[tuple[str, Any]] | None = None, final_estimator: Any = None
+    ) -> None:
         self.estimators = estimators
         self.final_estimator = final_estimator
 

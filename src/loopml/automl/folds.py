@@ -26,9 +26,16 @@ class PreparedFold:
     preprocessor: Any
 
 
-def prepare_fold(index: int, X: pd.DataFrame, y: np.ndarray, train_rows: np.ndarray,
-                 valid_rows: np.ndarray, preprocessor: Any, samplers: list[tuple[str, Any]],
-                 X_valid: pd.DataFrame | None = None) -> PreparedFold:
+def prepare_fold(
+    index: int,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    train_rows: np.ndarray,
+    valid_rows: np.ndarray,
+    preprocessor: Any,
+    samplers: list[tuple[str, Any]],
+    X_valid: pd.DataFrame | None = None,
+) -> PreparedFold:
     """Fit the preprocessor and samplers on ``train_rows``; transform ``valid_rows``.
 
     ``X_valid`` replaces ``X.iloc[valid_rows]`` for the final fit, whose

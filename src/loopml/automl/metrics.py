@@ -14,8 +14,9 @@ import numpy as np
 from loopml.core.vocabulary import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
 
 
-def classification_scores(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None,
-                          n_classes: int) -> dict[str, float]:
+def classification_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None, n_classes: int
+) -> dict[str, float]:
     """Accuracy, AUC, Recall, Prec., F1, Kappa, MCC.
 
     ``scores`` are class probabilities (n x k) or, for models without them, a
@@ -50,8 +51,11 @@ def _auc(y_true: np.ndarray, scores: np.ndarray | None, n_classes: int) -> float
             return float(roc_auc_score(y_true, positive))
         if scores.ndim != 2:
             return 0.0
-        return float(roc_auc_score(y_true, scores, multi_class="ovr", average="weighted",
-                                   labels=list(range(n_classes))))
+        return float(
+            roc_auc_score(
+                y_true, scores, multi_class="ovr", average="weighted", labels=list(range(n_classes))
+            )
+        )
     except ValueError:
         return 0.0
 
@@ -63,11 +67,13 @@ def regression_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float
     mse = metrics.mean_squared_error(y_true, y_pred)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rmsle = float(np.sqrt(np.mean(
-            (np.log1p(np.abs(y_pred)) - np.log1p(np.abs(y_true))) ** 2)))
+        rmsle = float(np.sqrt(np.mean((np.log1p(np.abs(y_pred)) - np.log1p(np.abs(y_true))) ** 2)))
         nonzero = y_true != 0
-        mape = float(np.mean(np.abs((y_true[nonzero] - y_pred[nonzero]) / y_true[nonzero]))) \
-            if nonzero.any() else 0.0
+        mape = (
+            float(np.mean(np.abs((y_true[nonzero] - y_pred[nonzero]) / y_true[nonzero])))
+            if nonzero.any()
+            else 0.0
+        )
     return {
         "MAE": float(metrics.mean_absolute_error(y_true, y_pred)),
         "MSE": float(mse),
@@ -78,8 +84,13 @@ def regression_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float
     }
 
 
-def scores_for(problem_type: str, y_true: np.ndarray, y_pred: np.ndarray,
-               proba: np.ndarray | None, n_classes: int) -> dict[str, float]:
+def scores_for(
+    problem_type: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    n_classes: int,
+) -> dict[str, float]:
     if problem_type == "classification":
         return classification_scores(y_true, y_pred, proba, n_classes)
     return regression_scores(y_true, y_pred)

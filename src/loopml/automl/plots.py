@@ -30,13 +30,20 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) 
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     for (row, column), value in np.ndenumerate(counts):
-        axes.text(column, row, str(value), ha="center", va="center",
-                  color="white" if value > counts.max() / 2 else "black")
+        axes.text(
+            column,
+            row,
+            str(value),
+            ha="center",
+            va="center",
+            color="white" if value > counts.max() / 2 else "black",
+        )
     return figure
 
 
 def roc_curve(y_true: np.ndarray, scores: np.ndarray, labels: list[str]) -> Any:
-    from sklearn.metrics import auc, roc_curve as curve
+    from sklearn.metrics import auc
+    from sklearn.metrics import roc_curve as curve
 
     figure, axes = _figure("ROC (holdout)")
     for index in _curve_classes(labels):
@@ -100,9 +107,14 @@ def prediction_error(y_true: np.ndarray, y_pred: np.ndarray) -> Any:
     return figure
 
 
-def candidate_figures(problem_type: str, y_true: np.ndarray, scores: np.ndarray,
-                      labels: list[str], estimator: Any, feature_names: list[str]
-                      ) -> dict[str, Any]:
+def candidate_figures(
+    problem_type: str,
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    labels: list[str],
+    estimator: Any,
+    feature_names: list[str],
+) -> dict[str, Any]:
     """Every figure that fits the problem type, by file name."""
     figures: dict[str, Any] = {}
     if problem_type == "classification":

@@ -35,8 +35,12 @@ class ColumnPlan:
 
 def plan_columns(frame: pd.DataFrame, params: FeatureEngineeringParams) -> ColumnPlan:
     """Sort the feature columns by type, honouring the explicit lists in ``params``."""
-    named = [*params.numeric_features, *params.categorical_features, *params.date_features,
-             *params.ignore_features]
+    named = [
+        *params.numeric_features,
+        *params.categorical_features,
+        *params.date_features,
+        *params.ignore_features,
+    ]
     missing = [name for name in named if name not in frame.columns]
     if missing:
         raise DataError(
@@ -44,8 +48,12 @@ def plan_columns(frame: pd.DataFrame, params: FeatureEngineeringParams) -> Colum
             f"{', '.join(missing)}; columns are {', '.join(map(str, frame.columns[:30]))}"
         )
     ignored = set(params.ignore_features)
-    dates = [c for c in frame.columns if c not in ignored and (
-        c in params.date_features or pd.api.types.is_datetime64_any_dtype(frame[c]))]
+    dates = [
+        c
+        for c in frame.columns
+        if c not in ignored
+        and (c in params.date_features or pd.api.types.is_datetime64_any_dtype(frame[c]))
+    ]
     categorical, numeric = [], []
     for column in frame.columns:
         if column in ignored or column in dates:
@@ -66,8 +74,9 @@ def plan_columns(frame: pd.DataFrame, params: FeatureEngineeringParams) -> Colum
     return ColumnPlan(numeric, categorical, dates, one_hot, ordinal)
 
 
-def build_preprocessor(plan: ColumnPlan, params: FeatureEngineeringParams,
-                       problem_type: str, seed: int | None) -> Any:
+def build_preprocessor(
+    plan: ColumnPlan, params: FeatureEngineeringParams, problem_type: str, seed: int | None
+) -> Any:
     """The preprocessing pipeline for ``plan`` (unfitted, numpy out)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -83,32 +92,61 @@ def build_preprocessor(plan: ColumnPlan, params: FeatureEngineeringParams,
             numeric_steps.append(("trigonometry", TrigonometryFeatures()))
         branches.append(("numeric", Pipeline(numeric_steps), plan.numeric))
     categorical_imputer = (
-        SimpleImputer(strategy="most_frequent") if params.categorical_imputation == "mode"
+        SimpleImputer(strategy="most_frequent")
+        if params.categorical_imputation == "mode"
         else SimpleImputer(strategy="constant", fill_value=params.categorical_imputation)
     )
     if plan.one_hot:
-        branches.append(("one_hot", Pipeline([
-            ("impute", categorical_imputer),
-            ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-        ]), plan.one_hot))
+        branches.append(
+            (
+                "one_hot",
+                Pipeline(
+                    [
+                        ("impute", categorical_imputer),
+                        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                plan.one_hot,
+            )
+        )
     if plan.ordinal:
-        branches.append(("ordinal", Pipeline([
-            ("impute", SimpleImputer(strategy="most_frequent")),
-            ("encode", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
-        ]), plan.ordinal))
+        branches.append(
+            (
+                "ordinal",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        (
+                            "encode",
+                            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                        ),
+                    ]
+                ),
+                plan.ordinal,
+            )
+        )
     if plan.dates:
-        branches.append(("dates", Pipeline([
-            ("parts", DateFeatures()), ("impute", SimpleImputer(strategy="median"))]),
-            plan.dates))
+        branches.append(
+            (
+                "dates",
+                Pipeline([("parts", DateFeatures()), ("impute", SimpleImputer(strategy="median"))]),
+                plan.dates,
+            )
+        )
     steps: list[tuple[str, Any]] = [
-        ("columns", ColumnTransformer(branches, remainder="drop", sparse_threshold=0.0,
-                                      verbose_feature_names_out=False)),
+        (
+            "columns",
+            ColumnTransformer(
+                branches, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=False
+            ),
+        ),
     ]
     if params.polynomial_features:
         from sklearn.preprocessing import PolynomialFeatures
 
-        steps.append(("polynomial", PolynomialFeatures(params.polynomial_degree,
-                                                       include_bias=False)))
+        steps.append(
+            ("polynomial", PolynomialFeatures(params.polynomial_degree, include_bias=False))
+        )
     if params.remove_multicollinearity:
         steps.append(("multicollinearity", DropCorrelated(params.multicollinearity_threshold)))
     if params.normalize:
@@ -120,8 +158,9 @@ def build_preprocessor(plan: ColumnPlan, params: FeatureEngineeringParams,
     return Pipeline(steps)
 
 
-def build_samplers(params: FeatureEngineeringParams, problem_type: str,
-                   seed: int | None) -> list[tuple[str, Any]]:
+def build_samplers(
+    params: FeatureEngineeringParams, problem_type: str, seed: int | None
+) -> list[tuple[str, Any]]:
     """Fit-time-only row changes: outlier removal, then imbalance fixing."""
     samplers: list[tuple[str, Any]] = []
     if params.remove_outliers:
@@ -129,13 +168,19 @@ def build_samplers(params: FeatureEngineeringParams, problem_type: str,
 
         from loopml.automl.transformers import drop_outliers
 
-        samplers.append(("remove_outliers", FunctionSampler(
-            func=drop_outliers, validate=False,
-            kw_args={"threshold": params.outliers_threshold, "seed": seed})))
+        samplers.append(
+            (
+                "remove_outliers",
+                FunctionSampler(
+                    func=drop_outliers,
+                    validate=False,
+                    kw_args={"threshold": params.outliers_threshold, "seed": seed},
+                ),
+            )
+        )
     if params.fix_imbalance:
         if problem_type != "classification":
-            raise DataError("fix_imbalance resamples classes; it needs problem_type "
-                            "classification")
+            raise DataError("fix_imbalance resamples classes; it needs problem_type classification")
         samplers.append(("fix_imbalance", resampler(params.fix_imbalance_method, seed)))
     return samplers
 
@@ -166,8 +211,7 @@ def _numeric_imputer(params: FeatureEngineeringParams) -> Any:
     value = params.numeric_imputation
     if isinstance(value, int | float):
         return SimpleImputer(strategy="constant", fill_value=value)
-    strategy = {"mean": "mean", "median": "median", "mode": "most_frequent",
-                "drop": "mean"}[value]
+    strategy = {"mean": "mean", "median": "median", "mode": "most_frequent", "drop": "mean"}[value]
     return SimpleImputer(strategy=strategy)
 
 
@@ -187,27 +231,33 @@ def _pca(params: FeatureEngineeringParams, seed: int | None) -> Any:
 
     components = params.pca_components
     if params.pca_method == "kernel":
-        return KernelPCA(n_components=components if isinstance(components, int) else None,
-                         kernel="rbf", random_state=seed)
+        return KernelPCA(
+            n_components=components if isinstance(components, int) else None,
+            kernel="rbf",
+            random_state=seed,
+        )
     if params.pca_method == "incremental":
         return IncrementalPCA(n_components=components if isinstance(components, int) else None)
     return PCA(n_components=components, random_state=seed)
 
 
 def _selector(params: FeatureEngineeringParams, problem_type: str, seed: int | None) -> Any:
-    from sklearn.feature_selection import SelectFromModel, SelectKBest, f_classif, f_regression
-
+    """PyCaret's ``classic`` (a LightGBM's importances) or ``univariate`` (F-test) selection."""
     share = params.n_features_to_select
     if params.feature_selection_method == "univariate":
+        from sklearn.feature_selection import SelectKBest, SelectPercentile, f_classif, f_regression
+
         score = f_classif if problem_type == "classification" else f_regression
-        return SelectKBest(score, k=share if isinstance(share, int) else "all") \
-            if isinstance(share, int) else _FractionKBest(score, share)
+        if isinstance(share, int):
+            return SelectKBest(score, k=share)
+        return SelectPercentile(score, percentile=max(1.0, share * 100))
     from lightgbm import LGBMClassifier, LGBMRegressor
+    from sklearn.feature_selection import SelectFromModel
 
     model = (LGBMClassifier if problem_type == "classification" else LGBMRegressor)(
-        n_estimators=50, random_state=seed, n_jobs=1, verbose=-1)
-    return SelectFromModel(model, threshold=-np.inf,
-                           max_features=_FeatureCount(share))
+        n_estimators=50, random_state=seed, n_jobs=1, verbose=-1
+    )
+    return SelectFromModel(model, threshold=-np.inf, max_features=_FeatureCount(share))
 
 
 class _FeatureCount:
@@ -218,11 +268,5 @@ class _FeatureCount:
 
     def __call__(self, X: Any) -> int:
         if isinstance(self.share, int):
-            return max(1, min(self.share, X.shape[1]))
-        return max(1, int(round(self.share * X.shape[1])))
-
-
-def _FractionKBest(score: Any, share: float) -> Any:  # noqa: N802 - a factory named like a class
-    from sklearn.feature_selection import SelectPercentile
-
-    return SelectPercentile(score, percentile=max(1.0, share * 100))
+            return max(1, min(self.share, int(X.shape[1])))
+        return max(1, round(self.share * int(X.shape[1])))

@@ -46,9 +46,16 @@ def _no_progress(description: str, completed: float, total: float | None) -> Non
     return None
 
 
-def run_automl(frame: pd.DataFrame, target: str, problem_type: str, main_metric: str,
-               params: TrainParams, *, n_jobs: int | None = None,
-               progress: Progress | None = None) -> AutoMLResult:
+def run_automl(
+    frame: pd.DataFrame,
+    target: str,
+    problem_type: str,
+    main_metric: str,
+    params: TrainParams,
+    *,
+    n_jobs: int | None = None,
+    progress: Progress | None = None,
+) -> AutoMLResult:
     """PyCaret's setup + compare_models + tune_model + blend/stack + finalize, done once.
 
     Returns every candidate with a deployable pipeline (preprocessing,
@@ -59,7 +66,8 @@ def run_automl(frame: pd.DataFrame, target: str, problem_type: str, main_metric:
     session = start_session(frame, target, problem_type, main_metric, params, n_jobs, report)
     modeling = params.modeling_params
     specs: list[tuple[str, dict[str, Any]]] = [
-        (estimator_id, {}) for estimator_id in estimator_ids(params, problem_type)]
+        (estimator_id, {}) for estimator_id in estimator_ids(params, problem_type)
+    ]
     candidates = score_estimators(session, specs)
     selected = rank(candidates, main_metric)[: modeling.n_select]
     if modeling.tune:
@@ -81,10 +89,18 @@ def run_automl(frame: pd.DataFrame, target: str, problem_type: str, main_metric:
         report("finalizing on all rows", 0, 1)
         best.model = finalize(session, frame, target, best)
         report("finalizing on all rows", 1, 1)
-    return AutoMLResult(problem_type, main_metric, candidates,
-                        leaderboard(candidates, problem_type, main_metric), best, session.labels,
-                        session.X_holdout, session.y_holdout, time.perf_counter() - started,
-                        params.finalize)
+    return AutoMLResult(
+        problem_type,
+        main_metric,
+        candidates,
+        leaderboard(candidates, problem_type, main_metric),
+        best,
+        session.labels,
+        session.X_holdout,
+        session.y_holdout,
+        time.perf_counter() - started,
+        params.finalize,
+    )
 
 
 def deployable(session: Session, fitted: Any, preprocessor: Any = None) -> Any:
@@ -138,8 +154,7 @@ def _refit(model: Any, X: Any, y: Any, threads: int, set_threads: Any) -> Any:
     return model
 
 
-def leaderboard(candidates: list[Candidate], problem_type: str, main_metric: str
-                ) -> pd.DataFrame:
+def leaderboard(candidates: list[Candidate], problem_type: str, main_metric: str) -> pd.DataFrame:
     """PyCaret's comparison grid: mean CV metrics per model, best first."""
     rows = []
     for candidate in rank(candidates, main_metric):

@@ -25,8 +25,11 @@ class TrigonometryFeatures(TransformerMixin, BaseEstimator):  # type: ignore[mis
         return np.hstack([values, np.sin(values), np.cos(values)])
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        names = (list(input_features) if input_features is not None
-                 else [f"x{i}" for i in range(self.n_features_in_)])
+        names = (
+            list(input_features)
+            if input_features is not None
+            else [f"x{i}" for i in range(self.n_features_in_)]
+        )
         return np.asarray(names + [f"sin_{n}" for n in names] + [f"cos_{n}" for n in names])
 
 
@@ -46,8 +49,7 @@ class DateFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         blocks = []
         for column in self.columns_:
             dates = pd.to_datetime(frame[column], errors="coerce")
-            blocks += [dates.dt.year, dates.dt.month, dates.dt.day, dates.dt.weekday,
-                       dates.dt.hour]
+            blocks += [dates.dt.year, dates.dt.month, dates.dt.day, dates.dt.weekday, dates.dt.hour]
         return np.column_stack([np.asarray(b, dtype=np.float64) for b in blocks])
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -77,8 +79,9 @@ class DropCorrelated(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return np.asarray(X, dtype=np.float64)[:, self.keep_]
 
 
-def drop_outliers(X: Any, y: Any, threshold: float = 0.05, seed: int | None = None
-                  ) -> tuple[Any, Any]:
+def drop_outliers(
+    X: Any, y: Any, threshold: float = 0.05, seed: int | None = None
+) -> tuple[Any, Any]:
     """Training rows IsolationForest calls inliers (PyCaret's ``remove_outliers``)."""
     from sklearn.ensemble import IsolationForest
 
@@ -113,7 +116,7 @@ class LabelledClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return wrapper
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.asarray(self.estimator_.predict(X), dtype=int)]
+        return np.asarray(self.classes_[np.asarray(self.estimator_.predict(X), dtype=int)])
 
     def predict_proba(self, X: Any) -> np.ndarray:
         return np.asarray(self.estimator_.predict_proba(X))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from loopml.automl.compare import Candidate, Session, score_estimators
 from loopml.automl.metrics import better
@@ -16,20 +16,37 @@ SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
     "en": {"alpha": ("float", 1e-4, 10.0, True), "l1_ratio": ("float", 0.01, 0.99, False)},
     "knn": {"n_neighbors": ("int", 1, 51, False), "weights": ("cat", ["uniform", "distance"])},
     "dt": {"max_depth": ("int", 1, 16, False), "min_samples_leaf": ("int", 1, 50, False)},
-    "rf": {"n_estimators": ("int", 10, 300, False), "max_depth": ("int", 1, 16, False),
-           "min_samples_leaf": ("int", 1, 20, False)},
-    "et": {"n_estimators": ("int", 10, 300, False), "max_depth": ("int", 1, 16, False),
-           "min_samples_leaf": ("int", 1, 20, False)},
-    "lightgbm": {"n_estimators": ("int", 10, 300, False),
-                 "learning_rate": ("float", 1e-3, 0.5, True),
-                 "num_leaves": ("int", 2, 256, False),
-                 "min_child_samples": ("int", 1, 100, False)},
-    "xgboost": {"n_estimators": ("int", 10, 300, False),
-                "learning_rate": ("float", 1e-3, 0.5, True), "max_depth": ("int", 1, 11, False)},
-    "gbc": {"n_estimators": ("int", 10, 300, False), "learning_rate": ("float", 1e-3, 0.5, True),
-            "max_depth": ("int", 1, 11, False)},
-    "gbr": {"n_estimators": ("int", 10, 300, False), "learning_rate": ("float", 1e-3, 0.5, True),
-            "max_depth": ("int", 1, 11, False)},
+    "rf": {
+        "n_estimators": ("int", 10, 300, False),
+        "max_depth": ("int", 1, 16, False),
+        "min_samples_leaf": ("int", 1, 20, False),
+    },
+    "et": {
+        "n_estimators": ("int", 10, 300, False),
+        "max_depth": ("int", 1, 16, False),
+        "min_samples_leaf": ("int", 1, 20, False),
+    },
+    "lightgbm": {
+        "n_estimators": ("int", 10, 300, False),
+        "learning_rate": ("float", 1e-3, 0.5, True),
+        "num_leaves": ("int", 2, 256, False),
+        "min_child_samples": ("int", 1, 100, False),
+    },
+    "xgboost": {
+        "n_estimators": ("int", 10, 300, False),
+        "learning_rate": ("float", 1e-3, 0.5, True),
+        "max_depth": ("int", 1, 11, False),
+    },
+    "gbc": {
+        "n_estimators": ("int", 10, 300, False),
+        "learning_rate": ("float", 1e-3, 0.5, True),
+        "max_depth": ("int", 1, 11, False),
+    },
+    "gbr": {
+        "n_estimators": ("int", 10, 300, False),
+        "learning_rate": ("float", 1e-3, 0.5, True),
+        "max_depth": ("int", 1, 11, False),
+    },
     "ada": {"n_estimators": ("int", 10, 300, False), "learning_rate": ("float", 1e-3, 1.0, True)},
     "nb": {"var_smoothing": ("float", 1e-12, 1.0, True)},
     "svm": {"alpha": ("float", 1e-6, 1e-1, True)},
@@ -49,8 +66,10 @@ def space_for(estimator_id: str, overrides: dict[str, Any]) -> dict[str, tuple[A
             kind = "int" if all(isinstance(value[k], int) for k in ("low", "high")) else "float"
             space[name] = (kind, value["low"], value["high"], bool(value.get("log", False)))
         else:
-            raise DataError(f"search_space.{estimator_id}.{name}: give a list of choices or "
-                            f"{{low, high, log}}; found {value!r}")
+            raise DataError(
+                f"search_space.{estimator_id}.{name}: give a list of choices or "
+                f"{{low, high, log}}; found {value!r}"
+            )
     return space
 
 
@@ -76,9 +95,12 @@ def tune(session: Session, base: Candidate) -> Candidate:
         return base
     metric = session.main_metric
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    direction = "maximize" if better(metric, 1.0, 0.0) else "minimize"
-    study = optuna.create_study(direction=direction,
-                                sampler=optuna.samplers.TPESampler(seed=modeling.session_id))
+    direction: Literal["maximize", "minimize"] = (
+        "maximize" if better(metric, 1.0, 0.0) else "minimize"
+    )
+    study = optuna.create_study(
+        direction=direction, sampler=optuna.samplers.TPESampler(seed=modeling.session_id)
+    )
     best: Candidate | None = None
 
     def objective(trial: Any) -> float:

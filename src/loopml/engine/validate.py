@@ -69,8 +69,12 @@ def _raise_if(issues: list[SpecIssue], spec: PipelineSpec) -> None:
         raise SpecError(issues, spec.label)
 
 
-def _check_steps(calls: tuple[StepCall, ...], experiment: ExperimentConfig | None,
-                 registry: StepRegistry, issues: list[SpecIssue]) -> list[CheckedStep]:
+def _check_steps(
+    calls: tuple[StepCall, ...],
+    experiment: ExperimentConfig | None,
+    registry: StepRegistry,
+    issues: list[SpecIssue],
+) -> list[CheckedStep]:
     checked: list[CheckedStep] = []
     for position, call in enumerate(calls):
         definition = _definition(call, registry, issues)
@@ -107,9 +111,7 @@ def _definition(
         return None
 
 
-def _target_issues(
-    target: str, source: Path | None, checked: list[CheckedStep]
-) -> list[SpecIssue]:
+def _target_issues(target: str, source: Path | None, checked: list[CheckedStep]) -> list[SpecIssue]:
     """A missing target column, found from the first loader of the training frame."""
     base_dir = source.parent if source is not None else Path.cwd()
     for item in checked:

@@ -35,8 +35,9 @@ def _client(settings: Settings) -> Any:
     return use_tracking(settings).MlflowClient()
 
 
-def register_version(settings: Settings, model_uri: str, name: str,
-                     tags: dict[str, str]) -> RegisteredVersion:
+def register_version(
+    settings: Settings, model_uri: str, name: str, tags: dict[str, str]
+) -> RegisteredVersion:
     """Register ``model_uri`` as a new version of ``name`` (created on first use)."""
     mlflow = use_tracking(settings)
     from mlflow.exceptions import MlflowException
@@ -65,5 +66,6 @@ def version_for_alias(settings: Settings, name: str, alias: str) -> str | None:
 
 def get_version(settings: Settings, name: str, version: str) -> RegisteredVersion:
     found = _client(settings).get_model_version(name, version)
-    return RegisteredVersion(name, str(found.version), str(found.source), found.run_id,
-                             tuple(found.aliases))
+    return RegisteredVersion(
+        name, str(found.version), str(found.source), found.run_id, tuple(found.aliases)
+    )

@@ -50,8 +50,11 @@ class StepDefinition(Generic[P]):
 
     def parse(self, raw: dict[str, Any], experiment: ExperimentConfig | None) -> P:
         """Validate raw spec parameters; the experiment config (if valid) is the context."""
-        context = {} if experiment is None else {
-            "problem_type": experiment.problem_type, "experiment": experiment}
+        context = (
+            {}
+            if experiment is None
+            else {"problem_type": experiment.problem_type, "experiment": experiment}
+        )
         return self.params.model_validate(raw, context=context)
 
     def __call__(self, context: StepContext, params: P) -> None:

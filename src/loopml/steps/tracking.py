@@ -35,11 +35,13 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name).rstrip(".") or "metric"
 
 
-def log_candidate(mlflow: Any, record: CandidateRecord, model: Any | None,
-                  model_logger: Any | None = None) -> tuple[str, str | None]:
+def log_candidate(
+    mlflow: Any, record: CandidateRecord, model: Any | None, model_logger: Any | None = None
+) -> tuple[str, str | None]:
     """A nested run for ``record`` (model logged when given); (run id, model URI)."""
-    with mlflow.start_run(run_name=record.name, nested=True,
-                          tags={"loopml.kind": record.kind, **record.tags}) as run:
+    with mlflow.start_run(
+        run_name=record.name, nested=True, tags={"loopml.kind": record.kind, **record.tags}
+    ) as run:
         params = {key: _param(value) for key, value in record.params.items()}
         if params:
             mlflow.log_params(params)
@@ -66,8 +68,18 @@ def _param(value: Any) -> str:
     return text if len(text) <= _MAX_PARAM else text[: _MAX_PARAM - 3] + "..."
 
 
-_MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "imbalanced-learn", "lightgbm", "xgboost-cpu",
-                       "cloudpickle", "pandas", "numpy", "scipy", "loopml")
+_MODEL_REQUIREMENTS = (
+    "mlflow",
+    "scikit-learn",
+    "imbalanced-learn",
+    "lightgbm",
+    "xgboost-cpu",
+    "cloudpickle",
+    "pandas",
+    "numpy",
+    "scipy",
+    "loopml",
+)
 
 
 def model_requirements() -> list[str]:

@@ -23,8 +23,14 @@ def train_model(context: StepContext, params: TrainParams) -> None:
 
     frame = context.require_frame()
     experiment = context.experiment
-    result = run_automl(frame, experiment.target, experiment.problem_type,
-                        experiment.main_metric, params, progress=context.progress)
+    result = run_automl(
+        frame,
+        experiment.target,
+        experiment.problem_type,
+        experiment.main_metric,
+        params,
+        progress=context.progress,
+    )
     mlflow = use_tracking(context.settings)
     example = frame.drop(columns=[experiment.target]).head(5)
     model_uris = _log_candidates(mlflow, result, example, context.progress)
@@ -39,17 +45,20 @@ def train_model(context: StepContext, params: TrainParams) -> None:
     context.data["holdout"] = holdout
     context.models["best"] = best.model
     context.reports["comparison"] = result.leaderboard
-    context.values.update({
-        "best_model": best.name,
-        "model_uri": model_uris[best.id][1],
-        "model_mlflow_run_id": model_uris[best.id][0],
-        "main_metric_value": best.mean_metrics[experiment.main_metric],
-        "train_seconds": round(result.seconds, 3),
-    })
+    context.values.update(
+        {
+            "best_model": best.name,
+            "model_uri": model_uris[best.id][1],
+            "model_mlflow_run_id": model_uris[best.id][0],
+            "main_metric_value": best.mean_metrics[experiment.main_metric],
+            "train_seconds": round(result.seconds, 3),
+        }
+    )
 
 
-def _log_candidates(mlflow: Any, result: Any, example: Any, progress: Any
-                    ) -> dict[str, tuple[str, str]]:
+def _log_candidates(
+    mlflow: Any, result: Any, example: Any, progress: Any
+) -> dict[str, tuple[str, str]]:
     from loopml.automl import plots
     from loopml.steps.tracking import CandidateRecord, log_candidate, log_pipeline
 
@@ -63,20 +72,35 @@ def _log_candidates(mlflow: Any, result: Any, example: Any, progress: Any
             names = [str(n) for n in preprocess.get_feature_names_out()]
         except (AttributeError, ValueError):
             names = []
-        figures = plots.candidate_figures(result.problem_type, result.y_holdout,
-                                          candidate.holdout_scores, labels, candidate.estimator,
-                                          names)
+        figures = plots.candidate_figures(
+            result.problem_type,
+            result.y_holdout,
+            candidate.holdout_scores,
+            labels,
+            candidate.estimator,
+            names,
+        )
         record = CandidateRecord(
-            name=candidate.name, kind=candidate.kind, params=candidate.params,
-            fold_metrics=candidate.fold_metrics, mean_metrics=candidate.mean_metrics,
-            std_metrics=candidate.std_metrics, holdout_metrics=candidate.holdout_metrics,
-            fit_seconds=candidate.fit_seconds, figures=figures,
-            tags={"loopml.estimator_id": candidate.id,
-                  "loopml.best": str(candidate is result.best)},
+            name=candidate.name,
+            kind=candidate.kind,
+            params=candidate.params,
+            fold_metrics=candidate.fold_metrics,
+            mean_metrics=candidate.mean_metrics,
+            std_metrics=candidate.std_metrics,
+            holdout_metrics=candidate.holdout_metrics,
+            fit_seconds=candidate.fit_seconds,
+            figures=figures,
+            tags={
+                "loopml.estimator_id": candidate.id,
+                "loopml.best": str(candidate is result.best),
+            },
         )
         run_id, uri = log_candidate(
-            mlflow, record, candidate.model,
-            model_logger=lambda model: log_pipeline(mlflow, model, example))
+            mlflow,
+            record,
+            candidate.model,
+            model_logger=lambda model: log_pipeline(mlflow, model, example),
+        )
         uris[candidate.id] = (run_id, str(uri))
     progress("logging candidates to MLflow", total, total)
     return uris
