@@ -21,7 +21,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=123)
     args = parser.parse_args()
 
-    from pycaret.classification import blend_models, compare_models, pull, setup, stack_models
+    from pycaret.classification import (
+        blend_models,
+        compare_models,
+        pull,
+        setup,
+        stack_models,
+    )
 
     frame = pd.read_csv(args.data)
     started = time.perf_counter()
@@ -43,6 +49,12 @@ def main() -> None:
     grid = pull()
     stages["compare_s"] = time.perf_counter() - mark
     scores = {str(name): float(f1) for name, f1 in zip(grid["Model"], grid["F1"], strict=True)}
+    # PyCaret issue #3999: with folds already in parallel, VotingClassifier/StackingClassifier
+    # given n_jobs=-1 crash on read-only memmapped folds ("cannot set WRITEABLE flag").
+    # One job inside each (already parallel) fold is also what avoids oversubscription.
+    from pycaret.classification import ClassificationExperiment
+
+    ClassificationExperiment.gpu_n_jobs_param = property(lambda self: 1)  # read-only in PyCaret
     mark = time.perf_counter()
     blend_models(top, verbose=False)
     scores["Blend"] = float(pull().loc["Mean", "F1"])

@@ -175,15 +175,20 @@ def test_string_labels_come_back_as_labels_and_finalize_refits() -> None:
     ("raw", "message"),
     [
         (_params(fold=1), "fold must be at least 2"),
-        (_params(estimator_list=["rff"]), "did you mean"),
+        (_params(estimator_list=["rff"]), "(did you mean 'rf'?)"),
         (_params(estimator_list=["lasso"]), "not available for classification"),
     ],
 )
 def test_bad_parameters_fail_before_training(raw: dict[str, Any], message: str) -> None:
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match=message):
+    from loopml.core.validation import issues_from_validation_error
+
+    with pytest.raises(ValidationError) as caught:
         TrainParams.model_validate(raw, context={"problem_type": "classification"})
+    (issue,) = issues_from_validation_error(caught.value, TrainParams, "train_model")
+    assert issue.path.startswith("train_model.modeling_params.")
+    assert message in issue.render()
 
 
 def test_data_problems_fail_before_training() -> None:

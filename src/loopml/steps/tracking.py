@@ -39,8 +39,12 @@ def log_candidate(
     mlflow: Any, record: CandidateRecord, model: Any | None, model_logger: Any | None = None
 ) -> tuple[str, str | None]:
     """A nested run for ``record`` (model logged when given); (run id, model URI)."""
+    parent = mlflow.active_run()
     with mlflow.start_run(
-        run_name=record.name, nested=True, tags={"loopml.kind": record.kind, **record.tags}
+        run_name=record.name,
+        nested=True,
+        experiment_id=parent.info.experiment_id if parent is not None else None,
+        tags={"loopml.kind": record.kind, **record.tags},
     ) as run:
         params = {key: _param(value) for key, value in record.params.items()}
         if params:
