@@ -24,6 +24,12 @@ class Estimator:
     build: Factory
     probabilistic: bool = True
 
+    @property
+    def cost(self) -> int:
+        """A rough relative fit cost, so the slowest fits start first and no core idles at
+        the end of a comparison waiting on one long fit."""
+        return _COSTS.get(self.id, 1)
+
 
 def _lr_clf(seed: int | None, threads: int) -> Any:
     from sklearn.linear_model import LogisticRegression
@@ -56,9 +62,9 @@ def _svm(seed: int | None, threads: int) -> Any:
 
 
 def _rbfsvm(seed: int | None, threads: int) -> Any:
-    from sklearn.svm import SVC
+    from loopml.automl.transformers import CalibratedSVC
 
-    return SVC(kernel="rbf", probability=True, random_state=seed)
+    return CalibratedSVC(random_state=seed)
 
 
 def _ridge_clf(seed: int | None, threads: int) -> Any:
@@ -247,6 +253,9 @@ _REGRESSION = (
     Estimator("dummy", "Dummy Regressor", _dummy_reg),
 )
 
+_COSTS = {"rbfsvm": 8, "rf": 6, "et": 5, "gbc": 5, "gbr": 5, "ada": 4, "xgboost": 3}
+_COSTS.update({"lightgbm": 2, "knn": 2, "huber": 2})
+
 CATALOG: dict[str, dict[str, Estimator]] = {
     "classification": {entry.id: entry for entry in _CLASSIFICATION},
     "regression": {entry.id: entry for entry in _REGRESSION},
@@ -265,9 +274,17 @@ def estimator(problem_type: str, estimator_id: str) -> Estimator:
 
 
 def set_threads(model: Any, threads: int) -> Any:
-    """Set every thread knob ``model`` has (after unpickling or cloning) to ``threads``."""
+    """Set every thread knob ``model`` has (after unpickling or cloning) to ``threads``.
+
+    Only knobs already set (ours always are) change: scikit-learn deprecates
+    ``n_jobs`` on some estimators, which leave it ``None``.
+    """
     params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
-    updates = {key: threads for key in params if key.split("__")[-1] in ("n_jobs", "num_threads")}
+    updates = {
+        key: threads
+        for key, value in params.items()
+        if key.split("__")[-1] in ("n_jobs", "num_threads", "thread_count") and value is not None
+    }
     if updates:
         model.set_params(**updates)
     return model

@@ -1,4 +1,11 @@
-"""Blend and stack candidates from out-of-fold predictions the comparison already made."""
+"""Blend and stack candidates from out-of-fold predictions the comparison already made.
+
+PyCaret's ``blend_models`` and ``stack_models`` refit every member on every
+fold (and stacking cross-validates the members again inside each fold); that
+is most of its run time. Here a blend's out-of-fold output is the mean of its
+members' out-of-fold outputs, and a stack's meta-model is cross-validated on
+the members' out-of-fold outputs with the same folds: no member is refitted.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from loopml.automl.compare import Candidate, Session, fold_metrics, holdout_metrics
+from loopml.automl.compare import (
+    Candidate,
+    fold_metrics,
+    holdout_metrics,
+    predictions,
+)
 from loopml.automl.ensemble import (
     BlendedClassifier,
     BlendedRegressor,
@@ -15,6 +27,7 @@ from loopml.automl.ensemble import (
     StackedRegressor,
     meta_features,
 )
+from loopml.automl.session import Session
 
 
 def blend(session: Session, members: list[Candidate]) -> Candidate:
@@ -28,26 +41,26 @@ def blend(session: Session, members: list[Candidate]) -> Candidate:
         if session.classification
         else BlendedRegressor.prefit(fitted)
     )
-    return Candidate(
-        id="blend",
-        name=f"Blend ({' + '.join(m.id for m in members)})",
-        kind="blend",
-        params={"members": ", ".join(m.id for m in members), "method": "soft"},
-        fold_metrics=fold_metrics(session, oof),
-        holdout_metrics=holdout_metrics(session, holdout),
-        fit_seconds=time.perf_counter() - started + sum(m.fit_seconds for m in members),
-        estimator=model,
-        oof_scores=oof,
-        holdout_scores=holdout,
-        members=[m.id for m in members],
+    return _ensemble_candidate(
+        session,
+        "blend",
+        "Voting " + ("Classifier" if session.classification else "Regressor"),
+        members,
+        model,
+        oof,
+        holdout,
+        {"method": "soft" if session.classification else "mean"},
+        time.perf_counter() - started,
     )
 
 
 def stack(session: Session, members: list[Candidate]) -> Candidate:
-    """A meta-model (PyCaret's default: logistic or ridge regression) on members' OOF output.
+    """A meta-model (PyCaret's: logistic regression, or linear regression) on members' output.
 
     The meta-model's CV score uses the same folds: for each fold it is fitted
-    on the other folds' out-of-fold member outputs and scored on this one.
+    on the other folds' out-of-fold member outputs and scored on this fold's.
+    The deployable meta-model learns from all out-of-fold outputs, as
+    scikit-learn's ``StackingClassifier`` does from its internal CV.
     """
     from sklearn.base import clone
 
@@ -55,7 +68,7 @@ def stack(session: Session, members: list[Candidate]) -> Candidate:
     classification = session.classification
     meta_train = meta_features([m.oof_scores for m in members], classification)
     meta_holdout = meta_features([m.holdout_scores for m in members], classification)
-    template = _meta_model(classification, session.seed)
+    template = meta_model(classification, session.seed)
     oof = np.zeros_like(members[0].oof_scores)
     for fold in session.folds:
         mask = np.ones(len(session.y_train), dtype=bool)
@@ -70,29 +83,57 @@ def stack(session: Session, members: list[Candidate]) -> Candidate:
         if classification
         else StackedRegressor.prefit(fitted, final_meta)
     )
-    return Candidate(
-        id="stack",
-        name=f"Stack ({' + '.join(m.id for m in members)})",
-        kind="stack",
-        params={"members": ", ".join(m.id for m in members), "meta_model": type(template).__name__},
-        fold_metrics=fold_metrics(session, oof),
-        holdout_metrics=holdout_metrics(session, holdout),
-        fit_seconds=time.perf_counter() - started + sum(m.fit_seconds for m in members),
-        estimator=model,
-        oof_scores=oof,
-        holdout_scores=holdout,
-        members=[m.id for m in members],
+    return _ensemble_candidate(
+        session,
+        "stack",
+        "Stacking " + ("Classifier" if classification else "Regressor"),
+        members,
+        model,
+        oof,
+        holdout,
+        {"meta_model": type(template).__name__},
+        time.perf_counter() - started,
     )
 
 
-def _meta_model(classification: bool, seed: int | None) -> Any:
+def _ensemble_candidate(
+    session: Session,
+    kind: str,
+    title: str,
+    members: list[Candidate],
+    model: Any,
+    oof: np.ndarray,
+    holdout: np.ndarray,
+    params: dict[str, Any],
+    seconds: float,
+) -> Candidate:
+    ids = [m.id for m in members]
+    return Candidate(
+        id=kind,
+        name=f"{title} ({' + '.join(ids)})",
+        kind=kind,
+        params={"members": ", ".join(ids), **params},
+        fold_metrics=fold_metrics(session, oof),
+        holdout_metrics=holdout_metrics(session, holdout),
+        fit_seconds=seconds + sum(m.fit_seconds for m in members),
+        estimator=model,
+        oof_scores=oof,
+        holdout_scores=holdout,
+        holdout_pred=predictions(session, holdout),
+        members=ids,
+        feature_names=session.feature_names,
+    )
+
+
+def meta_model(classification: bool, seed: int | None) -> Any:
+    """PyCaret's default meta-models."""
     if classification:
         from sklearn.linear_model import LogisticRegression
 
         return LogisticRegression(max_iter=1000, random_state=seed)
-    from sklearn.linear_model import Ridge
+    from sklearn.linear_model import LinearRegression
 
-    return Ridge(random_state=seed)
+    return LinearRegression()
 
 
 def _meta_scores(meta: Any, features: np.ndarray, classification: bool) -> np.ndarray:

@@ -1,37 +1,48 @@
-"""Compare, tune and ensemble models on shared folds: the heart of ``train_model``.
+"""Compare models on shared folds: the heart of ``train_model``.
 
-Work is done once: each fold is prepared once (:mod:`loopml.automl.folds`),
-every (estimator, fold) fit is an independent task run in parallel with one
-thread per model, out-of-fold predictions are kept, and blends and stacks are
-scored from those predictions instead of refitting their members.
+The work is done once. The holdout is split off once and each fold is
+prepared once (:mod:`loopml.automl.session`); each (estimator, fold) fit is an
+independent task run on every core with one thread per fit; out-of-fold
+predictions are kept, every metric is computed from them, and blends, stacks
+and tuning trials reuse the same folds.
+
+Progress goes to a ``progress(description, completed, total)`` callback
+(:data:`loopml.core.context.ProgressCallback`). Descriptions start with the
+estimator id (``"rf cross-validating Random Forest Classifier"``, completed
+folds of ``fold + 1`` fits, the last one on the whole training split), so a
+progress display keyed on the first word shows one bar per estimator.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from loopml.automl.catalog import DEFAULT_ESTIMATORS, estimator
 from loopml.automl.config import TrainParams
 from loopml.automl.ensemble import member_scores
-from loopml.automl.folds import PreparedFold, prepare_fold, splitter
+from loopml.automl.folds import FINAL, PreparedFold
 from loopml.automl.metrics import metric_names, scores_for, sort_key
-from loopml.automl.preprocess import build_preprocessor, build_samplers, plan_columns
-from loopml.core.errors import DataError
-
-Progress = Callable[[str, float, float | None], None]
-FINAL = -1  # the fold index of the fit on all training rows, scored on the holdout
+from loopml.automl.parallel import Task, run_unordered
+from loopml.automl.session import Session
 
 
 @dataclass
 class Candidate:
-    """One model the comparison scored: base estimator, tuned, blend or stack."""
+    """One model the comparison scored: a base estimator, a tuned one, a blend or a stack.
+
+    ``fold_metrics`` holds each metric per fold (from out-of-fold predictions),
+    ``holdout_metrics`` the same metrics on the holdout. ``oof_scores`` and
+    ``holdout_scores`` are class probabilities (classification) or predicted
+    values (regression); ``holdout_pred`` the predicted classes (encoded
+    ``0..k-1``) or values. ``fit_seconds`` is the time spent fitting and scoring
+    on all folds and on the whole training split. ``estimator`` is the fitted
+    model alone, ``model`` the deployable pipeline that predicts from raw
+    columns; ``feature_names`` name the columns ``estimator`` sees.
+    """
 
     id: str
     name: str
@@ -43,8 +54,10 @@ class Candidate:
     estimator: Any
     oof_scores: np.ndarray
     holdout_scores: np.ndarray
+    holdout_pred: np.ndarray
     model: Any = None
     members: list[str] = field(default_factory=list)
+    feature_names: list[str] = field(default_factory=list)
 
     @property
     def mean_metrics(self) -> dict[str, float]:
@@ -54,277 +67,189 @@ class Candidate:
     def std_metrics(self) -> dict[str, float]:
         return {k: float(np.std(v)) for k, v in self.fold_metrics.items()}
 
-
-@dataclass
-class Session:
-    """The data and prepared folds every candidate is scored on."""
-
-    problem_type: str
-    main_metric: str
-    params: TrainParams
-    X_train: pd.DataFrame
-    y_train: np.ndarray
-    X_holdout: pd.DataFrame
-    y_holdout: np.ndarray
-    labels: np.ndarray
-    folds: list[PreparedFold]
-    final: PreparedFold
-    preprocessor: Any
-    samplers: list[tuple[str, Any]]
-    n_jobs: int
-    progress: Progress
-
     @property
-    def classification(self) -> bool:
-        return self.problem_type == "classification"
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.labels)
-
-    @property
-    def seed(self) -> int | None:
-        return self.params.modeling_params.session_id
-
-
-def default_jobs() -> int:
-    return max(1, os.cpu_count() or 1)
-
-
-def start_session(
-    frame: pd.DataFrame,
-    target: str,
-    problem_type: str,
-    main_metric: str,
-    params: TrainParams,
-    n_jobs: int | None,
-    progress: Progress,
-) -> Session:
-    """Check the data, split off the holdout, and prepare every fold once."""
-    from sklearn.model_selection import train_test_split
-
-    modeling = params.modeling_params
-    X, y, labels = _features_and_target(frame, target, problem_type, params)
-    stratify = y if problem_type == "classification" else None
-    X_train, X_holdout, y_train, y_holdout = train_test_split(
-        X, y, train_size=modeling.train_size, random_state=modeling.session_id, stratify=stratify
-    )
-    _check_folds(y_train, problem_type, modeling.fold)
-    plan = plan_columns(X_train, params.feature_engineering_params)
-    preprocessor = build_preprocessor(
-        plan, params.feature_engineering_params, problem_type, modeling.session_id
-    )
-    samplers = build_samplers(params.feature_engineering_params, problem_type, modeling.session_id)
-    jobs = n_jobs or modeling.n_jobs or default_jobs()
-    X_train = X_train.reset_index(drop=True)
-    split = splitter(problem_type, modeling.fold, modeling.fold_strategy, modeling.session_id)
-    tasks = [(i, tr, va) for i, (tr, va) in enumerate(split.split(X_train, y_train))]
-    tasks.append((FINAL, np.arange(len(X_train)), np.arange(0)))
-    progress("preparing folds", 0, len(tasks))
-    prepared = _parallel(
-        [
-            (
-                prepare_fold,
-                (
-                    i,
-                    X_train,
-                    y_train,
-                    tr,
-                    va,
-                    preprocessor,
-                    samplers,
-                    X_holdout if i == FINAL else None,
-                ),
-            )
-            for i, tr, va in tasks
-        ],
-        jobs,
-        progress,
-        "preparing folds",
-    )
-    folds = sorted((p for p in prepared if p.index != FINAL), key=lambda p: p.index)
-    final = next(p for p in prepared if p.index == FINAL)
-    return Session(
-        problem_type,
-        main_metric,
-        params,
-        X_train,
-        y_train,
-        X_holdout.reset_index(drop=True),
-        y_holdout,
-        labels,
-        folds,
-        final,
-        preprocessor,
-        samplers,
-        jobs,
-        progress,
-    )
-
-
-def _features_and_target(
-    frame: pd.DataFrame, target: str, problem_type: str, params: TrainParams
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    if target not in frame.columns:
-        raise DataError(f"target column {target!r} is not in the data")
-    y_raw = frame[target]
-    if y_raw.isna().any():
-        raise DataError(
-            f"target column {target!r} has {int(y_raw.isna().sum())} missing "
-            "values; drop those rows or fill them before training"
-        )
-    X = frame.drop(columns=[target, *params.feature_engineering_params.ignore_features])
-    if problem_type == "classification":
-        labels, y = np.unique(y_raw.to_numpy(), return_inverse=True)
-        if len(labels) < 2:
-            raise DataError(
-                f"target column {target!r} has a single class ({labels[0]!r}); "
-                "classification needs at least two"
-            )
-        return X, y.astype(np.int64), labels
-    if not pd.api.types.is_numeric_dtype(y_raw):
-        raise DataError(
-            f"target column {target!r} is {y_raw.dtype}, not numeric; regression "
-            "needs a numeric target (or use problem_type classification)"
-        )
-    return X, y_raw.to_numpy(dtype=np.float64), np.asarray([])
-
-
-def _check_folds(y_train: np.ndarray, problem_type: str, fold: int) -> None:
-    if len(y_train) < fold * 2:
-        raise DataError(
-            f"{len(y_train)} training rows are too few for fold={fold}; "
-            "lower fold or train_size, or bring more data"
-        )
-    if problem_type == "classification":
-        smallest = int(np.bincount(y_train).min())
-        if smallest < fold:
-            raise DataError(
-                f"the rarest class has {smallest} training rows, fewer than "
-                f"fold={fold}; lower fold to at most {max(smallest, 2)}"
-            )
-
-
-def _parallel(
-    tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]],
-    n_jobs: int,
-    progress: Progress,
-    description: str,
-) -> list[Any]:
-    """Run ``tasks`` over ``n_jobs`` processes, reporting each one that finishes."""
-    from joblib import Parallel, delayed
-
-    results: list[Any] = []
-    runner = Parallel(
-        n_jobs=min(n_jobs, len(tasks)),
-        return_as="generator_unordered",
-        backend="loky",
-        max_nbytes="1M",
-    )
-    for result in runner(delayed(func)(*args) for func, args in tasks):
-        results.append(result)
-        progress(description, len(results), len(tasks))
-    return results
+    def holdout_proba(self) -> np.ndarray | None:
+        """Class probabilities on the holdout (``None`` for regression)."""
+        return self.holdout_scores if self.holdout_scores.ndim == 2 else None
 
 
 @dataclass
 class FitResult:
-    """One estimator fitted on one prepared fold; ``task`` orders results that arrive unordered."""
+    """One estimator fitted on one prepared fold and scored on its validation rows.
 
-    task: int
+    ``error`` says why the fit failed (``scores`` are then empty).
+    """
+
     fold: int
     scores: np.ndarray
     seconds: float
     model: Any
+    error: str | None = None
 
 
 def fit_on_fold(
-    task: int,
     estimator_id: str,
     problem_type: str,
     overrides: dict[str, Any],
     seed: int | None,
+    n_classes: int,
     fold: PreparedFold,
 ) -> FitResult:
-    """Fit a fresh estimator on a prepared fold and score its validation rows."""
-    from threadpoolctl import threadpool_limits
+    """Fit a fresh single-threaded estimator on ``fold`` and score its validation rows.
 
-    with threadpool_limits(1):
-        model = estimator(problem_type, estimator_id).build(seed, 1)
+    An estimator that raises is reported, not fatal: as PyCaret's
+    ``errors="ignore"``, one model that cannot fit these data (QDA on
+    collinear columns, say) does not end the comparison of the others.
+    """
+    started = time.perf_counter()
+    model = estimator(problem_type, estimator_id).build(seed, 1)
+    try:
         if overrides:
             model.set_params(**overrides)
-        started = time.perf_counter()
         model.fit(fold.X_train, fold.y_train)
-        seconds = time.perf_counter() - started
         scores = member_scores(model, fold.X_valid, problem_type == "classification")
-    return FitResult(task, fold.index, scores, seconds, model if fold.index == FINAL else None)
+    except Exception as exc:  # any estimator's own failure, reported per candidate
+        seconds = time.perf_counter() - started
+        return FitResult(fold.index, np.zeros(0), seconds, None, f"{type(exc).__name__}: {exc}")
+    if scores.ndim == 2 and scores.shape[1] != n_classes:
+        scores = _all_classes(scores, model.classes_, n_classes)
+    seconds = time.perf_counter() - started
+    return FitResult(fold.index, scores, seconds, model if fold.index == FINAL else None)
+
+
+def _all_classes(scores: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:
+    """Probabilities with a zero column for each class a fold's training rows lacked."""
+    full = np.zeros((len(scores), n_classes), dtype=np.float64)
+    full[:, np.asarray(seen, dtype=int)] = scores
+    return full
+
+
+Spec = tuple[str, dict[str, Any]]
+
+
+def fit_specs(
+    session: Session,
+    specs: list[Spec],
+    label: str,
+    folds: Literal["all", "cv", "final"] = "all",
+) -> list[list[FitResult]]:
+    """Fit each (estimator id, parameters) on the folds, the final fold, or both, in parallel.
+
+    The slowest estimators start first so no core waits idle on a last long fit.
+    With a ``label``, progress counts each spec's finished fits under
+    ``"<id> <label> <name>"``.
+    """
+    chosen = {
+        "all": [*session.folds, session.final],
+        "cv": list(session.folds),
+        "final": [session.final],
+    }[folds]
+    order = sorted(
+        range(len(specs)),
+        key=lambda i: -estimator(session.problem_type, specs[i][0]).cost,
+    )
+    pairs = [(i, fold) for i in order for fold in chosen]
+    tasks: list[Task] = [
+        (
+            fit_on_fold,
+            (specs[i][0], session.problem_type, specs[i][1], session.seed, session.n_classes, fold),
+        )
+        for i, fold in pairs
+    ]
+    done = [0] * len(specs)
+    titles = [
+        f"{spec_id} {label} {estimator(session.problem_type, spec_id).name}" for spec_id, _ in specs
+    ]
+    if label:
+        for i in order:
+            session.progress(titles[i], 0, len(chosen))
+    results: list[list[FitResult]] = [[] for _ in specs]
+    for position, fit in run_unordered(tasks, session.n_jobs):
+        spec = pairs[position][0]
+        results[spec].append(fit)
+        done[spec] += 1
+        if label:
+            session.progress(titles[spec], done[spec], len(chosen))
+    for fits in results:
+        fits.sort(key=lambda fit: (fit.fold == FINAL, fit.fold))
+    return results
 
 
 def score_estimators(
-    session: Session, specs: list[tuple[str, dict[str, Any]]], kind: str = "base"
+    session: Session,
+    specs: list[Spec],
+    kind: str = "base",
+    label: str = "cross-validating",
+    failures: dict[str, str] | None = None,
 ) -> list[Candidate]:
-    """Cross-validate each (estimator id, parameters) on the shared folds, in parallel."""
-    all_folds = [*session.folds, session.final]
-    pairs = [(spec, fold) for spec in specs for fold in all_folds]
-    tasks = [
-        (fit_on_fold, (task, estimator_id, session.problem_type, overrides, session.seed, fold))
-        for task, ((estimator_id, overrides), fold) in enumerate(pairs)
-    ]
-    label = "tuning" if kind == "tuned" else "cross-validating"
-    session.progress(f"{label} {len(specs)} model(s) x {len(all_folds)} folds", 0, len(tasks))
-    results = _parallel(
-        tasks,
-        session.n_jobs,
-        session.progress,
-        f"{label} {len(specs)} model(s) x {len(all_folds)} folds",
-    )
-    per_spec = len(all_folds)
-    ordered = sorted(results, key=lambda result: result.task)
-    return [
-        _candidate(
-            session, estimator_id, overrides, kind, ordered[i * per_spec : (i + 1) * per_spec]
-        )
-        for i, (estimator_id, overrides) in enumerate(specs)
-    ]
+    """Cross-validate each (estimator id, parameters) on the shared folds, in parallel.
+
+    Estimators that failed on any fold are left out; why goes into ``failures``.
+    """
+    scored = []
+    for (estimator_id, overrides), fits in zip(
+        specs, fit_specs(session, specs, label), strict=True
+    ):
+        error = first_error(fits)
+        if error is None:
+            scored.append(candidate(session, estimator_id, overrides, kind, fits))
+        elif failures is not None:
+            failures[estimator_id] = error
+    return scored
 
 
-def _candidate(
+def first_error(fits: list[FitResult]) -> str | None:
+    """The first failure among ``fits``, naming its fold."""
+    for fit in fits:
+        if fit.error is not None:
+            where = "the whole training split" if fit.fold == FINAL else f"fold {fit.fold}"
+            return f"{fit.error} (on {where})"
+    return None
+
+
+def candidate(
     session: Session, estimator_id: str, overrides: dict[str, Any], kind: str, fits: list[FitResult]
 ) -> Candidate:
+    """A candidate from its fits: out-of-fold metrics, holdout metrics, the final model."""
     entry = estimator(session.problem_type, estimator_id)
-    oof = _oof(session, [f.scores for f in fits if f.fold != FINAL])
+    oof = oof_scores(session, [f.scores for f in fits if f.fold != FINAL])
     final = next(f for f in fits if f.fold == FINAL)
-    model = final.model
-    params = {
-        k: v
-        for k, v in model.get_params(deep=False).items()
-        if isinstance(v, int | float | str | bool | type(None))
-    }
     return Candidate(
         id=estimator_id if kind == "base" else f"{estimator_id}_{kind}",
         name=entry.name if kind == "base" else f"{entry.name} ({kind})",
         kind=kind,
-        params=params,
+        params=hyperparameters(final.model),
         fold_metrics=fold_metrics(session, oof),
         holdout_metrics=holdout_metrics(session, final.scores),
-        fit_seconds=float(sum(f.seconds for f in fits if f.fold != FINAL)),
-        estimator=model,
+        fit_seconds=float(sum(f.seconds for f in fits)),
+        estimator=final.model,
         oof_scores=oof,
         holdout_scores=final.scores,
+        holdout_pred=predictions(session, final.scores),
+        feature_names=session.feature_names,
     )
 
 
-def _oof(session: Session, fold_scores: Iterable[np.ndarray]) -> np.ndarray:
+def hyperparameters(model: Any) -> dict[str, Any]:
+    """The estimator's own parameters that are plain values (what a person would log)."""
+    return {
+        key: value
+        for key, value in model.get_params(deep=False).items()
+        if isinstance(value, int | float | str | bool | type(None))
+    }
+
+
+def oof_scores(session: Session, fold_scores: list[np.ndarray]) -> np.ndarray:
     """Per-fold validation scores put back in training-row order."""
-    blocks = list(fold_scores)
-    shape = (len(session.y_train), *blocks[0].shape[1:])
+    shape = (len(session.y_train), *fold_scores[0].shape[1:])
     oof = np.zeros(shape, dtype=np.float64)
-    for fold, block in zip(session.folds, blocks, strict=True):
+    for fold, block in zip(session.folds, fold_scores, strict=True):
         oof[fold.valid_rows] = block
     return oof
 
 
 def predictions(session: Session, scores: np.ndarray) -> np.ndarray:
+    """Encoded classes (argmax of probabilities) or the values themselves."""
     if session.classification:
         return np.asarray(np.argmax(scores, axis=1))
     return scores
@@ -358,7 +283,7 @@ def holdout_metrics(session: Session, scores: np.ndarray) -> dict[str, float]:
 
 
 def rank(candidates: list[Candidate], metric: str) -> list[Candidate]:
-    """Best first by the mean CV value of ``metric``."""
+    """Best first by the mean CV value of ``metric`` (stable: earlier candidates win ties)."""
     key = sort_key(metric)
     return sorted(candidates, key=lambda c: key(c.mean_metrics[metric]))
 

@@ -63,6 +63,10 @@ class BlendedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         blend.classes_ = np.asarray(classes)
         return blend
 
+    def with_members(self, members: list[tuple[str, Any]]) -> BlendedClassifier:
+        """The same blend over other fitted members (a refit on more rows)."""
+        return type(self).prefit(members, self.classes_)
+
     def predict_proba(self, X: Any) -> np.ndarray:
         return np.asarray(np.mean([member_scores(m, X, True) for m in self.estimators_], axis=0))
 
@@ -85,6 +89,10 @@ class BlendedRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         blend = cls(members)
         blend.estimators_ = [model for _, model in members]
         return blend
+
+    def with_members(self, members: list[tuple[str, Any]]) -> BlendedRegressor:
+        """The same blend over other fitted members (a refit on more rows)."""
+        return type(self).prefit(members)
 
     def predict(self, X: Any) -> np.ndarray:
         return np.asarray(np.mean([m.predict(X) for m in self.estimators_], axis=0))
@@ -123,6 +131,10 @@ class StackedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         )
         return self
 
+    def with_members(self, members: list[tuple[str, Any]]) -> StackedClassifier:
+        """The same meta-model over other fitted members (a refit on more rows)."""
+        return type(self).prefit(members, self.final_estimator_, self.classes_)
+
     def _meta(self, X: Any) -> np.ndarray:
         return meta_features([member_scores(m, X, True) for m in self.estimators_], True)
 
@@ -157,6 +169,10 @@ class StackedRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.final_estimator_ = clone(self.final_estimator).fit(meta_features(blocks, False), y)
         return self
 
+    def with_members(self, members: list[tuple[str, Any]]) -> StackedRegressor:
+        """The same meta-model over other fitted members (a refit on more rows)."""
+        return type(self).prefit(members, self.final_estimator_)
+
     def predict(self, X: Any) -> np.ndarray:
         meta = meta_features([np.asarray(m.predict(X)) for m in self.estimators_], False)
         return np.asarray(self.final_estimator_.predict(meta))
@@ -171,3 +187,6 @@ def _as_scores(block: np.ndarray) -> np.ndarray:
         squashed = 1.0 / (1.0 + np.exp(-block))
         return np.column_stack([1.0 - squashed, squashed])
     return block
+
+
+ENSEMBLES = (BlendedClassifier, BlendedRegressor, StackedClassifier, StackedRegressor)

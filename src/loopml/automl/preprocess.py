@@ -1,9 +1,13 @@
 """From feature-engineering parameters and the data's columns to scikit-learn steps.
 
-Two parts come out: the *preprocessor* (imputation, encoding, date parts,
-trigonometry, polynomials, multicollinearity, scaling, PCA, feature
-selection), which runs at fit and predict time, and the *samplers* (outlier
-removal, imbalance fixing), which imbalanced-learn applies only while fitting.
+A loopml model is one imbalanced-learn pipeline in PyCaret's order:
+
+``preprocess`` (dates, imputation, encoding, trigonometry, polynomials,
+multicollinearity: raw frame in, numbers out) → ``remove_outliers`` and
+``fix_imbalance`` (samplers, applied only while fitting) → ``transform``
+(normalization, PCA, feature selection, learned on the resampled rows) →
+``model``. :class:`Stages` holds the three unfitted parts so cross-validation
+can fit each once per fold and share the result.
 """
 
 from __future__ import annotations
@@ -33,14 +37,18 @@ class ColumnPlan:
         return self.numeric + self.categorical + self.dates
 
 
+@dataclass
+class Stages:
+    """The unfitted parts of a model: before, during (fit only) and after resampling."""
+
+    preprocess: Any
+    samplers: list[tuple[str, Any]]
+    transform: Any | None
+
+
 def plan_columns(frame: pd.DataFrame, params: FeatureEngineeringParams) -> ColumnPlan:
     """Sort the feature columns by type, honouring the explicit lists in ``params``."""
-    named = [
-        *params.numeric_features,
-        *params.categorical_features,
-        *params.date_features,
-        *params.ignore_features,
-    ]
+    named = [*params.numeric_features, *params.categorical_features, *params.date_features]
     missing = [name for name in named if name not in frame.columns]
     if missing:
         raise DataError(
@@ -60,10 +68,7 @@ def plan_columns(frame: pd.DataFrame, params: FeatureEngineeringParams) -> Colum
             continue
         if column in params.categorical_features:
             categorical.append(column)
-        elif column in params.numeric_features or (
-            pd.api.types.is_numeric_dtype(frame[column])
-            and not pd.api.types.is_bool_dtype(frame[column])
-        ):
+        elif column in params.numeric_features or pd.api.types.is_numeric_dtype(frame[column]):
             numeric.append(column)
         else:
             categorical.append(column)
@@ -74,73 +79,54 @@ def plan_columns(frame: pd.DataFrame, params: FeatureEngineeringParams) -> Colum
     return ColumnPlan(numeric, categorical, dates, one_hot, ordinal)
 
 
-def build_preprocessor(
+def build_stages(
     plan: ColumnPlan, params: FeatureEngineeringParams, problem_type: str, seed: int | None
-) -> Any:
-    """The preprocessing pipeline for ``plan`` (unfitted, numpy out)."""
+) -> Stages:
+    """The three unfitted parts for ``plan`` and ``params``."""
+    return Stages(
+        build_preprocessor(plan, params),
+        build_samplers(params, problem_type, seed),
+        build_transform(params, problem_type, seed),
+    )
+
+
+def build_preprocessor(plan: ColumnPlan, params: FeatureEngineeringParams) -> Any:
+    """Raw columns to a float matrix: everything PyCaret does before resampling."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
 
-    from loopml.automl.transformers import DateFeatures, DropCorrelated, TrigonometryFeatures
+    from loopml.automl.transformers import (
+        DateFeatures,
+        RemoveMulticollinearity,
+        TrigonometryFeatures,
+        as_float,
+    )
 
     branches: list[tuple[str, Any, list[str]]] = []
     if plan.numeric:
-        numeric_steps: list[tuple[str, Any]] = [("impute", _numeric_imputer(params))]
+        numeric_steps: list[tuple[str, Any]] = [
+            ("as_float", FunctionTransformer(as_float, feature_names_out="one-to-one")),
+            ("impute", _numeric_imputer(params)),
+        ]
         if params.trigonometry_features:
             numeric_steps.append(("trigonometry", TrigonometryFeatures()))
         branches.append(("numeric", Pipeline(numeric_steps), plan.numeric))
-    categorical_imputer = (
-        SimpleImputer(strategy="most_frequent")
-        if params.categorical_imputation == "mode"
-        else SimpleImputer(strategy="constant", fill_value=params.categorical_imputation)
-    )
-    if plan.one_hot:
-        branches.append(
-            (
-                "one_hot",
-                Pipeline(
-                    [
-                        ("impute", categorical_imputer),
-                        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                    ]
-                ),
-                plan.one_hot,
-            )
-        )
-    if plan.ordinal:
-        branches.append(
-            (
-                "ordinal",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="most_frequent")),
-                        (
-                            "encode",
-                            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
-                        ),
-                    ]
-                ),
-                plan.ordinal,
-            )
-        )
+    for name, columns, encoder in (
+        ("one_hot", plan.one_hot, OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+        ("ordinal", plan.ordinal, _ordinal_encoder(OrdinalEncoder)),
+    ):
+        if columns:
+            imputer = _categorical_imputer(params, SimpleImputer)
+            branches.append((name, Pipeline([("impute", imputer), ("encode", encoder)]), columns))
     if plan.dates:
-        branches.append(
-            (
-                "dates",
-                Pipeline([("parts", DateFeatures()), ("impute", SimpleImputer(strategy="median"))]),
-                plan.dates,
-            )
-        )
-    steps: list[tuple[str, Any]] = [
-        (
-            "columns",
-            ColumnTransformer(
-                branches, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=False
-            ),
-        ),
-    ]
+        dates = Pipeline([("parts", DateFeatures()), ("impute", SimpleImputer(strategy="median"))])
+        branches.append(("dates", dates, plan.dates))
+    columns = ColumnTransformer(
+        branches, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=False
+    )
+    steps: list[tuple[str, Any]] = [("columns", columns)]
     if params.polynomial_features:
         from sklearn.preprocessing import PolynomialFeatures
 
@@ -148,36 +134,29 @@ def build_preprocessor(
             ("polynomial", PolynomialFeatures(params.polynomial_degree, include_bias=False))
         )
     if params.remove_multicollinearity:
-        steps.append(("multicollinearity", DropCorrelated(params.multicollinearity_threshold)))
-    if params.normalize:
-        steps.append(("normalize", _scaler(params.normalize_method)))
-    if params.pca:
-        steps.append(("pca", _pca(params, seed)))
-    if params.feature_selection:
-        steps.append(("feature_selection", _selector(params, problem_type, seed)))
+        steps.append(
+            ("multicollinearity", RemoveMulticollinearity(params.multicollinearity_threshold))
+        )
     return Pipeline(steps)
 
 
 def build_samplers(
     params: FeatureEngineeringParams, problem_type: str, seed: int | None
 ) -> list[tuple[str, Any]]:
-    """Fit-time-only row changes: outlier removal, then imbalance fixing."""
+    """Fit-time-only row changes: outlier removal, then imbalance fixing (PyCaret's order)."""
     samplers: list[tuple[str, Any]] = []
     if params.remove_outliers:
         from imblearn import FunctionSampler
 
         from loopml.automl.transformers import drop_outliers
 
-        samplers.append(
-            (
-                "remove_outliers",
-                FunctionSampler(
-                    func=drop_outliers,
-                    validate=False,
-                    kw_args={"threshold": params.outliers_threshold, "seed": seed},
-                ),
-            )
-        )
+        options = {
+            "method": params.outliers_method,
+            "threshold": params.outliers_threshold,
+            "seed": seed,
+        }
+        sampler = FunctionSampler(func=drop_outliers, validate=False, kw_args=options)
+        samplers.append(("remove_outliers", sampler))
     if params.fix_imbalance:
         if problem_type != "classification":
             raise DataError("fix_imbalance resamples classes; it needs problem_type classification")
@@ -185,24 +164,60 @@ def build_samplers(
     return samplers
 
 
-def resampler(method: str, seed: int | None) -> Any:
-    """The imbalanced-learn sampler for PyCaret's ``fix_imbalance_method`` id."""
-    from imblearn import combine, over_sampling, under_sampling
+# PyCaret's fix_imbalance_method ids and the imbalanced-learn classes behind them.
+_RESAMPLER_CLASSES: dict[str, tuple[str, str]] = {
+    "smote": ("over_sampling", "SMOTE"),
+    "adasyn": ("over_sampling", "ADASYN"),
+    "borderlinesmote": ("over_sampling", "BorderlineSMOTE"),
+    "svmsmote": ("over_sampling", "SVMSMOTE"),
+    "kmeanssmote": ("over_sampling", "KMeansSMOTE"),
+    "randomoversampler": ("over_sampling", "RandomOverSampler"),
+    "randomundersampler": ("under_sampling", "RandomUnderSampler"),
+    "nearmiss": ("under_sampling", "NearMiss"),
+    "tomeklinks": ("under_sampling", "TomekLinks"),
+    "condensednearestneighbour": ("under_sampling", "CondensedNearestNeighbour"),
+    "editednearestneighborus": ("under_sampling", "EditedNearestNeighbours"),
+    "repeatededitednearestneighbours": ("under_sampling", "RepeatedEditedNearestNeighbours"),
+    "allknn": ("under_sampling", "AllKNN"),
+    "instancehardnessthreshold": ("under_sampling", "InstanceHardnessThreshold"),
+    "neighbourhoodcleaningrule": ("under_sampling", "NeighbourhoodCleaningRule"),
+    "onesidedselection": ("under_sampling", "OneSidedSelection"),
+    "smotetomek": ("combine", "SMOTETomek"),
+    "smoteenn": ("combine", "SMOTEENN"),
+}
 
-    factories: dict[str, Any] = {
-        "smote": lambda: over_sampling.SMOTE(random_state=seed),
-        "adasyn": lambda: over_sampling.ADASYN(random_state=seed),
-        "borderlinesmote": lambda: over_sampling.BorderlineSMOTE(random_state=seed),
-        "svmsmote": lambda: over_sampling.SVMSMOTE(random_state=seed),
-        "kmeanssmote": lambda: over_sampling.KMeansSMOTE(random_state=seed),
-        "randomoversampler": lambda: over_sampling.RandomOverSampler(random_state=seed),
-        "randomundersampler": lambda: under_sampling.RandomUnderSampler(random_state=seed),
-        "nearmiss": lambda: under_sampling.NearMiss(),
-        "tomeklinks": lambda: under_sampling.TomekLinks(),
-        "smotetomek": lambda: combine.SMOTETomek(random_state=seed),
-        "smoteenn": lambda: combine.SMOTEENN(random_state=seed),
+
+def resampler(method: str, seed: int | None) -> Any:
+    """The imbalanced-learn sampler for PyCaret's ``fix_imbalance_method`` id, seeded if it can be.
+
+    Samplers that search neighbours get one thread: folds already run in parallel.
+    """
+    import importlib
+    import inspect
+
+    module, name = _RESAMPLER_CLASSES[method]
+    cls = getattr(importlib.import_module(f"imblearn.{module}"), name)
+    accepted = inspect.signature(cls).parameters
+    options = {
+        key: value for key, value in (("random_state", seed), ("n_jobs", 1)) if key in accepted
     }
-    return factories[method]()
+    return cls(**options)
+
+
+def build_transform(
+    params: FeatureEngineeringParams, problem_type: str, seed: int | None
+) -> Any | None:
+    """Normalization, PCA and feature selection, or ``None`` when none is asked for."""
+    from sklearn.pipeline import Pipeline
+
+    steps: list[tuple[str, Any]] = []
+    if params.normalize:
+        steps.append(("normalize", _scaler(params.normalize_method)))
+    if params.pca:
+        steps.append(("pca", _pca(params, seed)))
+    if params.feature_selection:
+        steps.append(("feature_selection", _selector(params, problem_type, seed)))
+    return Pipeline(steps) if steps else None
 
 
 def _numeric_imputer(params: FeatureEngineeringParams) -> Any:
@@ -211,8 +226,18 @@ def _numeric_imputer(params: FeatureEngineeringParams) -> Any:
     value = params.numeric_imputation
     if isinstance(value, int | float):
         return SimpleImputer(strategy="constant", fill_value=value)
-    strategy = {"mean": "mean", "median": "median", "mode": "most_frequent", "drop": "mean"}[value]
+    strategy = {"mean": "mean", "median": "median", "mode": "most_frequent"}[value]
     return SimpleImputer(strategy=strategy)
+
+
+def _categorical_imputer(params: FeatureEngineeringParams, imputer: Any) -> Any:
+    if params.categorical_imputation == "mode":
+        return imputer(strategy="most_frequent")
+    return imputer(strategy="constant", fill_value=params.categorical_imputation)
+
+
+def _ordinal_encoder(encoder: Any) -> Any:
+    return encoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float64)
 
 
 def _scaler(method: str) -> Any:
@@ -230,19 +255,16 @@ def _pca(params: FeatureEngineeringParams, seed: int | None) -> Any:
     from sklearn.decomposition import PCA, IncrementalPCA, KernelPCA
 
     components = params.pca_components
+    count = components if isinstance(components, int) else None
     if params.pca_method == "kernel":
-        return KernelPCA(
-            n_components=components if isinstance(components, int) else None,
-            kernel="rbf",
-            random_state=seed,
-        )
+        return KernelPCA(n_components=count, kernel="rbf", random_state=seed)
     if params.pca_method == "incremental":
-        return IncrementalPCA(n_components=components if isinstance(components, int) else None)
+        return IncrementalPCA(n_components=count)
     return PCA(n_components=components, random_state=seed)
 
 
 def _selector(params: FeatureEngineeringParams, problem_type: str, seed: int | None) -> Any:
-    """PyCaret's ``classic`` (a LightGBM's importances) or ``univariate`` (F-test) selection."""
+    """PyCaret's selectors: ``classic`` (LightGBM importances), ``univariate``, ``sequential``."""
     share = params.n_features_to_select
     if params.feature_selection_method == "univariate":
         from sklearn.feature_selection import SelectKBest, SelectPercentile, f_classif, f_regression
@@ -252,16 +274,21 @@ def _selector(params: FeatureEngineeringParams, problem_type: str, seed: int | N
             return SelectKBest(score, k=share)
         return SelectPercentile(score, percentile=max(1.0, share * 100))
     from lightgbm import LGBMClassifier, LGBMRegressor
-    from sklearn.feature_selection import SelectFromModel
 
     model = (LGBMClassifier if problem_type == "classification" else LGBMRegressor)(
-        n_estimators=50, random_state=seed, n_jobs=1, verbose=-1
+        random_state=seed, n_jobs=1, verbose=-1
     )
-    return SelectFromModel(model, threshold=-np.inf, max_features=_FeatureCount(share))
+    if params.feature_selection_method == "sequential":
+        from sklearn.feature_selection import SequentialFeatureSelector
+
+        return SequentialFeatureSelector(model, n_features_to_select=share, cv=3)
+    from sklearn.feature_selection import SelectFromModel
+
+    return SelectFromModel(model, threshold=-np.inf, max_features=FeatureCount(share))
 
 
-class _FeatureCount:
-    """``max_features`` as a callable: an int as is, a fraction of the input columns."""
+class FeatureCount:
+    """``max_features`` as a callable: a count as is, or a share of the input columns."""
 
     def __init__(self, share: int | float) -> None:
         self.share = share

@@ -1,9 +1,10 @@
-"""``run_automl``: compare, tune, ensemble, pick the best and build the deployable model."""
+"""``run_automl``: compare, tune, ensemble, pick the best and build the deployable models."""
 
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,20 +12,27 @@ import pandas as pd
 
 from loopml.automl.compare import (
     Candidate,
-    Progress,
-    Session,
     estimator_ids,
     rank,
     score_estimators,
-    start_session,
 )
 from loopml.automl.config import TrainParams
 from loopml.automl.metrics import metric_names
+from loopml.automl.session import Session, start_session
+from loopml.core.context import ProgressCallback
+from loopml.core.errors import LoopmlError, SpecError, SpecIssue
+from loopml.core.vocabulary import METRICS, PROBLEM_TYPES, canonical_metric
 
 
 @dataclass
 class AutoMLResult:
-    """Every candidate (each with a deployable model), the grid, and the winner."""
+    """Every candidate (each with a deployable model), the comparison grid, and the winner.
+
+    ``X_holdout`` and ``y_holdout`` are the rows no candidate trained on
+    (``y_holdout`` encoded ``0..k-1`` for classification; ``labels`` decode it).
+    With ``finalized``, ``best.model`` was refitted on every row, holdout included.
+    ``failures`` maps the id of each estimator (or tuning) that raised to why.
+    """
 
     problem_type: str
     main_metric: str
@@ -36,10 +44,19 @@ class AutoMLResult:
     y_holdout: np.ndarray
     seconds: float
     finalized: bool
+    failures: dict[str, str] = field(default_factory=dict)
 
     def holdout_labels(self) -> np.ndarray:
         """The holdout target in the data's own labels."""
         return self.labels[self.y_holdout] if len(self.labels) else self.y_holdout
+
+    def candidate(self, candidate_id: str) -> Candidate:
+        """The candidate with ``candidate_id`` (``rf``, ``rf_tuned``, ``blend``, ``stack``...)."""
+        for item in self.candidates:
+            if item.id == candidate_id:
+                return item
+        known = ", ".join(c.id for c in self.candidates)
+        raise KeyError(f"no candidate {candidate_id!r}; candidates are {known}")
 
 
 def _no_progress(description: str, completed: float, total: float | None) -> None:
@@ -54,66 +71,127 @@ def run_automl(
     params: TrainParams,
     *,
     n_jobs: int | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> AutoMLResult:
     """PyCaret's setup + compare_models + tune_model + blend/stack + finalize, done once.
 
-    Returns every candidate with a deployable pipeline (preprocessing,
-    fit-only samplers, estimator) that predicts from raw columns.
+    Everything a person can fix is checked before the first fit. Returns
+    every candidate with a deployable pipeline (preprocessing, fit-only
+    samplers, estimator) that predicts from the raw feature columns.
+    ``n_jobs`` (default: ``modeling_params.n_jobs``, else every core) is the
+    number of fits run side by side, one thread each.
     """
     started = time.perf_counter()
     report = progress or _no_progress
-    session = start_session(frame, target, problem_type, main_metric, params, n_jobs, report)
+    metric = check_request(problem_type, main_metric, params)
+    session = start_session(frame, target, problem_type, metric, params, n_jobs, report)
     modeling = params.modeling_params
-    specs: list[tuple[str, dict[str, Any]]] = [
-        (estimator_id, {}) for estimator_id in estimator_ids(params, problem_type)
-    ]
-    candidates = score_estimators(session, specs)
-    selected = rank(candidates, main_metric)[: modeling.n_select]
+    failures: dict[str, str] = {}
+    ids = estimator_ids(params, problem_type)
+    candidates = score_estimators(session, [(i, {}) for i in ids], failures=failures)
+    if not candidates:
+        reasons = "; ".join(f"{key}: {why}" for key, why in failures.items())
+        raise LoopmlError(f"every estimator failed to train, so there is no model: {reasons}")
+    selected = rank(candidates, metric)[: modeling.n_select]
     if modeling.tune:
         from loopml.automl.tune import tune
 
-        tuned = [tune(session, base) for base in selected]
-        candidates += [c for c in tuned if c.kind == "tuned"]
-        selected = tuned
+        selected = [tune(session, base, failures) for base in selected]
+        candidates += [c for c in selected if c.kind == "tuned"]
     if modeling.ensemble and len(selected) >= 2:
         from loopml.automl.combine import blend, stack
 
-        report("ensembling", 0, 2)
-        candidates += [blend(session, selected), stack(session, selected)]
-        report("ensembling", 2, 2)
-    for candidate in candidates:
-        candidate.model = deployable(session, candidate.estimator)
-    best = rank(candidates, main_metric)[0]
+        report("ensembling blend and stack", 0, 2)
+        candidates.append(blend(session, selected))
+        report("ensembling blend and stack", 1, 2)
+        candidates.append(stack(session, selected))
+        report("ensembling blend and stack", 2, 2)
+    for item in candidates:
+        item.model = deployable(session, item.estimator)
+    best = rank(candidates, metric)[0]
     if params.finalize:
         report("finalizing on all rows", 0, 1)
-        best.model = finalize(session, frame, target, best)
+        best.model = finalize(session, best)
         report("finalizing on all rows", 1, 1)
     return AutoMLResult(
         problem_type,
-        main_metric,
+        metric,
         candidates,
-        leaderboard(candidates, problem_type, main_metric),
+        leaderboard(candidates, problem_type, metric, modeling.fold),
         best,
         session.labels,
-        session.X_holdout,
+        session.split.X_holdout,
         session.y_holdout,
         time.perf_counter() - started,
         params.finalize,
+        failures,
     )
 
 
-def deployable(session: Session, fitted: Any, preprocessor: Any = None) -> Any:
-    """One imbalanced-learn pipeline: fitted preprocessing, samplers (fit only), model."""
+def check_request(problem_type: str, main_metric: str, params: TrainParams) -> str:
+    """The canonical metric, after checking everything that depends on the problem type.
+
+    ``params`` may have been validated without a problem type in context (by a
+    caller other than the engine); it is validated again here with it.
+    """
+    from pydantic import ValidationError
+
+    from loopml.core.validation import issues_from_validation_error
+
+    if problem_type not in PROBLEM_TYPES:
+        raise SpecError(
+            [
+                SpecIssue(
+                    "experiment_config.problem_type",
+                    "unknown problem type",
+                    repr(problem_type),
+                    ", ".join(PROBLEM_TYPES),
+                )
+            ]
+        )
+    metric = canonical_metric(main_metric)
+    if metric not in METRICS[problem_type]:
+        raise SpecError(
+            [
+                SpecIssue(
+                    "experiment_config.main_metric",
+                    f"not a {problem_type} metric",
+                    repr(main_metric),
+                    ", ".join(METRICS[problem_type]),
+                )
+            ]
+        )
+    try:
+        TrainParams.model_validate(params.model_dump(), context={"problem_type": problem_type})
+    except ValidationError as exc:
+        raise SpecError(issues_from_validation_error(exc, TrainParams, "train_model")) from exc
+    return metric
+
+
+def deployable(session: Session, fitted: Any, preprocess: Any = None, transform: Any = None) -> Any:
+    """One imbalanced-learn pipeline: fitted preprocessing, samplers (fit only), model.
+
+    Each candidate gets its own copy of the fitted stages, so refitting one
+    model never changes another.
+    """
     from imblearn.pipeline import Pipeline
+    from sklearn.base import clone
 
     from loopml.automl.transformers import LabelledClassifier
 
     model = fitted
-    if session.classification and not _is_range(session.labels):
+    if session.classification and (
+        not _is_range(session.labels) or not hasattr(fitted, "predict_proba")
+    ):
         model = LabelledClassifier.prefit(fitted, session.labels)
-    steps: list[tuple[str, Any]] = [("preprocess", preprocessor or session.final.preprocessor)]
-    steps += session.samplers
+    if preprocess is None:
+        preprocess = copy.deepcopy(session.final.preprocess)
+    if transform is None and session.final.transform is not None:
+        transform = copy.deepcopy(session.final.transform)
+    steps: list[tuple[str, Any]] = [("preprocess", preprocess)]
+    steps += [(name, clone(sampler)) for name, sampler in session.stages.samplers]
+    if transform is not None:
+        steps.append(("transform", transform))
     steps.append(("model", model))
     return Pipeline(steps)
 
@@ -122,45 +200,61 @@ def _is_range(labels: np.ndarray) -> bool:
     return labels.dtype.kind in "iu" and list(labels) == list(range(len(labels)))
 
 
-def finalize(session: Session, frame: pd.DataFrame, target: str, best: Candidate) -> Any:
-    """Refit the winner's preprocessing and estimators on every row (train and holdout).
+def finalize(session: Session, best: Candidate) -> Any:
+    """The winner refitted on every row (training split and holdout): stages and estimators.
 
     A stack keeps its meta-model, which learned from out-of-fold outputs.
     """
     from sklearn.base import clone
     from threadpoolctl import threadpool_limits
 
-    from loopml.automl.catalog import set_threads
-
-    X = pd.concat([session.X_train, session.X_holdout], ignore_index=True)
-    y = np.concatenate([session.y_train, session.y_holdout])
+    split = session.split
+    X = pd.concat([split.X_train, split.X_holdout], ignore_index=True)
+    y = np.concatenate([split.y_train, split.y_holdout])
     with threadpool_limits(session.n_jobs):
-        prep = clone(session.preprocessor)
-        X_all = prep.fit_transform(X, y)
-        y_all = y
-        for _, sampler in session.samplers:
-            X_all, y_all = clone(sampler).fit_resample(X_all, y_all)
-        refit = _refit(best.estimator, X_all, y_all, session.n_jobs, set_threads)
-    return deployable(session, refit, prep)
+        preprocess = clone(session.stages.preprocess)
+        X_all = preprocess.fit_transform(X, y)
+        for _, sampler in session.stages.samplers:
+            X_all, y = clone(sampler).fit_resample(X_all, y)
+        transform = None
+        if session.stages.transform is not None:
+            transform = clone(session.stages.transform)
+            X_all = transform.fit_transform(X_all, y)
+        refit = refit_estimator(
+            best.estimator, np.asarray(X_all, dtype=np.float64), y, session.n_jobs
+        )
+    return deployable(session, refit, preprocess, transform)
 
 
-def _refit(model: Any, X: Any, y: Any, threads: int, set_threads: Any) -> Any:
+def refit_estimator(model: Any, X: np.ndarray, y: np.ndarray, threads: int) -> Any:
+    """A fresh fit of ``model`` (of each member, for a blend or stack) using ``threads``."""
     from sklearn.base import clone
 
-    members = getattr(model, "estimators_", None)
-    if members is None:
-        return set_threads(clone(model), threads).fit(X, y)
-    model.estimators_ = [set_threads(clone(member), threads).fit(X, y) for member in members]
-    return model
+    from loopml.automl.catalog import set_threads
+    from loopml.automl.ensemble import ENSEMBLES
+
+    if isinstance(model, ENSEMBLES):
+        members = [
+            (name, set_threads(set_threads(clone(member), threads).fit(X, y), 1))
+            for (name, _), member in zip(model.estimators or [], model.estimators_, strict=True)
+        ]
+        return model.with_members(members)
+    return set_threads(set_threads(clone(model), threads).fit(X, y), 1)
 
 
-def leaderboard(candidates: list[Candidate], problem_type: str, main_metric: str) -> pd.DataFrame:
-    """PyCaret's comparison grid: mean CV metrics per model, best first."""
+def leaderboard(
+    candidates: list[Candidate], problem_type: str, main_metric: str, fold: int
+) -> pd.DataFrame:
+    """PyCaret's comparison grid: mean CV metrics per model, best first.
+
+    ``TT (Sec)`` is, as in PyCaret, the mean time per fold (here: per fit,
+    counting the final fit on the training split too).
+    """
     rows = []
-    for candidate in rank(candidates, main_metric):
-        means = candidate.mean_metrics
-        row: dict[str, Any] = {"Model": candidate.name}
+    for item in rank(candidates, main_metric):
+        means = item.mean_metrics
+        row: dict[str, Any] = {"Model": item.name}
         row.update({name: round(means[name], 4) for name in metric_names(problem_type)})
-        row["TT (Sec)"] = round(candidate.fit_seconds, 3)
+        row["TT (Sec)"] = round(item.fit_seconds / (fold + 1), 2)
         rows.append(row)
     return pd.DataFrame(rows)
