@@ -75,11 +75,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("postgres_url")
     import sqlalchemy as sa
 
+    from loopml.store.tables import Base
+
     engine = sa.create_engine(url)
     with engine.begin() as connection:
-        for table in ("step_runs", "pipeline_runs"):
-            if sa.inspect(connection).has_table(table):
-                connection.execute(sa.text(f"DELETE FROM {table}"))
+        inspector = sa.inspect(connection)
+        for table in reversed(Base.metadata.sorted_tables):
+            if inspector.has_table(table.name):
+                connection.execute(table.delete())
     engine.dispose()
     return url
 

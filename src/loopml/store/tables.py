@@ -70,3 +70,40 @@ class StepRun(Base):
     outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     run: Mapped[PipelineRun] = relationship(back_populates="steps")
+
+
+class Prediction(Base):
+    """One scored row in the prediction log: online (serving) or batch (workers).
+
+    ``inputs`` holds the row as the client sent it (column -> value) and
+    ``outputs`` what the model said (``prediction`` and, for classifiers,
+    ``probabilities``), so monitoring can rebuild frames without the model.
+    """
+
+    __tablename__ = "predictions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    model_name: Mapped[str] = mapped_column(String(255), index=True)
+    model_version: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))
+    batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    skew: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Feedback(Base):
+    """Ground truth for a prediction, arriving later (``POST /feedback``).
+
+    No foreign key: the prediction log is written off the request path, so a
+    label may arrive before its prediction row is flushed.
+    """
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[str] = mapped_column(String(36), index=True)
+    label: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
