@@ -162,9 +162,24 @@ def get_version(settings: Settings, name: str, version: str) -> RegisteredVersio
 
 
 def list_versions(settings: Settings, name: str) -> list[RegisteredVersion]:
-    """Every version of ``name``, newest first."""
-    found = _client(settings).search_model_versions(f"name = '{_quote(name)}'")
-    return sorted((_version_view(v) for v in found), key=lambda v: -int(v.version))
+    """Every version of ``name``, newest first, each with its aliases.
+
+    MLflow's version search leaves aliases out, so they come from the model.
+    """
+    import dataclasses
+
+    client = _client(settings)
+    found = client.search_model_versions(f"name = '{_quote(name)}'")
+    if not found:
+        return []
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (client.get_registered_model(name).aliases or {}).items():
+        by_version.setdefault(str(version), []).append(str(alias))
+    views = [
+        dataclasses.replace(view, aliases=tuple(sorted(by_version.get(view.version, []))))
+        for view in map(_version_view, found)
+    ]
+    return sorted(views, key=lambda v: -int(v.version))
 
 
 def list_models(settings: Settings) -> dict[str, dict[str, str]]:
