@@ -458,7 +458,7 @@ class ProfileChecker:
                 known = text.isin(column.categories)
                 tally.unseen = text[~known].tolist()
                 if len(text) >= self._min_rows:
-                    shifts[name] = _category_psi(column.profile.categories or {}, text)
+                    shifts[name] = _category_psi(column.profile.categories or {}, text[known])
         missing = [name for name in self.columns if name not in present]
         extra = sorted(set(present) - self.names - {self.target or ""})
         return self._report(rows, missing, extra, tallies, shifts)
@@ -556,10 +556,9 @@ def _python_kind(value: Any) -> Kind:
     return "categorical"
 
 
-def _category_psi(reference: Mapping[str, float], text: pd.Series) -> float:
-    shares = text.value_counts(normalize=True)
-    expected = list(reference.values())
-    actual = [float(shares.get(key, 0.0)) for key in reference]
-    other_expected = max(0.0, 1.0 - sum(expected))
-    other_actual = max(0.0, 1.0 - sum(actual))
-    return psi([*expected, other_expected], [*actual, other_actual])
+def _category_psi(reference: Mapping[str, float], known: pd.Series) -> float:
+    """PSI over the training categories only: unseen values are reported on their own."""
+    if len(known) == 0:
+        return 0.0
+    shares = known.value_counts(normalize=True)
+    return psi(list(reference.values()), [float(shares.get(key, 0.0)) for key in reference])
