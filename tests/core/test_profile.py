@@ -130,6 +130,7 @@ def test_single_records_take_the_fast_path_and_agree_with_frames(
     fast = check_records(profile, [bad])
     assert _found(fast) == expected
     assert _found(check_batch(profile, pd.DataFrame([bad]))) == expected
+    assert _found(profile.checker().check_columns(pd.DataFrame([bad]))) == expected  # vectorised
     checker = profile.checker()
     assert profile.checker() is checker  # compiled once per profile
 

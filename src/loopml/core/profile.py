@@ -410,7 +410,7 @@ class ProfileChecker:
             tally = _Tally()
             for record in records:
                 value: Any = record.get(name)
-                if value is None or (isinstance(value, float) and value != value):
+                if value is None or _is_missing(value):
                     tally.nulls += 1
                     continue
                 kind = _PY_KIND.get(type(value)) or _python_kind(value)
@@ -430,7 +430,19 @@ class ProfileChecker:
         return self._report(rows, missing, extra, tallies, {})
 
     def check_frame(self, frame: pd.DataFrame) -> SkewReport:
-        """Check a whole frame, vectorised per column."""
+        """Check a whole frame, vectorised per column; small frames take the record path.
+
+        Per-column pandas calls cost tens of microseconds each, so a frame too
+        small for the distribution test is checked row by row instead.
+        """
+        rows = int(frame.shape[0])
+        if rows < self._min_rows:
+            records = frame.to_dict("records")
+            return self.check_records([{str(k): v for k, v in row.items()} for row in records])
+        return self.check_columns(frame)
+
+    def check_columns(self, frame: pd.DataFrame) -> SkewReport:
+        """The vectorised check, whatever the frame's size (``check_frame`` picks for you)."""
         rows = int(frame.shape[0])
         present = {str(name): name for name in frame.columns}
         tallies: dict[str, _Tally] = {}
@@ -542,6 +554,13 @@ class ProfileChecker:
                     )
                 )
         return SkewReport(rows, tuple(schema), tuple(values))
+
+
+def _is_missing(value: Any) -> bool:
+    """NaN, NaT and pandas' NA, without importing pandas."""
+    if isinstance(value, float):
+        return value != value
+    return type(value).__name__ in ("NAType", "NaTType")
 
 
 def _python_kind(value: Any) -> Kind:
