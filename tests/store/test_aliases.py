@@ -53,3 +53,19 @@ def test_moves_are_kept_in_order_and_answer_what_served_when(database_url: str) 
         assert log.version_at(name, "champion", start + timedelta(days=3)) is None
     finally:
         log.close()
+
+
+def test_migration_0004_matches_the_table_model(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from loopml.store.tables import Base
+
+    log = AliasLog(database_url)  # connecting migrates to the newest revision
+    try:
+        with log.engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    finally:
+        log.close()
+    mine = [d for d in diff if "alias_moves" in repr(d)]
+    assert mine == []
