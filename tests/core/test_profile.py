@@ -138,3 +138,22 @@ def test_single_records_take_the_fast_path_and_agree_with_frames(
 def test_empty_frames_cannot_be_profiled() -> None:
     with pytest.raises(ValueError, match="empty"):
         build_profile(pd.DataFrame({"a": []}))
+
+
+def test_json_friendly_kinds_are_not_retyped() -> None:
+    training = pd.DataFrame(
+        {
+            "opened": pd.date_range("2026-01-01", periods=200, freq="D"),
+            "plan": np.tile(["1", "2"], 100),
+            "price": np.linspace(1, 2, 200),
+        }
+    )
+    profile = build_profile(training)
+    assert profile.column("opened").kind == "datetime"
+    ok = {"opened": "2026-03-01T10:00:00", "plan": 2, "price": 1}  # ISO text, code, int
+    assert check_records(profile, [ok]).ok
+    bad = {"opened": 17, "plan": "1", "price": True}
+    assert _found(check_records(profile, [bad])) == {
+        ("opened", "retyped_column"),
+        ("price", "retyped_column"),
+    }

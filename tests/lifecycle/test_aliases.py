@@ -88,7 +88,7 @@ def test_promote_rollback_and_history(settings: Settings, request: pytest.Fixtur
 def test_approve_promotes_only_a_waiting_challenger(
     settings: Settings, request: pytest.FixtureRequest
 ) -> None:
-    name = f"approval_{request.node.callspec.id}"
+    name = f"lifecycle_approval_{request.node.callspec.id}"
     v1, v2 = _register(settings, name, 2)
     promote(settings, name, v1, reason="first")
     with pytest.raises(LoopmlError, match="not waiting for approval"):

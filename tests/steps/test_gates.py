@@ -141,7 +141,7 @@ def test_the_gate_promotes_a_better_challenger_and_refuses_a_worse_one(
 def test_require_approval_leaves_the_challenger_waiting(
     data: dict[str, Path], settings: Settings, request: pytest.FixtureRequest
 ) -> None:
-    name = _name("approval", request)
+    name = _name("gate_approval", request)
     steps = [_train("lr"), {"validate_model": {"require_approval": True}}, {"register_model": {}}]
     result = _run(settings, data["clean"], steps, name)
     assert result.context.values["gate"]["decision"] == "awaiting_approval"
@@ -156,7 +156,7 @@ def test_require_approval_leaves_the_challenger_waiting(
 def test_a_threshold_refusal_undoes_a_champion_made_by_register_model(
     data: dict[str, Path], settings: Settings, request: pytest.FixtureRequest
 ) -> None:
-    name = _name("bar", request)
+    name = _name("gate_bar", request)
     steps = [_train("dummy"), {"register_model": {}}, {"validate_model": {"threshold": 0.5}}]
     result = _run(settings, data["clean"], steps, name)
     assert result.context.values["gate"]["decision"] == "refused"

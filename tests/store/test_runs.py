@@ -31,7 +31,14 @@ def test_migrations_are_applied_once_and_are_idempotent(database_url: str) -> No
         tables = set(sa.inspect(connection).get_table_names())
         version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     assert {"pipeline_runs", "step_runs", "alembic_version"} <= tables
-    assert version == "0001"
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from loopml.store.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert version == ScriptDirectory.from_config(config).get_current_head()  # one head, applied
     engine.dispose()
 
 

@@ -415,9 +415,11 @@ class ProfileChecker:
                     continue
                 kind = _PY_KIND.get(type(value)) or _python_kind(value)
                 if kind != column.kind:
-                    if not (column.kind == "categorical" and kind != "datetime"):
+                    if not _compatible(column.kind, kind):
                         tally.retyped = type(value).__name__
                         break
+                    if column.kind == "datetime":
+                        continue
                     value = str(value)
                 if column.low is not None and column.high is not None:
                     if value < column.low or value > column.high:
@@ -456,7 +458,7 @@ class ProfileChecker:
             kind = _kind_of(series)
             if kind is None:
                 continue
-            if kind != column.kind and not (column.kind == "categorical" and kind != "datetime"):
+            if kind != column.kind and not _compatible(column.kind, kind):
                 tally.retyped = str(series.dtype)
                 continue
             values = series.dropna()
@@ -554,6 +556,17 @@ class ProfileChecker:
                     )
                 )
         return SkewReport(rows, tuple(schema), tuple(values))
+
+
+def _compatible(expected: Kind, found: Kind) -> bool:
+    """Whether values of kind ``found`` can stand for a column profiled as ``expected``.
+
+    Categories may arrive as numbers or booleans (codes) and date-times as ISO
+    text (JSON has no date type); anything else is a retyped column.
+    """
+    if expected == "categorical":
+        return found in ("numeric", "boolean")
+    return expected == "datetime" and found == "categorical"
 
 
 def _is_missing(value: Any) -> bool:
