@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from loopml.core.errors import SkewError
 from loopml.core.profile import (
     ReferenceProfile,
     SkewThresholds,
@@ -96,6 +97,10 @@ def test_every_kind_of_skew_is_caught_and_named_in_one_report(profile: Reference
     assert "7 skew issues in 2000 rows" in text
     assert "'government'" in text and "30.0% nulls" in text
     assert report.to_dict()["schema_issues"][0]["what"] == "missing_column"
+    with pytest.raises(SkewError, match="3 schema issue") as caught:
+        report.raise_for_schema_skew("the scoring batch")
+    assert caught.value.report is report and "'coupon': extra column" in str(caught.value)
+    check_batch(profile, _frame(500, seed=9)).raise_for_schema_skew()  # clean: no error
 
 
 def test_thresholds_decide_what_counts(profile: ReferenceProfile) -> None:

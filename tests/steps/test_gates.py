@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from loopml.core.errors import StepError
+from loopml.core.errors import SkewError, StepError
 from loopml.core.profile import ReferenceProfile
 from loopml.core.settings import Settings
 from loopml.core.spec import parse_spec
@@ -44,6 +44,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "clean": write_zip(clean, folder / "clean.zip"),
         "skewed": write_zip(skewed, folder / "skewed.zip"),
+        "no_v1": write_zip(clean.drop(columns=["V1"]), folder / "no_v1.zip"),
     }
 
 
@@ -200,6 +201,8 @@ def test_validate_data_logs_the_profile_with_the_model_and_checks_later_batches(
 
     with pytest.raises(StepError) as caught:
         _run(settings, data["skewed"], [{"validate_data": {}}], name)
+    assert isinstance(caught.value.cause, SkewError)
+    assert caught.value.cause.report.kinds()["missing_column"] == ["V1"]
     message = str(caught.value)
     for column in ("'V1': missing column", "'coupon': extra column", "'V2': retyped column"):
         assert column in message
@@ -218,3 +221,9 @@ def test_validate_data_logs_the_profile_with_the_model_and_checks_later_batches(
         == "warned"
     )
     assert ReferenceProfile.from_json(profile_file.read_text()).rows == 1500
+
+    # A champion that cannot score the new columns stops the gate with what to do.
+    with pytest.raises(StepError, match="cannot score the frame 'holdout'") as failed:
+        _run(settings, data["no_v1"], [_train("lr"), {"validate_model": {}}], name)
+    assert "models promote" in str(failed.value)
+    assert version_for_alias(settings, name, CHAMPION) == "1"

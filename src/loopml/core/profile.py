@@ -202,6 +202,21 @@ class SkewReport:
         lines += [f"  - {issue.message}" for issue in self.issues]
         return "\n".join(lines)
 
+    def raise_for_schema_skew(self, where: str = "the batch") -> None:
+        """Raise :class:`SkewError` naming every schema issue, if there is any.
+
+        Batch scoring calls this before scoring; value skew is only recorded.
+        """
+        if self.schema_issues:
+            from loopml.core.errors import SkewError
+
+            lines = "\n".join(f"  - {issue.message}" for issue in self.schema_issues)
+            raise SkewError(
+                f"{where} does not fit the model's reference profile "
+                f"({len(self.schema_issues)} schema issue(s)):\n{lines}",
+                self,
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,

@@ -105,7 +105,14 @@ def validate_model(context: StepContext, params: GateParams) -> None:
     challenger_score = _score(context, context.models["best"], frame, metric)
     champion_score = None
     if champion is not None and champion != version:
-        champion_score = _score(context, _load(context, name, champion), frame, metric)
+        try:
+            champion_score = _score(context, _load(context, name, champion), frame, metric)
+        except (ValueError, KeyError) as exc:
+            raise DataError(
+                f"champion version {champion} of {name!r} cannot score the frame "
+                f"{params.frame!r} ({type(exc).__name__}: {exc}); were the columns changed? "
+                f"`loopml models promote {name} {version}` decides by hand"
+            ) from exc
     context.progress(f"scoring challenger and champion on {len(frame)} rows", 2, 2)
 
     decision, reason = _decide(params, metric, version, challenger_score, champion, champion_score)

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from loopml.core.context import StepContext
-from loopml.core.errors import DataError, LoopmlError
+from loopml.core.errors import DataError, LoopmlError, SkewError
 from loopml.core.profile import (
     PROFILE_FILE,
     ReferenceProfile,
@@ -105,8 +105,9 @@ def validate_data(context: StepContext, params: ValidateDataParams) -> None:
         f"frame {params.frame!r} differs from the reference profile of {source}: {report.render()}"
     )
     if params.on_failure == "fail":
-        raise DataError(
-            f"{text}\nFix the data, or set on_failure: warn on validate_data to train anyway"
+        raise SkewError(
+            f"{text}\nFix the data, or set on_failure: warn on validate_data to train anyway",
+            report,
         )
     log.warning(text)
     context.values["warnings"] = [*context.values.get("warnings", []), *messages]
