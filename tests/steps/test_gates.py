@@ -227,3 +227,28 @@ def test_validate_data_logs_the_profile_with_the_model_and_checks_later_batches(
         _run(settings, data["no_v1"], [_train("lr"), {"validate_model": {}}], name)
     assert "models promote" in str(failed.value)
     assert version_for_alias(settings, name, CHAMPION) == "1"
+
+
+def test_gate_and_validation_parameters_are_checked_before_anything_runs(
+    data: dict[str, Path],
+) -> None:
+    from loopml.core.errors import SpecError
+    from loopml.engine import check_spec
+    from loopml.steps.registry import StepRegistry
+
+    steps = [
+        {"validate_data": {"reference": "not a@reference/", "on_failure": "ignore"}},
+        _train("lr"),
+        {"validate_model": {"metric": "RMSE", "min_delta": -1, "threshold": 1}},
+    ]
+    with pytest.raises(SpecError) as caught:
+        check_spec(parse_spec(_spec(data["clean"], steps, "m")), StepRegistry.with_builtins())
+    issues = {issue.path: issue.render() for issue in caught.value.issues}
+    assert set(issues) == {
+        "pipeline[0].MLSteps[1].validate_data.reference",
+        "pipeline[0].MLSteps[1].validate_data.on_failure",
+        "pipeline[0].MLSteps[3].validate_model.metric",
+        "pipeline[0].MLSteps[3].validate_model.min_delta",
+    }
+    assert "fraud@champion" in issues["pipeline[0].MLSteps[1].validate_data.reference"]
+    assert "F1" in issues["pipeline[0].MLSteps[3].validate_model.metric"]  # the allowed ones
