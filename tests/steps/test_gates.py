@@ -168,6 +168,10 @@ def test_a_threshold_refusal_undoes_a_champion_made_by_register_model(
         (CHAMPION, "1"),
         (CHAMPION, None),
     ]
+    steps[-1] = {"validate_model": {"threshold": 0.0}}
+    passed = _run(settings, data["clean"], steps, name)
+    assert passed.context.values["gate"]["decision"] == "promoted"
+    assert version_for_alias(settings, name, CHAMPION) == "2"  # register_model's move stands
 
 
 def test_validate_data_logs_the_profile_with_the_model_and_checks_later_batches(

@@ -135,7 +135,8 @@ def validate_model(context: StepContext, params: GateParams) -> None:
 
     settings = context.settings
     if decision == "promoted":
-        promote(settings, name, version, reason=f"gate: {reason}", run_id=context.run_id)
+        if not undo_register:  # else register_model already made it champion in this run
+            promote(settings, name, version, reason=f"gate: {reason}", run_id=context.run_id)
     elif undo_register:
         move_alias(settings, name, CHAMPION, None, reason=f"gate: {reason}", run_id=context.run_id)
     if decision == "awaiting_approval":
