@@ -162,3 +162,19 @@ def test_json_friendly_kinds_are_not_retyped() -> None:
         ("opened", "retyped_column"),
         ("price", "retyped_column"),
     }
+
+
+def test_the_profile_modules_stay_out_of_the_scikit_learn_world() -> None:
+    """Serving imports these on its hot path; they may need only pandas, numpy and pydantic."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, loopml.core.profile, loopml.core.checker, loopml.core.skew\n"
+        "print(','.join(m for m in ('sklearn', 'mlflow', 'scipy', 'loopml.automl') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
