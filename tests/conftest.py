@@ -75,13 +75,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("postgres_url")
     import sqlalchemy as sa
 
-    from loopml.store.tables import Base
-
     engine = sa.create_engine(url)
     with engine.begin() as connection:
-        inspector = sa.inspect(connection)
-        for table in reversed(Base.metadata.sorted_tables):
-            if inspector.has_table(table.name):
+        existing = sa.MetaData()
+        existing.reflect(connection)
+        for table in reversed(existing.sorted_tables):
+            if table.name != "alembic_version":
                 connection.execute(table.delete())
     engine.dispose()
     return url

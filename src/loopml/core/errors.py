@@ -6,6 +6,7 @@
     ├── ConfigError               a setting or settings file is wrong
     ├── SpecError                 a pipeline spec is wrong; carries every issue at once
     ├── DataError                 data could not be read, or does not fit the spec
+    │   └── SkewError             data differs from its reference profile (carries the report)
     ├── StepError                 a step failed while running (wraps the cause)
     ├── PluginError               a step plugin could not be loaded
     ├── StoreError                the metadata store cannot be reached or migrated
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class LoopmlError(Exception):
@@ -74,6 +76,18 @@ class SpecError(LoopmlError):
 
 class DataError(LoopmlError):
     """Data that cannot be read, or that does not match what the spec asks of it."""
+
+
+class SkewError(DataError):
+    """Data that differs from the reference profile it must match.
+
+    ``report`` is the whole :class:`loopml.core.profile.SkewReport`; its
+    ``schema_issues`` name the columns (serving answers 422 with them).
+    """
+
+    def __init__(self, message: str, report: Any) -> None:
+        self.report = report
+        super().__init__(message)
 
 
 class StepError(LoopmlError):

@@ -1,19 +1,31 @@
 """Registering models and moving the aliases that say what serves.
 
-``champion`` is what serves; ``challenger`` is the newest candidate. Aliases
-are MLflow's own, so ``models:/NAME@champion`` works with every MLflow tool.
+``champion`` is what serves; ``challenger`` is the newest candidate;
+``previous`` is the champion before the current one, where a rollback goes.
+Aliases are MLflow's own, so ``models:/NAME@champion`` works with every MLflow
+tool.
+
+Every alias move goes through :func:`move_alias`, which takes an ``audit``
+callback: this layer cannot import the metadata store, so the caller
+(``loopml.lifecycle``) hands in the recorder that writes the move down.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings
 from loopml.registry.tracking import use_tracking
 
-CHAMPION, CHALLENGER = "champion", "challenger"
+if TYPE_CHECKING:
+    from loopml.core.profile import ReferenceProfile
+
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+APPROVAL_TAG = "loopml.approval"
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,8 @@ class RegisteredVersion:
     source: str
     run_id: str | None
     aliases: tuple[str, ...]
+    tags: Mapping[str, str] = field(default_factory=dict)
+    created_at_ms: int | None = None
 
     @property
     def uri(self) -> str:
@@ -49,9 +63,67 @@ def register_version(
     return RegisteredVersion(name, str(version.version), str(version.source), version.run_id, ())
 
 
+@dataclass(frozen=True)
+class AliasMove:
+    """One move of ``name@alias`` from one version to another (``None``: unset)."""
+
+    name: str
+    alias: str
+    from_version: str | None
+    to_version: str | None
+    actor: str
+    reason: str
+    run_id: str | None = None
+
+
+class AliasAudit(Protocol):
+    """Writes an alias move down; called right after MLflow made it."""
+
+    def __call__(self, move: AliasMove) -> None: ...
+
+
+def move_alias(
+    settings: Settings,
+    name: str,
+    alias: str,
+    version: str | None,
+    *,
+    audit: AliasAudit,
+    actor: str,
+    reason: str,
+    run_id: str | None = None,
+) -> AliasMove:
+    """Point ``name@alias`` at ``version`` (``None`` removes it) and have ``audit`` record it.
+
+    The one place loopml moves an alias. A move to where the alias already
+    points changes nothing and records nothing.
+    """
+    before = version_for_alias(settings, name, alias)
+    move = AliasMove(name, alias, before, version, actor, reason, run_id)
+    if before == version:
+        return move
+    if version is None:
+        _client(settings).delete_registered_model_alias(name, alias)
+    else:
+        set_alias(settings, name, alias, version)
+    audit(move)
+    return move
+
+
 def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
-    """Point ``name@alias`` at ``version``."""
-    _client(settings).set_registered_model_alias(name, alias, version)
+    """Point ``name@alias`` at ``version``, unrecorded.
+
+    Low level: inside loopml only :func:`move_alias` calls it (a test checks),
+    so every move lands in the alias log.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _client(settings).set_registered_model_alias(name, alias, version)
+    except MlflowException as exc:
+        raise LoopmlError(
+            f"cannot point {name}@{alias} at version {version}: {exc.message}"
+        ) from exc
 
 
 def version_for_alias(settings: Settings, name: str, alias: str) -> str | None:
@@ -64,8 +136,110 @@ def version_for_alias(settings: Settings, name: str, alias: str) -> str | None:
         return None
 
 
-def get_version(settings: Settings, name: str, version: str) -> RegisteredVersion:
-    found = _client(settings).get_model_version(name, version)
+def _version_view(found: Any) -> RegisteredVersion:
     return RegisteredVersion(
-        name, str(found.version), str(found.source), found.run_id, tuple(found.aliases)
+        str(found.name),
+        str(found.version),
+        str(found.source),
+        found.run_id,
+        tuple(found.aliases or ()),
+        dict(found.tags or {}),
+        found.creation_timestamp,
     )
+
+
+def get_version(settings: Settings, name: str, version: str) -> RegisteredVersion:
+    """Version ``version`` of ``name``, or a clear error when there is no such version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _version_view(_client(settings).get_model_version(name, version))
+    except MlflowException as exc:
+        raise LoopmlError(
+            f"model {name!r} has no version {version!r}: {exc.message}. "
+            f"`loopml models list {name}` shows its versions"
+        ) from exc
+
+
+def list_versions(settings: Settings, name: str) -> list[RegisteredVersion]:
+    """Every version of ``name``, newest first, each with its aliases.
+
+    MLflow's version search leaves aliases out, so they come from the model.
+    """
+    import dataclasses
+
+    client = _client(settings)
+    found = client.search_model_versions(f"name = '{_quote(name)}'")
+    if not found:
+        return []
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (client.get_registered_model(name).aliases or {}).items():
+        by_version.setdefault(str(version), []).append(str(alias))
+    views = [
+        dataclasses.replace(view, aliases=tuple(sorted(by_version.get(view.version, []))))
+        for view in map(_version_view, found)
+    ]
+    return sorted(views, key=lambda v: -int(v.version))
+
+
+def list_models(settings: Settings) -> dict[str, dict[str, str]]:
+    """Every registered model name with its aliases (``{alias: version}``)."""
+    models = _client(settings).search_registered_models()
+    return {
+        str(model.name): {str(k): str(v) for k, v in (model.aliases or {}).items()}
+        for model in models
+    }
+
+
+def set_version_tag(settings: Settings, name: str, version: str, key: str, value: str) -> None:
+    _client(settings).set_model_version_tag(name, version, key, value)
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "\\'")
+
+
+_REFERENCE = re.compile(r"^(?:models:/)?(?P<name>[^@/]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+def parse_model_reference(reference: str) -> tuple[str, str | None, str | None]:
+    """``NAME@ALIAS``, ``NAME/VERSION`` or either after ``models:/``: (name, alias, version)."""
+    match = _REFERENCE.match(reference.strip())
+    if match is None:
+        raise LoopmlError(
+            f"{reference!r} is not a model reference; write NAME@ALIAS (e.g. fraud@champion) "
+            "or NAME/VERSION, optionally after models:/"
+        )
+    return match["name"], match["alias"], match["version"]
+
+
+def resolve_version(settings: Settings, reference: str) -> tuple[str, str | None]:
+    """(name, version) for a model reference; version ``None`` when the alias is unset."""
+    name, alias, version = parse_model_reference(reference)
+    if alias is not None:
+        return name, version_for_alias(settings, name, alias)
+    return name, version
+
+
+def reference_profile(settings: Settings, name: str, version: str) -> ReferenceProfile | None:
+    """The reference profile logged next to version ``version`` of ``name``, if it has one.
+
+    Serving and batch scoring call this once per model they load, then
+    :func:`loopml.core.profile.check_records` / ``check_batch`` per request.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from mlflow.exceptions import MlflowException
+
+    from loopml.core.profile import PROFILE_FILE, ReferenceProfile
+
+    mlflow = use_tracking(settings)
+    with tempfile.TemporaryDirectory(prefix="loopml-profile-") as folder:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}/{PROFILE_FILE}", dst_path=folder
+            )
+        except (MlflowException, OSError):
+            return None
+        return ReferenceProfile.from_json(Path(local).read_bytes())

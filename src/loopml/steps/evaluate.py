@@ -27,8 +27,6 @@ def evaluate_model(context: StepContext, params: EvaluateParams) -> None:
     import pandas as pd
 
     from loopml.automl import plots
-    from loopml.automl.ensemble import member_scores
-    from loopml.automl.metrics import scores_for
     from loopml.registry.tracking import use_tracking
     from loopml.steps.tracking import metric_key
 
@@ -41,20 +39,10 @@ def evaluate_model(context: StepContext, params: EvaluateParams) -> None:
     target = context.experiment.target
     if target not in frame.columns:
         raise DataError(f"frame {params.frame!r} has no target column {target!r} to score against")
-    X, y_raw = frame.drop(columns=[target]), frame[target].to_numpy()
-    classification = context.experiment.problem_type == "classification"
     context.progress(f"scoring {len(frame)} rows of {params.frame!r}", 0, None)
-    if classification:
-        classes = np.asarray(model.classes_)
-        y_true = _encode(y_raw, classes)
-        scores = member_scores(model, X, True)
-        y_pred = np.argmax(scores, axis=1)
-        labels = [str(c) for c in classes]
-    else:
-        y_true = y_raw.astype(np.float64)
-        scores = y_pred = np.asarray(model.predict(X), dtype=np.float64)
-        labels = []
-    metrics = scores_for(context.experiment.problem_type, y_true, y_pred, scores, len(labels))
+    y_true, scores, labels, metrics = score_frame(
+        model, frame, target, context.experiment.problem_type
+    )
     mlflow = use_tracking(context.settings)
     mlflow.log_metrics({f"eval_{params.frame}_{metric_key(k)}": v for k, v in metrics.items()})
     final_step = model.steps[-1][1] if hasattr(model, "steps") else model
@@ -80,6 +68,31 @@ def evaluate_model(context: StepContext, params: EvaluateParams) -> None:
     )
     context.reports["evaluation"] = table
     context.values["evaluation"] = {"frame": params.frame, **metrics}
+
+
+def score_frame(
+    model: Any, frame: Any, target: str, problem_type: str
+) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, float]]:
+    """Score ``model`` on ``frame``: (encoded truth, scores, class labels, metrics).
+
+    The gate scores champion and challenger with this same function, so their
+    figures are comparable with each other and with ``evaluate_model``'s.
+    """
+    from loopml.automl.ensemble import member_scores
+    from loopml.automl.metrics import scores_for
+
+    X, y_raw = frame.drop(columns=[target]), frame[target].to_numpy()
+    if problem_type == "classification":
+        classes = np.asarray(model.classes_)
+        y_true = _encode(y_raw, classes)
+        scores = member_scores(model, X, True)
+        y_pred = np.argmax(scores, axis=1)
+        labels = [str(c) for c in classes]
+    else:
+        y_true = y_raw.astype(np.float64)
+        scores = y_pred = np.asarray(model.predict(X), dtype=np.float64)
+        labels = []
+    return y_true, scores, labels, scores_for(problem_type, y_true, y_pred, scores, len(labels))
 
 
 def _encode(values: Any, classes: np.ndarray) -> np.ndarray:

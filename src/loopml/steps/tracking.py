@@ -103,13 +103,17 @@ def model_requirements() -> list[str]:
     return pinned
 
 
-def log_pipeline(mlflow: Any, pipeline: Any, example: Any, name: str = "model") -> str:
+def log_pipeline(
+    mlflow: Any, pipeline: Any, example: Any, name: str = "model", profile: Any = None
+) -> str:
     """Log a fitted scikit-learn/imbalanced-learn pipeline with signature and input example.
 
     Cloudpickle rather than MLflow's default skops: skops refuses LightGBM,
     XGBoost and loopml's own estimators unless each type is listed as
     trusted, and MLflow 3.17 gates loading of every format behind the same
-    flag anyway (see ``Settings.trust_registry_models``).
+    flag anyway (see ``Settings.trust_registry_models``). A reference profile
+    (from ``validate_data``) goes into the model's own artifacts as
+    ``reference_profile.json``, so whoever loads a model version finds it.
     """
     from mlflow.models import infer_signature
 
@@ -123,4 +127,19 @@ def log_pipeline(mlflow: Any, pipeline: Any, example: Any, name: str = "model") 
         serialization_format="cloudpickle",
         pip_requirements=model_requirements(),
     )
+    if profile is not None:
+        log_profile(mlflow, info.model_id, profile)
     return str(info.model_uri)
+
+
+def log_profile(mlflow: Any, model_id: str, profile: Any) -> None:
+    """Put ``profile`` (a ReferenceProfile) next to the logged model ``model_id``."""
+    import tempfile
+    from pathlib import Path
+
+    from loopml.core.profile import PROFILE_FILE
+
+    with tempfile.TemporaryDirectory(prefix="loopml-profile-") as folder:
+        path = Path(folder) / PROFILE_FILE
+        path.write_text(profile.to_json())
+        mlflow.MlflowClient().log_model_artifact(model_id, str(path))

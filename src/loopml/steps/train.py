@@ -33,7 +33,8 @@ def train_model(context: StepContext, params: TrainParams) -> None:
     )
     mlflow = use_tracking(context.settings)
     example = frame.drop(columns=[experiment.target]).head(5)
-    model_uris = _log_candidates(mlflow, result, example, context.progress)
+    profile = context.reports.get("reference_profile")
+    model_uris = _log_candidates(mlflow, result, example, context.progress, profile)
     best = result.best
     mlflow.log_table(result.leaderboard, "comparison.json")
     mlflow.log_text(result.leaderboard.to_csv(index=False), "comparison.csv")
@@ -57,7 +58,7 @@ def train_model(context: StepContext, params: TrainParams) -> None:
 
 
 def _log_candidates(
-    mlflow: Any, result: Any, example: Any, progress: Any
+    mlflow: Any, result: Any, example: Any, progress: Any, profile: Any = None
 ) -> dict[str, tuple[str, str]]:
     from loopml.automl import plots
     from loopml.steps.tracking import CandidateRecord, log_candidate, log_pipeline
@@ -99,7 +100,7 @@ def _log_candidates(
             mlflow,
             record,
             candidate.model,
-            model_logger=lambda model: log_pipeline(mlflow, model, example),
+            model_logger=lambda model: log_pipeline(mlflow, model, example, profile=profile),
         )
         uris[candidate.id] = (run_id, str(uri))
     progress("logging candidates to MLflow", total, total)

@@ -1,0 +1,206 @@
+"""``loopml models``: see a registered model's versions and aliases, and move them, on record.
+
+Every move (promote, rollback, approve) goes through ``loopml.lifecycle``,
+which writes it to the alias log with who, when and why; ``history`` reads
+that log back, and ``history --at`` answers "what served at that moment".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from loopml.registry.models import AliasMove
+
+models_app = typer.Typer(
+    help="Registered models: versions, champion/challenger aliases, promote, rollback, history.",
+    no_args_is_help=True,
+)
+
+NameArg = Annotated[str, typer.Argument(help="Registered model name.", show_default=False)]
+VersionArg = Annotated[str, typer.Argument(help="Model version number.", show_default=False)]
+ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the alias log.")]
+ActorOpt = Annotated[
+    str | None, typer.Option("--actor", help="Who; default the operating-system user.")
+]
+
+
+@models_app.command("list")
+def models_list(
+    name: Annotated[
+        str | None, typer.Argument(help="A model name to list its versions.", show_default=False)
+    ] = None,
+) -> None:
+    """Every registered model with its aliases, or every version of one model."""
+    from rich.table import Table
+
+    from loopml.cli.main import fail, out, settings
+    from loopml.core.errors import LoopmlError
+    from loopml.registry.models import list_models, list_versions
+
+    config = settings()
+    try:
+        if name is None:
+            models = list_models(config)
+            table = Table(title="registered models")
+            for column in ("model", "champion", "challenger", "previous", "other aliases"):
+                table.add_column(column)
+            for model, aliases in sorted(models.items()):
+                known = ("champion", "challenger", "previous")
+                others = ", ".join(f"{k}={v}" for k, v in aliases.items() if k not in known)
+                table.add_row(model, *(aliases.get(k, "-") for k in known), others or "-")
+            out.print(table if models else "no registered models yet")
+            return
+        versions = list_versions(config, name)
+    except LoopmlError as error:
+        fail(error)
+    if not versions:
+        fail(LoopmlError(f"no registered model named {name!r}; `loopml models list` shows them"))
+    table = Table(title=f"{name} versions")
+    for column in ("version", "aliases", "registered", "metric", "gate", "approval", "run"):
+        table.add_column(column)
+    for version in versions:
+        tags = version.tags
+        created = (
+            datetime.fromtimestamp(version.created_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            if version.created_at_ms
+            else "-"
+        )
+        metric = tags.get("loopml.main_metric", "")
+        value = tags.get("loopml.main_metric_value", "")
+        table.add_row(
+            version.version,
+            ", ".join(version.aliases) or "-",
+            created,
+            f"{metric} {float(value):.4f}" if metric and value else "-",
+            tags.get("loopml.gate", "-"),
+            tags.get("loopml.approval", "-"),
+            tags.get("loopml.run_id", "-")[:12],
+        )
+    out.print(table)
+
+
+@models_app.command("promote")
+def models_promote(
+    name: NameArg,
+    version: VersionArg,
+    reason: ReasonOpt = "promoted by hand",
+    actor: ActorOpt = None,
+) -> None:
+    """Make VERSION champion now; the champion it replaces becomes `previous`."""
+    from loopml.cli.main import fail, settings
+    from loopml.core.errors import LoopmlError
+    from loopml.lifecycle import promote
+
+    try:
+        moves = promote(settings(), name, version, reason=reason, actor=actor)
+    except LoopmlError as error:
+        fail(error)
+    _print_moves(moves)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    name: NameArg,
+    reason: ReasonOpt = "rolled back by hand",
+    actor: ActorOpt = None,
+) -> None:
+    """Put the previous champion back in one step (recorded)."""
+    from loopml.cli.main import fail, settings
+    from loopml.core.errors import LoopmlError
+    from loopml.lifecycle import rollback
+
+    try:
+        moves = rollback(settings(), name, reason=reason, actor=actor)
+    except LoopmlError as error:
+        fail(error)
+    _print_moves(moves)
+
+
+@models_app.command("approve")
+def models_approve(
+    name: NameArg,
+    version: VersionArg,
+    reason: ReasonOpt = "approved by hand",
+    actor: ActorOpt = None,
+) -> None:
+    """Promote a challenger the gate left waiting for approval (require_approval: true)."""
+    from loopml.cli.main import fail, settings
+    from loopml.core.errors import LoopmlError
+    from loopml.lifecycle import approve
+
+    try:
+        moves = approve(settings(), name, version, reason=reason, actor=actor)
+    except LoopmlError as error:
+        fail(error)
+    _print_moves(moves)
+
+
+@models_app.command("history")
+def models_history(
+    name: NameArg,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="Show what served at this moment (ISO 8601, e.g. 2026-11-25T09:30; "
+            "no time zone means UTC) and the moves up to it."
+        ),
+    ] = None,
+    alias: Annotated[str | None, typer.Option(help="Only moves of this alias.")] = None,
+) -> None:
+    """Every recorded alias move of NAME: when, which alias, from and to which version, who, why."""
+    from rich.table import Table
+
+    from loopml.cli.main import fail, out, settings
+    from loopml.core.errors import ConfigError, LoopmlError
+    from loopml.lifecycle import history, served_at
+    from loopml.registry.models import CHAMPION
+
+    moment = None
+    if at is not None:
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            fail(ConfigError(f"--at {at!r} is not a date-time; write e.g. 2026-11-25T09:30:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    config = settings()
+    try:
+        moves = history(config, name, alias=alias, until=moment)
+        serving = served_at(config, name, moment, alias or CHAMPION) if moment else None
+    except LoopmlError as error:
+        fail(error)
+    if moment is not None:
+        what = f"version {serving}" if serving else "no version"
+        out.print(f"{name}@{alias or CHAMPION} at {moment.isoformat()}: [bold]{what}[/]")
+    if not moves:
+        out.print(f"no alias moves recorded for {name!r}")
+        return
+    table = Table(title=f"{name} alias moves")
+    for column in ("when (UTC)", "alias", "from", "to", "who", "why", "run"):
+        table.add_column(column)
+    for move in moves:
+        table.add_row(
+            move.moved_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            move.alias,
+            move.from_version or "-",
+            move.to_version or "(removed)",
+            move.actor,
+            move.reason,
+            (move.run_id or "-")[:12],
+        )
+    out.print(table)
+
+
+def _print_moves(moves: list[AliasMove]) -> None:
+    from loopml.cli.main import out
+
+    for move in moves:
+        out.print(
+            f"{move.name}@{move.alias}: {move.from_version or '-'} -> "
+            f"{move.to_version or '(removed)'}  ({move.reason})",
+            highlight=False,
+        )

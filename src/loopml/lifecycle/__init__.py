@@ -1,0 +1,27 @@
+"""Moving a model through its life: promote, roll back, approve, and the log of every move.
+
+Sits above ``loopml.registry`` and ``loopml.store`` so it can join them: MLflow
+holds where each alias points now, the metadata store's alias log holds every
+move that got it there. Pipeline steps and the CLI call these functions; none
+moves an alias any other way.
+"""
+
+from loopml.lifecycle.aliases import (
+    approve,
+    current_actor,
+    history,
+    move_alias,
+    promote,
+    rollback,
+    served_at,
+)
+
+__all__ = [
+    "approve",
+    "current_actor",
+    "history",
+    "move_alias",
+    "promote",
+    "rollback",
+    "served_at",
+]
