@@ -64,7 +64,7 @@ class ColumnDrift:
 
 
 def method_for(kind: str, reference_rows: int) -> str:
-    """Evidently's default test for a column of ``kind`` (numeric, discrete, binary, categorical)."""
+    """Evidently's default test for a column of ``kind`` (numeric, discrete, binary...)."""
     small = reference_rows <= SMALL_REFERENCE
     if kind == "numeric":
         return KS if small else WASSERSTEIN
@@ -187,9 +187,7 @@ def _mean_abs_linear(start: FloatArray, end: FloatArray) -> FloatArray:
     """Mean of |f| over [0, 1] for f linear from ``start`` to ``end``."""
     same_sign = start * end >= 0
     total = np.abs(start) + np.abs(end)
-    crossing = np.divide(
-        start**2 + end**2, 2 * total, out=np.zeros_like(total), where=total > 0
-    )
+    crossing = np.divide(start**2 + end**2, 2 * total, out=np.zeros_like(total), where=total > 0)
     return np.where(same_sign, total / 2, crossing)
 
 

@@ -51,8 +51,9 @@ class ConfusionTally:
                 "predicted": [category_key(v) for v in predictions[known]],
             }
         )
-        for (truth, predicted), number in pairs.value_counts().items():
-            self.add(str(truth), str(predicted), float(number))
+        counted = pairs.groupby(["truth", "predicted"]).size()
+        for pair, number in zip(counted.index.tolist(), counted.tolist(), strict=True):
+            self.add(str(pair[0]), str(pair[1]), float(number))
 
     def update_expected(self, probabilities: pd.Series[Any], predictions: pd.Series[Any]) -> None:
         """Add each row's class probabilities to the column of the class it was predicted as."""

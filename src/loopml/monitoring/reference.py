@@ -113,7 +113,7 @@ class Reference:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A reference data file as a frame: ``.csv``, ``.csv.gz``, ``.zip`` (one CSV) or ``.parquet``."""
+    """A reference data file as a frame: ``.csv``, ``.csv.gz``, ``.zip`` (a CSV) or ``.parquet``."""
     if not path.exists():
         raise DataError(f"reference data {path} does not exist; pass the model's training data")
     name = path.name.lower()

@@ -166,7 +166,9 @@ class NumericSketch:
         return edges, np.asarray(mass / n / widths, dtype=np.float64)
 
 
-def display_bins(edges: FloatArray, reference: FloatArray | None = None, count: int = 30) -> IntArray:
+def display_bins(
+    edges: FloatArray, reference: FloatArray | None = None, count: int = 30
+) -> IntArray:
     """Indices of about ``count`` edges, evenly spread between the 0.5% and 99.5% quantiles."""
     if edges.size <= count + 1:
         return np.arange(edges.size, dtype=np.int64)

@@ -120,7 +120,9 @@ class WindowTally:
             if self.classification and "probabilities" in frame.columns:
                 self.expected.update_expected(frame["probabilities"], predictions)
 
-    def _feed(self, name: str, sketch: NumericSketch | CategoricalSketch, values: pd.Series) -> None:
+    def _feed(
+        self, name: str, sketch: NumericSketch | CategoricalSketch, values: pd.Series[Any]
+    ) -> None:
         if isinstance(sketch, NumericSketch):
             numbers = pd.to_numeric(values, errors="coerce")
             wrong = int((numbers.isna() & values.notna()).sum())
@@ -146,11 +148,8 @@ class WindowTally:
             for name in present
         ]
         predicted = None
-        if reference.prediction is not None and self.prediction is not None:
-            if self.prediction.count:
-                predicted = _drift(
-                    reference.prediction, self.prediction, thresholds.get("prediction")
-                )
+        if reference.prediction is not None and self.prediction and self.prediction.count:
+            predicted = _drift(reference.prediction, self.prediction, thresholds.get("prediction"))
         schema = SchemaSkew(
             missing=[name for name in reference.columns if name not in self.seen],
             extra=sorted(self.seen - set(reference.columns) - LOG_COLUMNS),
@@ -208,7 +207,9 @@ def _drift(
     return categorical_drift(column.name, column.categorical, sketch, column.method, threshold)
 
 
-def _plot_data(column: ColumnReference, sketch: NumericSketch | CategoricalSketch) -> dict[str, Any]:
+def _plot_data(
+    column: ColumnReference, sketch: NumericSketch | CategoricalSketch
+) -> dict[str, Any]:
     """Small, JSON-ready figures of the reference and the window, for the report."""
     if column.numeric is not None and isinstance(sketch, NumericSketch):
         assert column.bins is not None

@@ -199,16 +199,16 @@ class MonitorStore:
         with self.engine.begin() as connection:
             _insert_guard_if_missing(connection, model_name)
             claimed = connection.execute(
-                guards.update()
+                sa.update(RetrainGuard)
                 .where(
-                    guards.c.model_name == model_name,
+                    RetrainGuard.model_name == model_name,
                     sa.or_(
-                        guards.c.in_flight_id.is_(None),
-                        guards.c.in_flight_since < now - stale_after,
+                        RetrainGuard.in_flight_id.is_(None),
+                        RetrainGuard.in_flight_since < now - stale_after,
                     ),
                     sa.or_(
-                        guards.c.last_requested_at.is_(None),
-                        guards.c.last_requested_at <= now - cooldown,
+                        RetrainGuard.last_requested_at.is_(None),
+                        RetrainGuard.last_requested_at <= now - cooldown,
                     ),
                 )
                 .values(in_flight_id=request_id, in_flight_since=now, last_requested_at=now)
@@ -284,23 +284,24 @@ class MonitorStore:
 
 
 def _insert_guard_if_missing(connection: sa.Connection, model_name: str) -> None:
-    table = RetrainGuard.__table__
     statement: Any
     if connection.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        statement = pg_insert(table).on_conflict_do_nothing(index_elements=["model_name"])
+        statement = pg_insert(RetrainGuard).on_conflict_do_nothing(index_elements=["model_name"])
     elif connection.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=["model_name"])
+        statement = sqlite_insert(RetrainGuard).on_conflict_do_nothing(
+            index_elements=["model_name"]
+        )
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported stores
         exists = connection.execute(
-            sa.select(table.c.model_name).where(table.c.model_name == model_name)
+            sa.select(RetrainGuard.model_name).where(RetrainGuard.model_name == model_name)
         ).first()
         if exists:
             return
-        statement = sa.insert(table)
+        statement = sa.insert(RetrainGuard)
     connection.execute(statement, {"model_name": model_name})
 
 
