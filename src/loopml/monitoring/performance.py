@@ -42,13 +42,13 @@ class ConfusionTally:
 
     def update_labels(self, labels: pd.Series[Any], predictions: pd.Series[Any]) -> None:
         """Count the rows that have a label."""
-        known = labels.notna()
+        known = labels.notna().to_numpy()
         if not known.any():
             return
         pairs = pd.DataFrame(
             {
-                "truth": [category_key(v) for v in labels[known]],
-                "predicted": [category_key(v) for v in predictions[known]],
+                "truth": [category_key(v) for v in labels.to_numpy()[known]],
+                "predicted": [category_key(v) for v in predictions.to_numpy()[known]],
             }
         )
         counted = pairs.groupby(["truth", "predicted"]).size()
@@ -57,17 +57,19 @@ class ConfusionTally:
 
     def update_expected(self, probabilities: pd.Series[Any], predictions: pd.Series[Any]) -> None:
         """Add each row's class probabilities to the column of the class it was predicted as."""
-        given = probabilities.map(lambda value: isinstance(value, Mapping | list | tuple))
+        given = probabilities.map(
+            lambda value: isinstance(value, Mapping | list | tuple)
+        ).to_numpy(dtype=bool)
         if not given.any():
             return
         records = [
             value if isinstance(value, Mapping) else dict(enumerate(value))
-            for value in probabilities[given]
+            for value in probabilities.to_numpy()[given]
         ]
         table = pd.DataFrame.from_records(records).fillna(0.0).astype(np.float64)
         table.columns = [category_key(c) for c in table.columns]
         table = table.T.groupby(level=0).sum().T  # classes spelt two ways become one
-        predicted = [category_key(v) for v in predictions[given]]
+        predicted = [category_key(v) for v in predictions.to_numpy()[given]]
         sums = table.groupby(np.asarray(predicted)).sum()
         for predicted_class, row in sums.iterrows():
             for truth, amount in row.items():
@@ -117,10 +119,12 @@ class RegressionTally:
     squared: float = 0.0
 
     def update(self, labels: pd.Series[Any], predictions: pd.Series[Any]) -> None:
-        truth = pd.to_numeric(labels, errors="coerce")
-        guess = pd.to_numeric(predictions, errors="coerce")
-        both = truth.notna() & guess.notna()
-        error = (truth[both] - guess[both]).to_numpy(dtype=np.float64)
+        truth = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        guess = pd.to_numeric(predictions, errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        error = truth - guess
+        error = error[~np.isnan(error)]
         self.rows += int(error.size)
         self.absolute += float(np.abs(error).sum())
         self.squared += float(np.dot(error, error))
