@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -25,7 +26,7 @@ from loopml.monitoring import (
 )
 from loopml.store.monitoring import MonitorStore
 from loopml.store.predictions import PredictionLog
-from tests.monitoring.data import START, add_labels, features, write_log
+from tests.monitoring.data import START, add_labels, features, probability, write_log
 
 
 class Receiver:
@@ -75,7 +76,10 @@ class Retrains:
 
 @pytest.fixture
 def reference() -> Reference:
-    return Reference.from_frame(features(3_000, seed=0), target="Class")
+    """The training data, with the calibrated model's own answers on it."""
+    frame = features(3_000, seed=0)
+    answers = pd.Series((probability(frame) >= 0.5).astype(int))
+    return Reference.from_frame(frame, target="Class", prediction=answers)
 
 
 def _run(settings: Settings, reference: Reference, **kwargs: Any) -> Any:
@@ -251,3 +255,54 @@ def test_policies_are_read_per_model(tmp_path: Path) -> None:
     path.write_text("fraud:\n  drift_shar: 0.3\n")
     with pytest.raises(ConfigError, match="drift_shar"):
         load_policies(path)
+
+
+def test_prediction_drift_compares_with_the_champions_answers_on_the_reference(
+    tmp_path: Path, tracking_uri: str
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from loopml.monitoring.champion import champion_predictions
+    from loopml.registry.models import CHAMPION, register_version, set_alias
+    from loopml.registry.tracking import use_tracking
+
+    settings = Settings(
+        home=tmp_path / "home",
+        tracking_uri=tracking_uri,
+        database_url=f"sqlite:///{tmp_path / 'loopml.db'}",
+        artifact_root=(tmp_path / "artifacts").as_uri(),
+    )
+    training = features(3_000, seed=0)
+    numeric = training[["x1", "x2"]]
+    assert champion_predictions(settings, "churn_lr", numeric) is None  # nothing registered yet
+    mlflow = use_tracking(settings)
+    model = LogisticRegression().fit(numeric, training["Class"])
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(model, name="model", input_example=numeric.head(3))
+    version = register_version(settings, info.model_uri, "churn_lr", {})
+    set_alias(settings, "churn_lr", CHAMPION, version.version)
+    scored = champion_predictions(
+        settings, "churn_lr", training[["x1", "x2", "Class"]], target="Class"
+    )
+    assert scored is not None and scored[0] == version.version
+    reference = Reference.from_frame(numeric, prediction=scored[1])
+    log = PredictionLog.open(settings.database)
+    write_log(log, features(600, seed=1), model="churn_lr", drop=("colour",))
+    write_log(
+        log,
+        features(600, seed=2, shift=1.0),
+        model="churn_lr",
+        drop=("colour",),
+        start=START + timedelta(hours=1),
+    )
+    run = monitor_model(
+        "churn_lr",
+        log_store=log,
+        store=MonitorStore(log.engine),
+        reference=reference,
+        policy=MonitorPolicy(),
+        window=WindowSpec(rows=600),
+    )
+    steady, shifted = (outcome.result.prediction_drift for outcome in run.outcomes)
+    assert steady is not None and not steady.drifted
+    assert shifted is not None and shifted.drifted and shifted.method == "jensenshannon"

@@ -48,6 +48,10 @@ def monitor(
     drift_share: Annotated[
         float | None, typer.Option(help="Share of drifted features that is dataset drift.")
     ] = None,
+    champion: Annotated[
+        bool,
+        typer.Option(help="Score the reference with NAME@champion, for prediction drift."),
+    ] = True,
 ) -> None:
     """Check a model's prediction log window by window: drift, schema skew, performance.
 
@@ -62,8 +66,10 @@ def monitor(
         load_policies,
         monitor_model,
         policy_for,
+        read_table,
         write_report,
     )
+    from loopml.monitoring.champion import champion_predictions
     from loopml.store.monitoring import MonitorStore
     from loopml.store.predictions import PredictionLog
 
@@ -75,7 +81,13 @@ def monitor(
             name, load_policies(policy or config.monitor_policy_file), drift_share=drift_share
         )
         with out.status("reading the reference data"):
-            ref = Reference.from_file(reference, target=target)
+            frame = read_table(reference)
+            scored = champion_predictions(config, name, frame, target=target) if champion else None
+            if scored is None and champion:
+                err.print(f"no {name}@champion to score the reference: no prediction drift")
+            ref = Reference.from_frame(
+                frame, target=target, prediction=scored[1] if scored else None
+            )
         log = PredictionLog.open(config.database)
         store = MonitorStore(log.engine)
         with Progress(

@@ -7,6 +7,7 @@ the window size is limited by nothing but time.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -118,8 +119,11 @@ def monitor_model(
     chunks = log_store.frames(
         model_name, since=since, until=until, chunk_rows=chunk_rows, with_feedback=True
     )
+    first = next(chunks, None)
+    if first is not None:
+        chunks = itertools.chain([first], chunks)
     if classification is None:
-        classification = _is_classification(reference)
+        classification = _is_classification(reference, first)
     run = MonitorRun(uuid.uuid4().hex, model_name)
     baseline = dict(policy.baseline) or _stored_baseline(store, model_name)
     for tally, complete, bounds in _windows(chunks, reference, window, since, classification):
@@ -141,9 +145,16 @@ def monitor_model(
     return run
 
 
-def _is_classification(reference: Reference) -> bool:
-    prediction = reference.prediction
-    return prediction is None or prediction.kind in (BINARY, CATEGORICAL)
+def _is_classification(reference: Reference, first: pd.DataFrame | None) -> bool:
+    """Classes or numbers: from the reference predictions, else from the log's first rows."""
+    if reference.prediction is not None:
+        return reference.prediction.kind in (BINARY, CATEGORICAL)
+    if first is None or "prediction" not in first.columns:
+        return True
+    if "probabilities" in first.columns and first["probabilities"].notna().any():
+        return True
+    values = pd.to_numeric(first["prediction"], errors="coerce").dropna()
+    return values.empty or bool((values == values.round()).all())
 
 
 def _thresholds(policy: MonitorPolicy) -> dict[str, float]:

@@ -57,9 +57,9 @@ class ConfusionTally:
 
     def update_expected(self, probabilities: pd.Series[Any], predictions: pd.Series[Any]) -> None:
         """Add each row's class probabilities to the column of the class it was predicted as."""
-        given = probabilities.map(
-            lambda value: isinstance(value, Mapping | list | tuple)
-        ).to_numpy(dtype=bool)
+        given = probabilities.map(lambda value: isinstance(value, Mapping | list | tuple)).to_numpy(
+            dtype=bool
+        )
         if not given.any():
             return
         records = [

@@ -73,10 +73,12 @@ class Reference:
     ) -> Reference:
         """Sketch ``frame``'s columns; ``target`` is left out of the features.
 
-        The reference side of prediction drift is ``prediction`` when given,
-        else a ``prediction`` column of the frame, else the target: a model
-        that fits its training data predicts classes in about the proportions
-        the labels have.
+        The reference side of prediction drift is ``prediction`` when given
+        (the champion's answers on this data, see
+        :func:`loopml.monitoring.champion.champion_predictions`), else a
+        ``prediction`` column of the frame; without either, prediction drift
+        is not checked. ``classification`` says how to compare predictions
+        (as classes or as numbers); by default float predictions are numbers.
         """
         if frame.empty:
             raise DataError("the reference data has no rows; give the model's training data")
@@ -89,8 +91,6 @@ class Reference:
         outputs = prediction
         if outputs is None and PREDICTION in frame.columns:
             outputs = frame[PREDICTION]
-        if outputs is None and target is not None:
-            outputs = frame[target]
         features = frame.drop(columns=[c for c in (target, PREDICTION) if c in frame.columns])
         columns = {str(name): _column(str(name), features[name], rows) for name in features.columns}
         predicted = None
