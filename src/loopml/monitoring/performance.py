@@ -127,7 +127,7 @@ class RegressionTally:
         error = error[~np.isnan(error)]
         self.rows += int(error.size)
         self.absolute += float(np.abs(error).sum())
-        self.squared += float(np.dot(error, error))
+        self.squared += float(np.einsum("i,i->", error, error))
 
     def merge(self, other: RegressionTally) -> None:
         self.rows += other.rows

@@ -18,6 +18,7 @@ import pandas as pd
 from loopml.core.errors import DataError
 from loopml.monitoring.drift import method_for
 from loopml.monitoring.sketch import (
+    MISSING,
     CategoricalSketch,
     IntArray,
     NumericSketch,
@@ -129,13 +130,11 @@ def read_table(path: Path) -> pd.DataFrame:
     )
 
 
-def kind_of(values: pd.Series[Any], *, force_categorical: bool = False) -> str:
+def kind_of(distinct: int, numeric: bool) -> str:
     """numeric, discrete (numeric with few values), binary or categorical."""
-    distinct = values.nunique(dropna=True)
-    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if distinct <= 2:
         return BINARY
-    if numeric and not force_categorical:
+    if numeric:
         return NUMERIC if distinct > DISCRETE_LIMIT else DISCRETE
     return CATEGORICAL
 
@@ -143,15 +142,25 @@ def kind_of(values: pd.Series[Any], *, force_categorical: bool = False) -> str:
 def _column(
     name: str, values: pd.Series[Any], rows: int, *, force_categorical: bool = False
 ) -> ColumnReference:
-    kind = kind_of(values, force_categorical=force_categorical)
-    method = method_for(NUMERIC if kind == NUMERIC else kind, rows)
-    if kind == NUMERIC:
-        data = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        sketch = NumericSketch(grid_for(data))
-        sketch.update(data)
-        spread = np.nanquantile(data, [0.005, 0.995]) if np.isfinite(data).any() else None
-        bins = display_bins(sketch.edges, spread)
-        return ColumnReference(name, kind, method, numeric=sketch, bins=bins)
+    numeric = (
+        pd.api.types.is_numeric_dtype(values)
+        and not pd.api.types.is_bool_dtype(values)
+        and not force_categorical
+    )
+    if numeric:
+        data = np.sort(values.to_numpy(dtype=np.float64, na_value=np.nan))
+        finite = data[: int((~np.isnan(data)).sum())]
+        edges = grid_for(finite)
+        kind = kind_of(edges.size, True)
+        if kind == NUMERIC:
+            sketch = NumericSketch(edges)
+            sketch.missing = int(data.size - finite.size)
+            sketch.update_sorted(finite)
+            cut = np.ceil(np.array([0.005, 0.995]) * finite.size).astype(np.int64) - 1
+            bins = display_bins(edges, finite[cut.clip(0, finite.size - 1)])
+            return ColumnReference(name, kind, method_for(kind, rows), numeric=sketch, bins=bins)
     counts = CategoricalSketch()
     counts.update(values)
-    return ColumnReference(name, kind, method, categorical=counts)
+    distinct = len([key for key in counts.counts if key != MISSING])
+    kind = kind_of(distinct, numeric)
+    return ColumnReference(name, kind, method_for(kind, rows), categorical=counts)

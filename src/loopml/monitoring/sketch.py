@@ -28,20 +28,29 @@ MAX_EDGES = 2_049
 MISSING = "(missing)"
 
 
-def grid_for(values: FloatArray, max_edges: int = MAX_EDGES) -> FloatArray:
-    """The edges a numeric column is sketched on: its unique values, or its quantiles.
+def grid_for(ordered: FloatArray, max_edges: int = MAX_EDGES) -> FloatArray:
+    """The edges a sorted numeric column is sketched on: its unique values, or its quantiles.
 
-    Quantiles are taken with the inverted CDF so every edge is a value that
-    occurs, and the minimum and maximum are always edges.
+    Quantiles are order statistics (the inverted CDF), so every edge is a
+    value that occurs, and the minimum and maximum are always edges.
     """
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+    if ordered.size == 0:
         return np.zeros(1)
-    unique = np.unique(finite)
+    unique = distinct(ordered)
     if unique.size <= max_edges:
-        return unique.astype(np.float64)
-    levels = np.linspace(0.0, 1.0, max_edges)
-    return np.unique(np.quantile(np.sort(finite), levels, method="inverted_cdf")).astype(np.float64)
+        return unique
+    ranks = np.ceil(np.linspace(0.0, 1.0, max_edges) * ordered.size).astype(np.int64) - 1
+    return distinct(ordered[ranks.clip(0, ordered.size - 1)])
+
+
+def distinct(ordered: FloatArray) -> FloatArray:
+    """The unique values of a sorted array, in one pass."""
+    if ordered.size == 0:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return np.asarray(ordered[keep], dtype=np.float64)
 
 
 @dataclass
@@ -72,34 +81,31 @@ class NumericSketch:
 
     def update(self, values: FloatArray) -> None:
         """Add a chunk of values (NaN counts as missing)."""
-        present = ~np.isnan(values)
-        self.missing += int(values.size - present.sum())
-        x = values[present]
+        ordered = np.sort(values)  # NaN sorts last
+        present = int(np.count_nonzero(~np.isnan(ordered)))
+        self.missing += int(ordered.size - present)
+        self.update_sorted(ordered[:present])
+
+    def update_sorted(self, x: FloatArray) -> None:
+        """Add a sorted chunk without missing values: counts come from where edges fall in it."""
         if x.size == 0:
             return
         edges = self.edges
-        size = edges.size
-        slot = np.searchsorted(edges, x, side="right")
-        on_edge = np.zeros(x.size, dtype=bool)
-        has_left = slot > 0
-        on_edge[has_left] = edges[slot[has_left] - 1] == x[has_left]
-        # codes 0..size-1: exactly on an edge; size + s: strictly inside gap s
-        # (gap 0 is below the lowest edge, gap ``size`` above the highest).
-        codes = np.where(on_edge, slot - 1, size + slot)
-        counts = np.bincount(codes, minlength=2 * size + 1)
-        self.at += counts[:size]
-        gaps = counts[size:]
-        self.inside += gaps[1:size]
-        self.below += int(gaps[0])
-        self.above += int(gaps[size])
-        if gaps[0]:
-            self.below_distance += float((edges[0] - x[slot == 0]).sum())
-        if gaps[size]:
-            self.above_distance += float((x[slot == size] - edges[-1]).sum())
-        self.low = min(self.low, float(x.min()))
-        self.high = max(self.high, float(x.max()))
+        left = np.searchsorted(x, edges, side="left")
+        right = np.searchsorted(x, edges, side="right")
+        self.at += right - left
+        self.inside += left[1:] - right[:-1]
+        below, above_from = int(left[0]), int(right[-1])
+        self.below += below
+        self.above += x.size - above_from
+        if below:
+            self.below_distance += float(edges[0] * below - x[:below].sum())
+        if above_from < x.size:
+            self.above_distance += float(x[above_from:].sum() - edges[-1] * (x.size - above_from))
+        self.low = min(self.low, float(x[0]))
+        self.high = max(self.high, float(x[-1]))
         self.total += float(x.sum())
-        self.total_squares += float(np.dot(x, x))
+        self.total_squares += float(np.einsum("i,i->", x, x))  # BLAS dot: threads, overhead
 
     def merge(self, other: NumericSketch) -> None:
         """Add ``other`` (sketched on the same edges) into this sketch."""

@@ -124,6 +124,9 @@ class WindowTally:
         self, name: str, sketch: NumericSketch | CategoricalSketch, values: pd.Series[Any]
     ) -> None:
         if isinstance(sketch, NumericSketch):
+            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                sketch.update(values.to_numpy(dtype=np.float64, na_value=np.nan))
+                return
             numbers = pd.to_numeric(values, errors="coerce")
             wrong = int((numbers.isna() & values.notna()).sum())
             if wrong:
