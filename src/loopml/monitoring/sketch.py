@@ -29,10 +29,13 @@ MISSING = "(missing)"
 
 
 def grid_for(ordered: FloatArray, max_edges: int = MAX_EDGES) -> FloatArray:
-    """The edges a sorted numeric column is sketched on: its unique values, or its quantiles.
+    """The edges a sorted numeric column is sketched on: its unique values, or a fine grid.
 
-    Quantiles are order statistics (the inverted CDF), so every edge is a
-    value that occurs, and the minimum and maximum are always edges.
+    The fine grid is ``max_edges`` quantiles (order statistics, so fine where
+    the reference is dense) merged with ``max_edges`` evenly spaced points
+    from its minimum to its maximum (so no gap is wide where it is sparse,
+    which is where a drifted window puts its mass). Minimum and maximum are
+    always edges.
     """
     if ordered.size == 0:
         return np.zeros(1)
@@ -40,7 +43,9 @@ def grid_for(ordered: FloatArray, max_edges: int = MAX_EDGES) -> FloatArray:
     if unique.size <= max_edges:
         return unique
     ranks = np.ceil(np.linspace(0.0, 1.0, max_edges) * ordered.size).astype(np.int64) - 1
-    return distinct(ordered[ranks.clip(0, ordered.size - 1)])
+    quantiles = ordered[ranks.clip(0, ordered.size - 1)]
+    even = np.linspace(ordered[0], ordered[-1], max_edges)
+    return distinct(np.sort(np.concatenate((quantiles, even))))
 
 
 def distinct(ordered: FloatArray) -> FloatArray:
