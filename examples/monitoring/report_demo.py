@@ -19,8 +19,14 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from loopml.monitoring import Alerter, MonitorPolicy, Reference, WindowSpec, monitor_model
-from loopml.monitoring import write_report
+from loopml.monitoring import (
+    Alerter,
+    MonitorPolicy,
+    Reference,
+    WindowSpec,
+    monitor_model,
+    write_report,
+)
 from loopml.store.monitoring import MonitorStore
 from loopml.store.predictions import PredictionLog, PredictionRecord, new_prediction_id
 from loopml.store.tables import Feedback
@@ -91,6 +97,7 @@ def main() -> None:
         training["churned"] = (
             np.random.default_rng(1).random(20_000) < churn_probability(training)
         ).astype(int)
+        answers = pd.Series((churn_probability(training) >= 0.5).astype(int))
         for window, (drift, flip) in enumerate(
             [(0, 0), (0, 0), (0, 0), (1, 0), (1.5, 0), (1.5, 0.3)]
         ):
@@ -105,10 +112,11 @@ def main() -> None:
             "churn",
             log_store=log,
             store=store,
-            reference=Reference.from_frame(training, target="churned"),
-            policy=MonitorPolicy(),
+            reference=Reference.from_frame(training, target="churned", prediction=answers),
+            policy=MonitorPolicy(critical_features=["income"], cooldown_minutes=60),
             window=WindowSpec(rows=2_000),
             alerter=Alerter(),
+            retrain=lambda name, reason: f"demo-job-for-{name}",
         )
         for outcome in run.outcomes:
             print(outcome.result.index, f"{outcome.result.drift_share:.0%}", outcome.action or "ok")

@@ -264,6 +264,12 @@ def _distribution_plot(name: str, plot: dict[str, Any], drifted: bool) -> bytes:
                     label="reference" if is_reference else "window",
                 )
         axes.set_ylabel("density", fontsize=8)
+        bulk = plot["reference"]["edges"]
+        if len(bulk) >= 2:
+            axes.set_xlim(
+                min(bulk[0], *plot["current"]["edges"][:1]),
+                max(bulk[-1], *plot["current"]["edges"][-1:]),
+            )
     else:
         categories = [str(c)[:14] for c in plot.get("categories", [])]
         positions = range(len(categories))
@@ -288,7 +294,9 @@ def _distribution_plot(name: str, plot: dict[str, Any], drifted: bool) -> bytes:
         axes.set_ylabel("share", fontsize=8)
     axes.set_title(name, fontsize=10, color=ALERT_COLOUR if drifted else "#222")
     axes.tick_params(labelsize=7)
-    axes.legend(fontsize=7, frameon=False)
+    low, high = axes.get_ylim()
+    axes.set_ylim(low, high * 1.3)  # room for the legend above the data
+    axes.legend(fontsize=7, frameon=False, loc="upper right", ncols=2)
     for spine in ("top", "right"):
         axes.spines[spine].set_visible(False)
     figure.tight_layout()
