@@ -306,3 +306,28 @@ def test_prediction_drift_compares_with_the_champions_answers_on_the_reference(
     steady, shifted = (outcome.result.prediction_drift for outcome in run.outcomes)
     assert steady is not None and not steady.drifted
     assert shifted is not None and shifted.drifted and shifted.method == "jensenshannon"
+
+
+def test_a_failing_webhook_and_a_failing_retrain_hook_are_recorded(
+    settings: Settings, reference: Reference
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
+    log = PredictionLog.open(settings.database)
+    write_log(log, features(500, seed=4, shift=1.5))
+
+    def broken(model_name: str, reason: str) -> str:
+        raise RuntimeError("queue unreachable")
+
+    run = _run(settings, reference, alerter=Alerter(dead, timeout=2), retrain=broken)
+    (outcome,) = run.outcomes
+    assert outcome.alert_sent is False
+    assert outcome.action == "retrain failed to start: RuntimeError: queue unreachable"
+    store = MonitorStore(log.engine)
+    (request,) = store.retrains("fraud")
+    assert request.status == "failed" and "queue unreachable" in (request.error or "")
+    (decision,) = store.checks("fraud", kind="decision")
+    assert decision.figures["alert_sent"] is False and decision.status == "alert"
