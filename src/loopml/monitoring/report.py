@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from loopml.monitoring.policy import DATA_DRIFT, ESTIMATED, PERFORMANCE, PREDICTION_DRIFT
 from loopml.store.monitoring import CheckView
@@ -264,6 +265,8 @@ def _distribution_plot(name: str, plot: dict[str, Any], drifted: bool) -> bytes:
                     label="reference" if is_reference else "window",
                 )
         axes.set_ylabel("density", fontsize=8)
+        axes.xaxis.set_major_locator(MaxNLocator(5))
+        axes.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
         bulk = plot["reference"]["edges"]
         if len(bulk) >= 2:
             axes.set_xlim(
@@ -344,6 +347,8 @@ def _overview_plot(windows: list[dict[str, Any]]) -> bytes:
             color="#888",
         )
     for axes in (left, right):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        axes.set_xlim(numbers[0] - 0.6, numbers[-1] + 0.6)
         axes.tick_params(labelsize=8)
         for spine in ("top", "right"):
             axes.spines[spine].set_visible(False)
