@@ -194,3 +194,8 @@ def version() -> None:
     import loopml
 
     out.print(loopml.__version__)
+
+
+from loopml.cli.monitor import monitor  # noqa: E402
+
+app.command()(monitor)

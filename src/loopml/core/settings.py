@@ -56,6 +56,14 @@ class Settings(BaseSettings):
             "others can write to."
         ),
     )
+    alert_webhook_url: str | None = Field(
+        default=None,
+        description="Monitoring alerts are POSTed here as JSON (and always logged).",
+    )
+    monitor_policy_file: Path | None = Field(
+        default=None,
+        description="YAML/JSON of monitoring thresholds per model name (`default`: the rest).",
+    )
     settings_file: Path | None = Field(
         default=None,
         description="Optional YAML or JSON file of settings; the environment wins over it.",

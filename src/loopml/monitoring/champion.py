@@ -1,0 +1,48 @@
+"""The champion's own answers on the reference data: the reference side of prediction drift.
+
+Comparing the live predictions with the training labels would mix two things
+(a thresholded classifier does not predict classes in the labels'
+proportions), so prediction drift compares predictions with predictions: the
+champion scores a sample of the reference once, when the monitor starts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from loopml.core.errors import LoopmlError
+from loopml.core.settings import Settings
+from loopml.registry.models import CHAMPION, version_for_alias
+from loopml.registry.tracking import use_tracking
+
+
+def champion_predictions(
+    settings: Settings,
+    name: str,
+    frame: pd.DataFrame,
+    *,
+    target: str | None = None,
+    max_rows: int = 20_000,
+    seed: int = 0,
+) -> tuple[str, pd.Series] | None:
+    """``(version, predictions)`` of ``name@champion`` on up to ``max_rows`` reference rows.
+
+    ``None`` when the model has no champion yet.
+    """
+    version = version_for_alias(settings, name, CHAMPION)
+    if version is None:
+        return None
+    mlflow = use_tracking(settings)
+    features = frame.drop(columns=[target]) if target and target in frame.columns else frame
+    sample = features.sample(n=min(max_rows, len(features)), random_state=seed)
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+        predicted = model.predict(sample)
+    except Exception as exc:  # MLflow raises many types: loading, schema enforcement
+        raise LoopmlError(
+            f"could not score the reference data with {name}@{CHAMPION} (version {version}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    values = np.asarray(predicted).ravel()
+    return version, pd.Series(values, index=sample.index, name="prediction")
