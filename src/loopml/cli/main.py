@@ -192,3 +192,8 @@ def version() -> None:
     import loopml
 
     out.print(loopml.__version__)
+
+
+from loopml.cli.jobs import install as _install_queue_commands  # noqa: E402
+
+_install_queue_commands(app)
