@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     @property
     def training_hard_limit(self) -> int:
         """Seconds after which a training job's process is killed (the soft limit plus grace)."""
-        return self.training_time_limit + min(60, max(2, self.training_time_limit // 10))
+        return self.training_time_limit + min(60, max(10, self.training_time_limit // 10))
 
     def ensure_home(self) -> Path:
         """Create ``$LOOPML_HOME`` when something is about to be written there."""

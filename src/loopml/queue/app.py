@@ -67,10 +67,13 @@ def make_app(settings: Settings) -> Celery:
     topology = Topology.from_settings(settings)
     if not settings.broker_url:
         settings.ensure_home()
-    app = Celery("loopml", broker=settings.broker, set_as_current=False)
-    transport_options: dict[str, Any] = (
-        {"confirm_publish": True} if topology.amqp else {"polling_interval": 0.2}
-    )
+    if topology.amqp:
+        app = Celery("loopml", broker=settings.broker, set_as_current=False)
+        transport_options: dict[str, Any] = {"confirm_publish": True}
+    else:
+        app = Celery("loopml", broker=settings.broker.removeprefix("sqla+"), set_as_current=False)
+        app.conf.broker_transport = "loopml.queue.embedded:Transport"
+        transport_options = {"connect_args": {"timeout": 30}}
     app.conf.update(
         task_queues=topology.work_queues(),
         task_default_queue=topology.training,

@@ -14,8 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
-from celery.exceptions import Reject, SoftTimeLimitExceeded
+from billiard.exceptions import Terminated, WorkerLostError
+from celery import Celery, Task
+from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 
 from loopml.core.errors import (
     JobCancelledError,
@@ -45,6 +46,7 @@ def register(app: Celery, settings: Settings, topology: Topology) -> None:
 
     @app.task(  # type: ignore[untyped-decorator]
         name=TRAIN_TASK,
+        base=_TrainingTask,
         bind=True,
         soft_time_limit=settings.training_time_limit,
         time_limit=settings.training_hard_limit,
@@ -55,6 +57,34 @@ def register(app: Celery, settings: Settings, topology: Topology) -> None:
     @app.task(name=SCORE_TASK, bind=True)  # type: ignore[untyped-decorator]
     def score_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return run_batch(settings, topology, args, kwargs)
+
+
+class _TrainingTask(Task):  # type: ignore[misc]
+    """Records a job failure the task body could not record itself.
+
+    Celery calls ``on_failure`` in the worker's main process when it kills a
+    job at the hard time limit. A job whose process was lost (worker killed,
+    connection dropped) is not failed here: the broker redelivers it.
+    """
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        if isinstance(exc, WorkerLostError | Terminated):
+            return
+        job_id = job_id_of(kwargs if isinstance(kwargs, dict) else {})
+        if job_id is None:
+            return
+        if isinstance(exc, TimeLimitExceeded):
+            text = "killed: the job ran past its hard time limit (LOOPML_TRAINING_TIME_LIMIT)"
+        else:
+            text = f"{type(exc).__name__}: {exc}"
+        jobs = JobStore(self.app.loopml_settings.database)
+        try:
+            if jobs.find(job_id) is not None:
+                jobs.finish(job_id, FAILED, error=text)
+        finally:
+            jobs.close()
 
 
 def _dead_letter(jobs: JobStore, job_id: str | None, error: str) -> Reject:
