@@ -46,9 +46,7 @@ def test_malformed_messages_and_bad_specs_are_failed_and_dead_lettered(
         task=TRAIN_TASK,
         task_id=bad_spec,
     )
-    publish_raw(
-        topology.training, task_body({"job_id": missing}), task=TRAIN_TASK, task_id=missing
-    )
+    publish_raw(topology.training, task_body({"job_id": missing}), task=TRAIN_TASK, task_id=missing)
 
     jobs = stack.jobs()
     try:

@@ -33,11 +33,7 @@ def _wait_mid_run(stack: Stack, job_id: str) -> Any:
     jobs = stack.jobs()
     try:
         return wait_for(
-            lambda: (
-                (job := jobs.get(job_id)).status == "running"
-                and job.steps_done >= 1
-                and job
-            ),
+            lambda: (job := jobs.get(job_id)).status == "running" and job.steps_done >= 1 and job,
             timeout=180,
             interval=0.1,
             what=f"job {job_id} to get past its first step",
