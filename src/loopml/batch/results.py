@@ -14,7 +14,7 @@ from loopml.store.tables import Prediction
 
 
 def count_logged(log: PredictionLog, job_id: str) -> int:
-    """How many predictions of the job's batches are in the log so far."""
+    """How many predictions of the job's batches are in the log so far (a full scan; for tests)."""
     table = Prediction.__table__
     query = (
         sa.select(sa.func.count()).select_from(table).where(table.c.batch_id.like(f"{job_id}-%"))
@@ -23,13 +23,33 @@ def count_logged(log: PredictionLog, job_id: str) -> int:
         return int(connection.execute(query).scalar_one())
 
 
+def count_by_batch(log: PredictionLog, batch_ids: Sequence[str]) -> dict[str, int]:
+    """Logged predictions per batch id, through the batch id index; missing batches count 0."""
+    table = Prediction.__table__
+    counts = dict.fromkeys(batch_ids, 0)
+    with log.engine.connect() as connection:
+        for start in range(0, len(batch_ids), 1_000):
+            chunk = list(batch_ids[start : start + 1_000])
+            query = (
+                sa.select(table.c.batch_id, sa.func.count())
+                .where(table.c.batch_id.in_(chunk))
+                .group_by(table.c.batch_id)
+            )
+            for batch, count in connection.execute(query):
+                counts[batch] = int(count)
+    return counts
+
+
 def fetch_scores(log: PredictionLog, batch: str, rows: int) -> pd.DataFrame:
     """The predictions of ``batch`` (``rows`` rows) in row order, as score columns."""
+    table = Prediction.__table__
+    query = sa.select(table.c.id, table.c.outputs).where(table.c.batch_id == batch)
+    with log.engine.connect() as connection:
+        outputs: dict[str, dict[str, Any]] = dict(connection.execute(query).tuples().all())
     ids = [prediction_id(batch, row) for row in range(rows)]
-    outputs = _outputs(log, ids)
-    missing = [i for i in ids if i not in outputs]
+    missing = sum(1 for identifier in ids if identifier not in outputs)
     if missing:
-        raise LookupError(f"batch {batch}: {len(missing)} of {rows} predictions are not logged")
+        raise LookupError(f"batch {batch}: {missing} of {rows} predictions are not logged")
     records: list[dict[str, Any]] = []
     for identifier in ids:
         found = outputs[identifier]
@@ -38,15 +58,3 @@ def fetch_scores(log: PredictionLog, batch: str, rows: int) -> pd.DataFrame:
             record[probability_column(label)] = value
         records.append(record)
     return pd.DataFrame.from_records(records)
-
-
-def _outputs(log: PredictionLog, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    table = Prediction.__table__
-    found: dict[str, dict[str, Any]] = {}
-    with log.engine.connect() as connection:
-        for start in range(0, len(ids), 5_000):
-            chunk = list(ids[start : start + 5_000])
-            query = sa.select(table.c.id, table.c.outputs).where(table.c.id.in_(chunk))
-            for identifier, outputs in connection.execute(query):
-                found[identifier] = outputs
-    return found

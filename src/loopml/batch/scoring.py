@@ -9,6 +9,7 @@ one row per prediction.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from loopml.batch.models import LoadedModel
+from loopml.store.bulk import PredictionRow, copy_predictions, supports_copy
 from loopml.store.predictions import BATCH, PredictionLog, PredictionRecord
 
 PREDICTION = "prediction"
@@ -51,8 +53,52 @@ def score_and_log(
 ) -> pd.DataFrame:
     """Score ``frame`` and write each row to ``log`` as batch ``batch_id``; the scores."""
     scored = score_frame(model, frame)
-    log.write(records(model, frame, scored, batch_id))
+    if supports_copy(log.engine):
+        copy_predictions(log.engine, copy_rows(model, frame, scored, batch_id))
+    else:
+        log.write(records(model, frame, scored, batch_id))
     return scored
+
+
+def copy_rows(
+    model: LoadedModel, frame: pd.DataFrame, scored: pd.DataFrame, batch_id: str
+) -> list[PredictionRow]:
+    """The same rows as :func:`records`, with inputs and outputs already as JSON text.
+
+    pandas writes the inputs' JSON in C, which matters at a hundred thousand rows.
+    """
+    now = datetime.now(UTC)
+    inputs = (
+        frame.to_json(orient="records", lines=True, double_precision=15).splitlines()
+        if len(frame)
+        else []
+    )
+    labels = scored[PREDICTION].tolist()
+    probability_columns = [c for c in scored.columns if c != PREDICTION]
+    classes = [str(label) for label in model.classes or []]
+    probabilities = (
+        np.round(scored[probability_columns].to_numpy(), 6).tolist()
+        if probability_columns
+        else None
+    )
+    rows: list[PredictionRow] = []
+    for row, (values, label) in enumerate(zip(inputs, labels, strict=True)):
+        outputs: dict[str, Any] = {PREDICTION: label}
+        if probabilities is not None:
+            outputs["probabilities"] = dict(zip(classes, probabilities[row], strict=True))
+        rows.append(
+            (
+                prediction_id(batch_id, row),
+                now,
+                model.name,
+                model.version,
+                BATCH,
+                batch_id,
+                values,
+                json.dumps(outputs),
+            )
+        )
+    return rows
 
 
 def records(

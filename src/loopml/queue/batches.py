@@ -16,7 +16,7 @@ from celery import Celery
 
 from loopml.batch.files import chunks
 from loopml.batch.models import ModelRef
-from loopml.batch.results import count_logged, fetch_scores
+from loopml.batch.results import count_by_batch, fetch_scores
 from loopml.batch.scoring import batch_id
 from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings
@@ -30,6 +30,8 @@ Progress = Callable[[int, int], None]
 
 def rows_of(chunk: pd.DataFrame) -> list[list[Any]]:
     """Rows as JSON-safe lists (missing values as null)."""
+    if chunk.dtypes.nunique() == 1 and not chunk.isna().to_numpy().any():
+        return chunk.to_numpy().tolist()  # one dtype, nothing missing: the fast path
     return chunk.astype(object).where(chunk.notna(), None).to_numpy().tolist()
 
 
@@ -76,10 +78,9 @@ def score_through_queue(
                     "rows": rows_of(chunk),
                 },
             )
-        _wait(jobs, log, job_id, len(frame), progress, poll_seconds, timeout_seconds)
-        scored = pd.concat(
-            [fetch_scores(log, batch_id(job_id, number), len(chunk)) for number, chunk in parts]
-        )
+        sizes = {batch_id(job_id, number): len(chunk) for number, chunk in parts}
+        results = _collect(jobs, log, job_id, sizes, progress, poll_seconds, timeout_seconds)
+        scored = pd.concat([results[batch] for batch in sizes])
         scored.index = frame.index
         jobs.finish(job_id, SUCCEEDED)
         return job_id, frame.join(scored)
@@ -91,26 +92,34 @@ def score_through_queue(
         log.engine.dispose()
 
 
-def _wait(
+def _collect(
     jobs: JobStore,
     log: PredictionLog,
     job_id: str,
-    total: int,
+    sizes: dict[str, int],
     progress: Progress | None,
     poll_seconds: float,
     timeout_seconds: float | None,
-) -> None:
+) -> dict[str, pd.DataFrame]:
+    """Each batch's scores, read as soon as the batch is logged, while later ones are scored."""
     started = time.monotonic()
-    done = -1
+    total = sum(sizes.values())
+    pending = dict(sizes)
+    results: dict[str, pd.DataFrame] = {}
+    reported = -1
     while True:
-        count = count_logged(log, job_id)
-        if count != done:
-            done = count
+        counts = count_by_batch(log, list(pending))
+        for batch, count in counts.items():
+            if count >= pending[batch]:
+                results[batch] = fetch_scores(log, batch, pending.pop(batch))
+        done = sum(sizes[batch] for batch in results) + sum(counts.get(b, 0) for b in pending)
+        if done != reported:
+            reported = done
             jobs.progress(job_id, steps_done=done)
             if progress is not None:
                 progress(done, total)
-        if done >= total:
-            return
+        if not pending:
+            return results
         job = jobs.get(job_id)
         if job.status == FAILED:
             raise LoopmlError(f"batch scoring job {job_id} failed: {job.error}")

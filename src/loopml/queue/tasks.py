@@ -233,6 +233,16 @@ _logs: dict[str, Any] = {}
 _logs_lock = threading.Lock()
 
 
+def _job_store(settings: Settings) -> JobStore:
+    """One jobs table handle per worker process: batches come fast, opening a store is not free."""
+    with _logs_lock:
+        key = f"jobs:{settings.database}"
+        found = _logs.get(key)
+        if found is None:
+            found = _logs[key] = JobStore(settings.database)
+        return found
+
+
 def _prediction_log(settings: Settings) -> Any:
     """One prediction log (one connection pool) per worker process."""
     from loopml.store.predictions import PredictionLog
@@ -253,29 +263,26 @@ def run_batch(
     from loopml.batch import ModelRef, load_model, score_and_log
 
     job_id = job_id_of(kwargs)
-    jobs = JobStore(settings.database)
+    jobs = _job_store(settings)
     try:
-        try:
-            message = parse_message(BatchMessage, args, kwargs)
-            frame = pd.DataFrame(message.rows, columns=message.columns)
-        except (MessageError, ValueError) as error:
-            raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
-        if job_id is not None:
-            job = jobs.find(job_id)
-            if job is not None and job.status in (FAILED, CANCELLED):
-                return {"batch_id": message.batch_id, "status": job.status}
-        try:
-            model = load_model(settings, ModelRef.parse(message.model))
-        except ModelNotFoundError as error:
-            raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
-        try:
-            score_and_log(model, frame, message.batch_id, _prediction_log(settings))
-        except (KeyError, ValueError, TypeError) as error:  # rows the model cannot score
-            text = f"batch {message.batch_id}: the model cannot score these rows: {error}"
-            raise _dead_letter(jobs, _known(jobs, job_id), text) from error
-        return {"batch_id": message.batch_id, "rows": len(frame), "model_version": model.version}
-    finally:
-        jobs.close()
+        message = parse_message(BatchMessage, args, kwargs)
+        frame = pd.DataFrame(message.rows, columns=message.columns)
+    except (MessageError, ValueError) as error:
+        raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
+    if job_id is not None:
+        job = jobs.find(job_id)
+        if job is not None and job.status in (FAILED, CANCELLED):
+            return {"batch_id": message.batch_id, "status": job.status}
+    try:
+        model = load_model(settings, ModelRef.parse(message.model))
+    except ModelNotFoundError as error:
+        raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
+    try:
+        score_and_log(model, frame, message.batch_id, _prediction_log(settings))
+    except (KeyError, ValueError, TypeError) as error:  # rows the model cannot score
+        text = f"batch {message.batch_id}: the model cannot score these rows: {error}"
+        raise _dead_letter(jobs, _known(jobs, job_id), text) from error
+    return {"batch_id": message.batch_id, "rows": len(frame), "model_version": model.version}
 
 
 def _known(jobs: JobStore, job_id: str | None) -> str | None:
