@@ -106,7 +106,9 @@ def main() -> None:
 
     rows = args.rows
     print(f"\nbatch scoring, {rows} rows, model {args.estimator}, batches of {args.batch_rows}")
-    print(f"  in-process predict (anchor)     {rows / predict_s:12,.0f} rows/s  ({predict_s:.2f} s)")
+    print(
+        f"  in-process predict (anchor)     {rows / predict_s:12,.0f} rows/s  ({predict_s:.2f} s)"
+    )
     print(f"  in-process predict + log (PG)   {rows / logged_s:12,.0f} rows/s  ({logged_s:.2f} s)")
     print(f"  queue, 1 worker, log on PG      {rows / queue_s:12,.0f} rows/s  ({queue_s:.2f} s)")
     print(f"  ratio queue / in-process predict        {predict_s / queue_s:8.1%}")

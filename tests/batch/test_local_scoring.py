@@ -137,11 +137,11 @@ def test_predict_batch_command_scores_a_file_locally(
     source = tmp_path / "rows.csv"
     _rows(300, seed=9).to_csv(source, index=False)
     target = tmp_path / "scored.parquet"
+    command = ["predict-batch", "--model", f"{name}@champion", "--input", str(source)]
     try:
         result = runner.invoke(
             app,
-            ["predict-batch", "--model", f"{name}@champion", "--input", str(source)]
-            + ["--output", str(target), "--batch-rows", "128"],
+            [*command, "--output", str(target), "--batch-rows", "128"],
         )
         assert result.exit_code == 0, result.output
         assert "scored 300 rows" in result.output
@@ -150,8 +150,7 @@ def test_predict_batch_command_scores_a_file_locally(
 
         bad = runner.invoke(
             app,
-            ["predict-batch", "--model", f"{name}@champion", "--input", str(source)]
-            + ["--output", str(tmp_path / "scored.xlsx")],
+            [*command, "--output", str(tmp_path / "scored.xlsx")],
         )
         assert bad.exit_code == 1
         assert "unsupported format '.xlsx'" in bad.output and ".csv" in bad.output

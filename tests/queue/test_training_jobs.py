@@ -112,3 +112,22 @@ def test_workers_survive_a_dropped_broker_connection(rabbit_stack: Stack) -> Non
         write_spec(stack.folder, stack.data, _name("after_drop"), register=False),
     )
     assert stack.wait_finished(after.id).status == SUCCEEDED  # they reconnected and consume
+
+
+def test_a_running_job_cancelled_stops_before_its_next_step(rabbit_stack: Stack) -> None:
+    stack = rabbit_stack
+    stack.ensure_workers(1)
+    name = _name("cancel")
+    job = submit_spec_file(stack.app, stack.settings, write_spec(stack.folder, stack.data, name))
+    _wait_mid_run(stack, job.id)
+    jobs = stack.jobs()
+    try:
+        assert jobs.request_cancel(job.id).cancel_requested
+    finally:
+        jobs.close()
+    final = stack.wait_finished(job.id)
+    assert final.status == "cancelled", final.error
+    assert final.attempts == 1 and final.steps_done < 4
+    (run,) = _runs_of(stack, name)
+    assert run.status == "failed" and "cancelled" in (run.error or "")
+    assert [step.name for step in run.steps if step.status == "running"] == []

@@ -79,12 +79,14 @@ class _TrainingTask(Task):  # type: ignore[misc]
             text = "killed: the job ran past its hard time limit (LOOPML_TRAINING_TIME_LIMIT)"
         else:
             text = f"{type(exc).__name__}: {exc}"
-        jobs = JobStore(self.app.loopml_settings.database)
+        settings: Settings = self.app.loopml_settings
+        jobs = JobStore(settings.database)
         try:
             if jobs.find(job_id) is not None:
                 jobs.finish(job_id, FAILED, error=text)
         finally:
             jobs.close()
+        _close_run(settings, job_id, text)
 
 
 def _dead_letter(jobs: JobStore, job_id: str | None, error: str) -> Reject:
@@ -149,6 +151,7 @@ def _train(
     from loopml.store.runs import MetadataStore
 
     job_id = message.job_id
+    _end_active_mlflow_run(settings)
     registry = StepRegistry.with_builtins()
     observer = JobObserver(jobs, job_id)
     executor = f"celery:{worker}"
@@ -158,6 +161,7 @@ def _train(
             check_spec(spec, registry, peek_data=attempt == 1)
         except SpecError as error:
             raise _dead_letter(jobs, job_id, str(error)) from error
+        jobs.progress(job_id, model_name=spec.experiment.model_name)
         store = MetadataStore(settings.database)
         try:
             existing = store.get_run(job_id)
@@ -219,6 +223,7 @@ def _close_run(settings: Settings, run_id: str, error: str) -> None:
     from loopml.store.runs import FAILED as RUN_FAILED
     from loopml.store.runs import RUNNING, MetadataStore
 
+    _end_active_mlflow_run(settings)
     store = MetadataStore(settings.database)
     try:
         if store.get_run(run_id).status == RUNNING:
@@ -227,6 +232,19 @@ def _close_run(settings: Settings, run_id: str, error: str) -> None:
         pass
     finally:
         store.close()
+
+
+def _end_active_mlflow_run(settings: Settings) -> None:
+    """End a pipeline's MLflow run left open in this process by a job stopped between steps.
+
+    Pool processes are reused; a run left active would make the next job's
+    ``start_run`` fail.
+    """
+    from loopml.registry.tracking import use_tracking
+
+    mlflow = use_tracking(settings)
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status="KILLED")
 
 
 _logs: dict[str, Any] = {}

@@ -202,8 +202,8 @@ class JobStore:
             return before
 
     def progress(self, job_id: str, **fields: Any) -> None:
-        """Set progress facts (run id, current step, steps done or total, details)."""
-        allowed = {"run_id", "current_step", "steps_done", "steps_total", "details"}
+        """Set facts learned while running (run id, model, current step, steps done or total)."""
+        allowed = {"run_id", "model_name", "current_step", "steps_done", "steps_total", "details"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot set {sorted(unknown)} on a job")
