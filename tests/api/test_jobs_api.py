@@ -158,3 +158,6 @@ def test_submit_and_follow_a_job_from_the_cli(
     assert job_id in listed and "training" in listed
     bad = runner.invoke(cli, ["submit", str(spec.parent / "missing.json")])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+    wrong = runner.invoke(cli, ["worker", "--queues", "training,scoring"])
+    assert wrong.exit_code == 2
+    assert "unknown queue kind 'scoring'; allowed: training, inference" in wrong.output

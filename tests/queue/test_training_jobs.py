@@ -101,17 +101,11 @@ def test_workers_survive_a_dropped_broker_connection(rabbit_stack: Stack) -> Non
 
     final = stack.wait_finished(job.id)
     assert final.status == SUCCEEDED, final.error
-    assert final.attempts == 2  # cancelled on connection loss, redelivered, resumed
+    assert final.attempts == 2  # cancelled on connection loss, redelivered after reconnecting
     (run,) = _runs_of(stack, name)
     assert run.id == job.id and run.status == "succeeded"
+    assert len([step for step in run.steps if step.position == 0]) == 1  # resumed, not redone
     assert all(worker.alive for worker in workers)
-
-    after = submit_spec_file(
-        stack.app,
-        stack.settings,
-        write_spec(stack.folder, stack.data, _name("after_drop"), register=False),
-    )
-    assert stack.wait_finished(after.id).status == SUCCEEDED  # they reconnected and consume
 
 
 def test_a_running_job_cancelled_stops_before_its_next_step(rabbit_stack: Stack) -> None:

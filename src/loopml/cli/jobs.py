@@ -39,9 +39,14 @@ def worker(
     ] = "training,inference",
     concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once (processes).")] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    max_tasks_per_child: Annotated[
+        int | None,
+        typer.Option(min=1, help="Replace a pool process after this many jobs (1: fresh per job)."),
+    ] = None,
 ) -> None:
     """Consume jobs from the broker until stopped (Ctrl-C finishes running jobs first)."""
     from loopml.queue import declare_dead_letters, make_app
+    from loopml.queue.tasks import preload
     from loopml.store.db import connect
 
     config = settings()
@@ -50,6 +55,7 @@ def worker(
         names = [app.loopml_topology.queue_for(kind.strip()) for kind in queues.split(",")]
         connect(config.database).dispose()  # migrate once, before the pool forks
         declare_dead_letters(app)
+        preload()
     except ValueError as error:
         fail(ConfigError(f"--queues {queues!r}: {error}"))
     except LoopmlError as error:
@@ -64,6 +70,7 @@ def worker(
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            *([f"--max-tasks-per-child={max_tasks_per_child}"] if max_tasks_per_child else []),
         ]
     )
 

@@ -77,6 +77,8 @@ class _TrainingTask(Task):  # type: ignore[misc]
             return
         if isinstance(exc, TimeLimitExceeded):
             text = "killed: the job ran past its hard time limit (LOOPML_TRAINING_TIME_LIMIT)"
+        elif isinstance(exc, SoftTimeLimitExceeded):
+            text = _failure(exc, "")[1]
         else:
             text = f"{type(exc).__name__}: {exc}"
         settings: Settings = self.app.loopml_settings
@@ -87,6 +89,23 @@ class _TrainingTask(Task):  # type: ignore[misc]
         finally:
             jobs.close()
         _close_run(settings, job_id, text)
+
+
+def preload() -> None:
+    """Import what every job needs once, in the worker's main process, before the pool forks.
+
+    Pool processes then start each job at once instead of spending seconds on
+    imports, and a short time limit never strikes halfway through an import.
+    """
+    import mlflow.sklearn  # noqa: F401
+    import pandas  # noqa: F401
+    import sklearn.pipeline  # noqa: F401
+
+    import loopml.batch
+    import loopml.engine  # noqa: F401
+    from loopml.steps.registry import StepRegistry
+
+    StepRegistry.with_builtins().load_all()
 
 
 def _dead_letter(jobs: JobStore, job_id: str | None, error: str) -> Reject:
@@ -151,11 +170,11 @@ def _train(
     from loopml.store.runs import MetadataStore
 
     job_id = message.job_id
-    _end_active_mlflow_run(settings)
     registry = StepRegistry.with_builtins()
     observer = JobObserver(jobs, job_id)
     executor = f"celery:{worker}"
     try:
+        _end_active_mlflow_run(settings)
         try:
             spec = parse_spec(message.spec, source=Path(message.source) if message.source else None)
             check_spec(spec, registry, peek_data=attempt == 1)
