@@ -13,7 +13,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from loopml.core.errors import JobNotFoundError, LoopmlError, SpecError
+from loopml.core.errors import BrokerError, JobNotFoundError, LoopmlError, SpecError
 from loopml.core.settings import Settings, get_settings
 
 
@@ -77,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             job = submit_spec_text(celery(), config, request.spec, request.source)
         except SpecError as error:
             return _spec_error(error)
+        except BrokerError as error:
+            raise HTTPException(status_code=503, detail=str(error)) from error
         except LoopmlError as error:
             raise HTTPException(status_code=400, detail=str(error)) from error
         return job.as_dict()

@@ -13,6 +13,7 @@
     ├── JobNotFoundError          no submitted job has that id
     ├── JobCancelledError              a job was cancelled while it ran
     ├── MessageError              a queue message is malformed (dead-lettered)
+    ├── BrokerError               the message broker cannot be reached
     └── ModelNotFoundError        a model reference names no registered version
 
 Every message says what was wrong, where (spec path, column, setting) and
@@ -122,3 +123,7 @@ class ModelNotFoundError(LoopmlError):
     """A model reference (``name@alias`` or ``name/version``) that the registry cannot resolve."""
 
     exit_code = 2
+
+
+class BrokerError(LoopmlError):
+    """The broker at ``LOOPML_BROKER_URL`` refused or could not take a message."""

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
+from loopml.core.errors import BrokerError
 from loopml.core.settings import Settings
 from loopml.core.spec import PipelineSpec
 from loopml.queue.topology import TRAIN_TASK, Topology
-from loopml.store.jobs import BATCH, TRAINING, JobStore, JobView
+from loopml.store.jobs import BATCH, FAILED, TRAINING, JobStore, JobView
 
 
 def new_job_id() -> str:
@@ -38,7 +40,13 @@ def submit_training(app: Celery, settings: Settings, spec: PipelineSpec) -> JobV
             spec_source=source,
             model_name=spec.experiment.model_name,
         )
-        publish(app, TRAIN_TASK, job_id, {"job_id": job_id, "spec": spec.text, "source": source})
+        try:
+            publish(
+                app, TRAIN_TASK, job_id, {"job_id": job_id, "spec": spec.text, "source": source}
+            )
+        except BrokerError as error:
+            jobs.finish(job_id, FAILED, error=f"could not be queued: {error}")
+            raise
         return job
     finally:
         jobs.close()
@@ -48,7 +56,14 @@ def publish(app: Celery, task: str, task_id: str, kwargs: dict[str, Any]) -> Non
     """Publish one task message (persistent, confirmed by RabbitMQ) to its queue."""
     topology: Topology = app.loopml_topology
     queue = topology.training if task == TRAIN_TASK else topology.inference
-    app.send_task(task, kwargs=kwargs, task_id=task_id, queue=queue, ignore_result=True)
+    try:
+        app.send_task(task, kwargs=kwargs, task_id=task_id, queue=queue, ignore_result=True)
+    except (BrokerUnreachable, OSError) as error:
+        where = app.connection_for_write().as_uri()
+        raise BrokerError(
+            f"cannot publish to the broker at {where}: {error}. Check LOOPML_BROKER_URL and "
+            "that the broker is up"
+        ) from error
 
 
 def submit_spec_file(app: Celery, settings: Settings, path: Path) -> JobView:
