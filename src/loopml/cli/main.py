@@ -199,3 +199,7 @@ def version() -> None:
 from loopml.cli.monitor import monitor  # noqa: E402
 
 app.command()(monitor)
+
+from loopml.cli.jobs import install as _install_queue_commands  # noqa: E402
+
+_install_queue_commands(app)

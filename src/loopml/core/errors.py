@@ -10,7 +10,12 @@
     ├── StepError                 a step failed while running (wraps the cause)
     ├── PluginError               a step plugin could not be loaded
     ├── StoreError                the metadata store cannot be reached or migrated
-    └── RunNotFoundError          no recorded run has that id
+    ├── RunNotFoundError          no recorded run has that id
+    ├── JobNotFoundError          no submitted job has that id
+    ├── JobCancelledError              a job was cancelled while it ran
+    ├── MessageError              a queue message is malformed (dead-lettered)
+    ├── BrokerError               the message broker cannot be reached
+    └── ModelNotFoundError        a model reference names no registered version
 
 Every message says what was wrong, where (spec path, column, setting) and
 what would be right, so the CLI can print it as is.
@@ -112,3 +117,27 @@ class RunNotFoundError(LoopmlError):
     """No run with the given id is recorded in the metadata store."""
 
     exit_code = 2
+
+
+class JobNotFoundError(LoopmlError):
+    """No job with the given id was submitted to this metadata store."""
+
+    exit_code = 2
+
+
+class JobCancelledError(LoopmlError):
+    """Raised between steps when someone cancelled the running job."""
+
+
+class MessageError(LoopmlError):
+    """A queue message that no worker can act on: wrong shape, missing fields, bad values."""
+
+
+class ModelNotFoundError(LoopmlError):
+    """A model reference (``name@alias`` or ``name/version``) that the registry cannot resolve."""
+
+    exit_code = 2
+
+
+class BrokerError(LoopmlError):
+    """The broker at ``LOOPML_BROKER_URL`` refused or could not take a message."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -48,6 +48,38 @@ class Settings(BaseSettings):
         default=None,
         description="Celery broker; unset means the embedded broker (no server).",
     )
+    queue_prefix: str = Field(
+        default="",
+        description=(
+            "Prefix of every queue and exchange name (training, inference, dead letters), so "
+            "several deployments or test runs can share one RabbitMQ."
+        ),
+    )
+    queue_type: Literal["quorum", "classic"] = Field(
+        default="quorum",
+        description="RabbitMQ queue type of the training and inference queues.",
+    )
+    training_time_limit: int = Field(
+        default=6 * 3600,
+        gt=0,
+        description=(
+            "Seconds a training job may run before it is stopped and marked failed; the worker "
+            "kills it a grace period later if it does not stop."
+        ),
+    )
+    consumer_timeout: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "RabbitMQ x-consumer-timeout of the work queues, in seconds; must exceed the "
+            "training job's hard limit. Default: the hard limit plus 15 minutes."
+        ),
+    )
+    max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        description="A job delivered more often than this is failed and dead-lettered.",
+    )
     trust_registry_models: bool = Field(
         default=True,
         description=(
@@ -78,6 +110,14 @@ class Settings(BaseSettings):
             self.artifact_root = (self.home / "artifacts").as_uri()
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.home / 'loopml.db'}"
+        if self.consumer_timeout is None:
+            self.consumer_timeout = self.training_hard_limit + 15 * 60
+        if self.consumer_timeout <= self.training_hard_limit:
+            raise ValueError(
+                f"LOOPML_CONSUMER_TIMEOUT={self.consumer_timeout} must exceed the training "
+                f"job's hard limit ({self.training_hard_limit} s, LOOPML_TRAINING_TIME_LIMIT plus "
+                "grace); otherwise RabbitMQ redelivers long jobs again and again"
+            )
         return self
 
     @classmethod
@@ -108,6 +148,18 @@ class Settings(BaseSettings):
         """The default artifact root, never ``None`` after validation."""
         assert self.artifact_root is not None
         return self.artifact_root
+
+    @property
+    def broker(self) -> str:
+        """The Celery broker URL: RabbitMQ when set, else the embedded SQLite broker."""
+        if self.broker_url:
+            return self.broker_url
+        return f"sqla+sqlite:///{self.home / 'broker.db'}"
+
+    @property
+    def training_hard_limit(self) -> int:
+        """Seconds after which a training job's process is killed (the soft limit plus grace)."""
+        return self.training_time_limit + min(60, max(10, self.training_time_limit // 10))
 
     def ensure_home(self) -> Path:
         """Create ``$LOOPML_HOME`` when something is about to be written there."""

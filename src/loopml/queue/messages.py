@@ -1,0 +1,67 @@
+"""The bodies of the two task messages, checked before a worker acts on them.
+
+These are the keyword arguments of Celery's message protocol v2; a client in
+any language sends exactly these fields (docs/workers.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loopml.core.errors import MessageError
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+M = TypeVar("M", bound=BaseModel)
+
+
+class TrainingMessage(BaseModel):
+    """Run one spec. ``job_id`` is also the run id, so a redelivery resumes the same run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    spec: str = Field(min_length=1, description="The spec text, JSON or YAML.")
+    source: str | None = Field(
+        default=None, description="Path of the spec file; relative data paths resolve from it."
+    )
+
+
+class BatchMessage(BaseModel):
+    """Score ``rows`` (pandas' split layout) with ``model`` and log them as batch ``batch_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN)
+    batch_id: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1, description="name@alias or name/version")
+    columns: list[str] = Field(min_length=1)
+    rows: list[list[Any]]
+
+
+def parse_message(kind: type[M], args: tuple[Any, ...], kwargs: dict[str, Any]) -> M:
+    """The message as ``kind``, or a MessageError naming every wrong field."""
+    if args:
+        raise MessageError(
+            f"{kind.__name__}: positional arguments are not accepted (got {len(args)}); "
+            f"send keyword arguments {', '.join(kind.model_fields)}"
+        )
+    try:
+        return kind.model_validate(kwargs)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '<body>'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise MessageError(f"malformed {kind.__name__}: {problems}") from exc
+
+
+def job_id_of(kwargs: dict[str, Any]) -> str | None:
+    """The job id of a message, when it has a usable one, even if the rest is malformed."""
+    import re
+
+    value = kwargs.get("job_id") if isinstance(kwargs, dict) else None
+    if isinstance(value, str) and re.match(JOB_ID_PATTERN, value):
+        return value
+    return None

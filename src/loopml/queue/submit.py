@@ -1,0 +1,100 @@
+"""Sending work: a checked spec becomes a queued job; a frame becomes batches on the queue.
+
+The CLI (``loopml submit``, ``loopml predict-batch --queue``) and the API
+(``POST /jobs``) both come here, so a spec is refused at the door with the
+same errors ``loopml validate`` prints, before anything is recorded or sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError as BrokerUnreachable
+
+from loopml.core.errors import BrokerError
+from loopml.core.settings import Settings
+from loopml.core.spec import PipelineSpec
+from loopml.queue.topology import TRAIN_TASK, Topology
+from loopml.store.jobs import BATCH, FAILED, TRAINING, JobStore, JobView
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def submit_training(app: Celery, settings: Settings, spec: PipelineSpec) -> JobView:
+    """Record a queued job for ``spec`` (already checked) and publish it; the job."""
+    topology: Topology = app.loopml_topology
+    job_id = new_job_id()
+    source = str(spec.source) if spec.source is not None else None
+    jobs = JobStore(settings.database)
+    try:
+        job = jobs.create(
+            job_id,
+            kind=TRAINING,
+            queue=topology.training,
+            spec_text=spec.text,
+            spec_source=source,
+            model_name=spec.experiment.model_name,
+        )
+        try:
+            publish(
+                app, TRAIN_TASK, job_id, {"job_id": job_id, "spec": spec.text, "source": source}
+            )
+        except BrokerError as error:
+            jobs.finish(job_id, FAILED, error=f"could not be queued: {error}")
+            raise
+        return job
+    finally:
+        jobs.close()
+
+
+def publish(app: Celery, task: str, task_id: str, kwargs: dict[str, Any]) -> None:
+    """Publish one task message (persistent, confirmed by RabbitMQ) to its queue."""
+    topology: Topology = app.loopml_topology
+    queue = topology.training if task == TRAIN_TASK else topology.inference
+    try:
+        app.send_task(task, kwargs=kwargs, task_id=task_id, queue=queue, ignore_result=True)
+    except (BrokerUnreachable, OSError) as error:
+        where = app.connection_for_write().as_uri()
+        raise BrokerError(
+            f"cannot publish to the broker at {where}: {error}. Check LOOPML_BROKER_URL and "
+            "that the broker is up"
+        ) from error
+
+
+def submit_spec_file(app: Celery, settings: Settings, path: Path) -> JobView:
+    """Check the spec at ``path`` like ``loopml validate`` and submit it."""
+    from loopml.engine import load_spec
+    from loopml.steps.registry import StepRegistry
+
+    spec, _ = load_spec(path, StepRegistry.with_builtins())
+    return submit_training(app, settings, spec)
+
+
+def submit_spec_text(
+    app: Celery, settings: Settings, text: str, source: str | None = None
+) -> JobView:
+    """Check spec ``text`` like ``loopml validate`` and submit it."""
+    from loopml.core.spec import parse_spec
+    from loopml.engine import check_spec
+    from loopml.steps.registry import StepRegistry
+
+    spec = parse_spec(text, source=Path(source) if source else None)
+    check_spec(spec, StepRegistry.with_builtins())
+    return submit_training(app, settings, spec)
+
+
+def record_batch_job(
+    settings: Settings, topology: Topology, job_id: str, model: str, details: dict[str, Any]
+) -> JobView:
+    jobs = JobStore(settings.database)
+    try:
+        return jobs.create(
+            job_id, kind=BATCH, queue=topology.inference, model_name=model, details=details
+        )
+    finally:
+        jobs.close()

@@ -1,0 +1,332 @@
+"""The two tasks: run a training job, score a batch. Both are safe to run twice.
+
+A training job's id is its pipeline run's id. A delivery finds the run the
+previous attempt left (if any) and resumes it from its first unfinished step,
+so however often the broker redelivers, the metadata store ends with one run
+per job. A batch writes predictions under ids derived from the batch id, so
+a second delivery writes nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from billiard.exceptions import Terminated, WorkerLostError
+from celery import Celery, Task
+from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
+
+from loopml.core.errors import (
+    JobCancelledError,
+    LoopmlError,
+    MessageError,
+    ModelNotFoundError,
+    RunNotFoundError,
+    SpecError,
+    StepError,
+)
+from loopml.core.settings import Settings
+from loopml.queue.messages import (
+    BatchMessage,
+    TrainingMessage,
+    job_id_of,
+    parse_message,
+)
+from loopml.queue.observer import JobObserver
+from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, Topology
+from loopml.store.jobs import BATCH, CANCELLED, FAILED, SUCCEEDED, TRAINING, JobStore
+
+log = logging.getLogger(__name__)
+
+
+def register(app: Celery, settings: Settings, topology: Topology) -> None:
+    """Add the training and scoring tasks to ``app``."""
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=TRAIN_TASK,
+        base=_TrainingTask,
+        bind=True,
+        soft_time_limit=settings.training_time_limit,
+        time_limit=settings.training_hard_limit,
+    )
+    def train(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return run_training_job(settings, topology, args, kwargs, worker=self.request.hostname)
+
+    @app.task(name=SCORE_TASK, bind=True)  # type: ignore[untyped-decorator]
+    def score_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return run_batch(settings, topology, args, kwargs)
+
+
+class _TrainingTask(Task):  # type: ignore[misc]
+    """Records a job failure the task body could not record itself.
+
+    Celery calls ``on_failure`` in the worker's main process when it kills a
+    job at the hard time limit. A job whose process was lost (worker killed,
+    connection dropped) is not failed here: the broker redelivers it.
+    """
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        if isinstance(exc, WorkerLostError | Terminated):
+            return
+        job_id = job_id_of(kwargs if isinstance(kwargs, dict) else {})
+        if job_id is None:
+            return
+        if isinstance(exc, TimeLimitExceeded):
+            text = "killed: the job ran past its hard time limit (LOOPML_TRAINING_TIME_LIMIT)"
+        elif isinstance(exc, SoftTimeLimitExceeded):
+            text = _failure(exc, "")[1]
+        else:
+            text = f"{type(exc).__name__}: {exc}"
+        settings: Settings = self.app.loopml_settings
+        jobs = JobStore(settings.database)
+        try:
+            if jobs.find(job_id) is not None:
+                jobs.finish(job_id, FAILED, error=text)
+        finally:
+            jobs.close()
+        _close_run(settings, job_id, text)
+
+
+def preload() -> None:
+    """Import what every job needs once, in the worker's main process, before the pool forks.
+
+    Pool processes then start each job at once instead of spending seconds on
+    imports, and a short time limit never strikes halfway through an import.
+    """
+    import mlflow.sklearn  # noqa: F401
+    import pandas  # noqa: F401
+    import sklearn.pipeline  # noqa: F401
+
+    import loopml.batch
+    import loopml.engine  # noqa: F401
+    from loopml.steps.registry import StepRegistry
+
+    StepRegistry.with_builtins().load_all()
+
+
+def _dead_letter(jobs: JobStore, job_id: str | None, error: str) -> Reject:
+    """Mark the job failed and return the Reject that dead-letters its message."""
+    if job_id is not None:
+        jobs.finish(job_id, FAILED, error=f"dead-lettered: {error}")
+    log.error("dead-lettering job %s: %s", job_id, error)
+    return Reject(error, requeue=False)
+
+
+def run_training_job(
+    settings: Settings,
+    topology: Topology,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    worker: str,
+) -> dict[str, Any]:
+    """Run (or resume) the job in the message; its final status."""
+    jobs = JobStore(settings.database)
+    try:
+        job_id = job_id_of(kwargs)
+        if job_id is not None:
+            jobs.create(
+                job_id,
+                kind=TRAINING,
+                queue=topology.training,
+                spec_text=kwargs.get("spec") if isinstance(kwargs.get("spec"), str) else None,
+                spec_source=kwargs.get("source") if isinstance(kwargs.get("source"), str) else None,
+            )
+        try:
+            message = parse_message(TrainingMessage, args, kwargs)
+        except MessageError as error:
+            raise _dead_letter(jobs, job_id, str(error)) from error
+        before = jobs.start_attempt(message.job_id, worker)
+        if before.finished:
+            log.info("job %s already %s; nothing to do", message.job_id, before.status)
+            return {"job_id": message.job_id, "status": before.status}
+        if before.cancel_requested:
+            jobs.finish(message.job_id, CANCELLED, error="cancelled before it started")
+            return {"job_id": message.job_id, "status": CANCELLED}
+        attempt = before.attempts + 1
+        if attempt > settings.max_deliveries:
+            raise _dead_letter(
+                jobs,
+                message.job_id,
+                f"delivered {attempt} times without finishing (LOOPML_MAX_DELIVERIES="
+                f"{settings.max_deliveries}); last known step: {before.current_step or '-'}",
+            )
+        return _train(settings, jobs, message, attempt, worker)
+    finally:
+        jobs.close()
+
+
+def _train(
+    settings: Settings, jobs: JobStore, message: TrainingMessage, attempt: int, worker: str
+) -> dict[str, Any]:
+    from loopml.core.spec import parse_spec
+    from loopml.engine import check_spec, resume_run, run_pipeline
+    from loopml.steps.registry import StepRegistry
+    from loopml.store.runs import SUCCEEDED as RUN_SUCCEEDED
+    from loopml.store.runs import MetadataStore
+
+    job_id = message.job_id
+    registry = StepRegistry.with_builtins()
+    observer = JobObserver(jobs, job_id)
+    executor = f"celery:{worker}"
+    try:
+        _end_active_mlflow_run(settings)
+        try:
+            spec = parse_spec(message.spec, source=Path(message.source) if message.source else None)
+            check_spec(spec, registry, peek_data=attempt == 1)
+        except SpecError as error:
+            raise _dead_letter(jobs, job_id, str(error)) from error
+        jobs.progress(job_id, model_name=spec.experiment.model_name)
+        store = MetadataStore(settings.database)
+        try:
+            existing = store.get_run(job_id)
+        except RunNotFoundError:
+            existing = None
+        finally:
+            store.close()
+        if existing is None:
+            result = run_pipeline(
+                spec,
+                settings,
+                registry=registry,
+                observer=observer,
+                executor=executor,
+                run_id=job_id,
+            )
+            values = result.run.values
+        elif existing.status == RUN_SUCCEEDED:
+            values = existing.values  # the previous attempt finished the run, then died
+        else:
+            log.info("job %s: resuming run %s (attempt %d)", job_id, job_id, attempt)
+            result = resume_run(
+                job_id, settings, registry=registry, observer=observer, executor=executor
+            )
+            values = result.run.values
+    except StepError as error:
+        status, text = _failure(error.cause, str(error))
+        jobs.finish(job_id, status, error=text)
+        return {"job_id": job_id, "status": status}
+    except (JobCancelledError, SoftTimeLimitExceeded) as error:
+        status, text = _failure(error, str(error))
+        _close_run(settings, job_id, text)
+        jobs.finish(job_id, status, error=text)
+        return {"job_id": job_id, "status": status}
+    except Reject:
+        raise
+    except LoopmlError as error:
+        jobs.finish(job_id, FAILED, error=str(error))
+        return {"job_id": job_id, "status": FAILED}
+    jobs.progress(job_id, run_id=job_id)
+    jobs.finish(job_id, SUCCEEDED, registered_model=values.get("registered_model"))
+    return {
+        "job_id": job_id,
+        "status": SUCCEEDED,
+        "registered_model": values.get("registered_model"),
+    }
+
+
+def _failure(cause: BaseException, text: str) -> tuple[str, str]:
+    if isinstance(cause, JobCancelledError):
+        return CANCELLED, str(cause)
+    if isinstance(cause, SoftTimeLimitExceeded):
+        return FAILED, "stopped: the job ran past LOOPML_TRAINING_TIME_LIMIT"
+    return FAILED, text
+
+
+def _close_run(settings: Settings, run_id: str, error: str) -> None:
+    """Mark a run failed when the job stopped between steps (outside the engine's bookkeeping)."""
+    from loopml.store.runs import FAILED as RUN_FAILED
+    from loopml.store.runs import RUNNING, MetadataStore
+
+    _end_active_mlflow_run(settings)
+    store = MetadataStore(settings.database)
+    try:
+        if store.get_run(run_id).status == RUNNING:
+            store.finish_run(run_id, RUN_FAILED, error=error)
+    except RunNotFoundError:
+        pass
+    finally:
+        store.close()
+
+
+def _end_active_mlflow_run(settings: Settings) -> None:
+    """End a pipeline's MLflow run left open in this process by a job stopped between steps.
+
+    Pool processes are reused; a run left active would make the next job's
+    ``start_run`` fail.
+    """
+    from loopml.registry.tracking import use_tracking
+
+    mlflow = use_tracking(settings)
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status="KILLED")
+
+
+_logs: dict[str, Any] = {}
+_logs_lock = threading.Lock()
+
+
+def _job_store(settings: Settings) -> JobStore:
+    """One jobs table handle per worker process: batches come fast, opening a store is not free."""
+    with _logs_lock:
+        key = f"jobs:{settings.database}"
+        found = _logs.get(key)
+        if found is None:
+            found = _logs[key] = JobStore(settings.database)
+        return found
+
+
+def _prediction_log(settings: Settings) -> Any:
+    """One prediction log (one connection pool) per worker process."""
+    from loopml.store.predictions import PredictionLog
+
+    with _logs_lock:
+        found = _logs.get(settings.database)
+        if found is None:
+            found = _logs[settings.database] = PredictionLog.open(settings.database)
+        return found
+
+
+def run_batch(
+    settings: Settings, topology: Topology, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Score the batch in the message and log every prediction; how many rows."""
+    import pandas as pd
+
+    from loopml.batch import ModelRef, load_model, score_and_log
+
+    job_id = job_id_of(kwargs)
+    jobs = _job_store(settings)
+    try:
+        message = parse_message(BatchMessage, args, kwargs)
+        frame = pd.DataFrame(message.rows, columns=message.columns)
+    except (MessageError, ValueError) as error:
+        raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
+    if job_id is not None:
+        job = jobs.find(job_id)
+        if job is not None and job.status in (FAILED, CANCELLED):
+            return {"batch_id": message.batch_id, "status": job.status}
+    try:
+        model = load_model(settings, ModelRef.parse(message.model))
+    except ModelNotFoundError as error:
+        raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
+    try:
+        score_and_log(model, frame, message.batch_id, _prediction_log(settings))
+    except (KeyError, ValueError, TypeError) as error:  # rows the model cannot score
+        text = f"batch {message.batch_id}: the model cannot score these rows: {error}"
+        raise _dead_letter(jobs, _known(jobs, job_id), text) from error
+    return {"batch_id": message.batch_id, "rows": len(frame), "model_version": model.version}
+
+
+def _known(jobs: JobStore, job_id: str | None) -> str | None:
+    """``job_id`` when that job is recorded; batch messages may come without a job row."""
+    if job_id is None:
+        return None
+    return job_id if jobs.find(job_id) is not None else None
+
+
+__all__ = ["BATCH", "register", "run_batch", "run_training_job"]

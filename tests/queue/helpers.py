@@ -1,0 +1,328 @@
+"""Worker processes, a cuttable TCP proxy to RabbitMQ, raw AMQP publishing, fresh databases.
+
+Shared by the queue, batch and API tests. Every test run uses its own queue
+prefix and its own PostgreSQL databases, so engineers sharing the servers
+never see each other's messages or rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from loopml.core.settings import Settings
+
+RABBIT_HOST, RABBIT_PORT = "127.0.0.1", 5672
+RABBIT_URL = f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}//"
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.3, what: str = ""
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as LOOPML_* variables for a subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
+    env.update(
+        LOOPML_HOME=str(settings.home),
+        LOOPML_TRACKING_URI=settings.tracking,
+        LOOPML_DATABASE_URL=settings.database,
+        LOOPML_ARTIFACT_ROOT=settings.artifacts,
+        LOOPML_QUEUE_PREFIX=settings.queue_prefix,
+        LOOPML_QUEUE_TYPE=settings.queue_type,
+        LOOPML_TRAINING_TIME_LIMIT=str(settings.training_time_limit),
+        LOOPML_CONSUMER_TIMEOUT=str(settings.consumer_timeout),
+        LOOPML_MAX_DELIVERIES=str(settings.max_deliveries),
+        PYTHONUNBUFFERED="1",
+        COLUMNS="200",
+    )
+    if settings.broker_url:
+        env["LOOPML_BROKER_URL"] = settings.broker_url
+    return env
+
+
+class Worker:
+    """``loopml worker`` in its own process group, so a SIGKILL takes its pool with it."""
+
+    def __init__(self, settings: Settings, log: Path, queues: str, concurrency: int = 1) -> None:
+        self.log = log
+        self._file = log.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "loopml",
+                "worker",
+                "--queues",
+                queues,
+                "--concurrency",
+                str(concurrency),
+            ],
+            env=settings_env(settings),
+            stdout=self._file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.hostname_prefix = f"loopml-{self.process.pid}@"
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        wait_for(
+            lambda: " ready." in self.log.read_text(errors="replace") or self._died(),
+            timeout=timeout,
+            what=f"worker {self.process.pid} to be ready",
+        )
+        assert self.process.poll() is None, self.log.read_text(errors="replace")[-3000:]
+
+    def _died(self) -> bool:
+        return self.process.poll() is not None
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes: a machine that vanished."""
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """Warm shutdown, then SIGKILL whatever is left of the group."""
+        if self.alive:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            with suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=20)
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        self._file.close()
+
+
+class TcpProxy:
+    """Forwards a local port to RabbitMQ; :meth:`cut` drops every open connection at once."""
+
+    def __init__(self, target: tuple[str, int] = (RABBIT_HOST, RABBIT_PORT)) -> None:
+        self.target = target
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._pairs.append((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                with suppress(OSError):
+                    end.close()
+
+    def cut(self) -> int:
+        """Drop every connection going through the proxy (new ones are still accepted)."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for end in pair:
+                with suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                with suppress(OSError):
+                    end.close()
+        return len(pairs)
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self.server.close()
+
+
+@contextmanager
+def fresh_postgres_database(label: str) -> Iterator[str]:
+    """A new PostgreSQL database for this test run, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"loopml_{label}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def amqp_connection() -> Any:
+    import amqp
+
+    connection = amqp.Connection(f"{RABBIT_HOST}:{RABBIT_PORT}", userid="guest", password="guest")
+    connection.connect()
+    return connection
+
+
+def queue_depth(name: str) -> int:
+    """Messages ready in queue ``name`` (a passive declare, so it never creates the queue)."""
+    connection = amqp_connection()
+    try:
+        return int(connection.channel().queue_declare(name, passive=True).message_count)
+    finally:
+        connection.close()
+
+
+def delete_topology(prefix: str) -> None:
+    """Remove the queues and exchanges of one test run's prefix from the shared broker."""
+    import amqp
+
+    names = [f"{prefix}training", f"{prefix}inference", f"{prefix}loopml.dead"]
+    connection = amqp_connection()
+    try:
+        for name in names:
+            for delete in ("queue_delete", "exchange_delete"):
+                channel = connection.channel()
+                try:
+                    getattr(channel, delete)(name)
+                    channel.close()
+                except amqp.exceptions.AMQPError:
+                    pass
+    finally:
+        connection.close()
+
+
+def publish_raw(
+    queue: str, body: bytes, *, task: str, task_id: str, content_type: str = "application/json"
+) -> None:
+    """Publish a Celery protocol v2 message by hand, as a client in another language would."""
+    import amqp
+
+    message = amqp.Message(
+        body,
+        content_type=content_type,
+        content_encoding="utf-8",
+        delivery_mode=2,
+        correlation_id=task_id,
+        application_headers={
+            "lang": "py",
+            "task": task,
+            "id": task_id,
+            "root_id": task_id,
+            "parent_id": None,
+            "group": None,
+            "retries": 0,
+            "eta": None,
+            "expires": None,
+        },
+    )
+    connection = amqp_connection()
+    try:
+        connection.channel().basic_publish(message, exchange="", routing_key=queue)
+    finally:
+        connection.close()
+
+
+def task_body(kwargs: dict[str, Any]) -> bytes:
+    """A protocol v2 body: ``[args, kwargs, embed]``."""
+    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    return json.dumps([[], kwargs, embed]).encode()
+
+
+def write_spec(
+    folder: Path,
+    data: Path,
+    model_name: str,
+    *,
+    estimators: tuple[str, ...] = ("dt",),
+    register: bool = True,
+) -> Path:
+    """A small spec file: load, train (fold 2), evaluate, register."""
+    steps: list[dict[str, Any]] = [
+        {"load_data_from_file": {"path": str(data)}},
+        {
+            "train_model": {
+                "modeling_params": {
+                    "estimator_list": list(estimators),
+                    "fold": 2,
+                    "n_select": 1,
+                    "tune": False,
+                },
+                "finalize": False,
+            }
+        },
+        {"evaluate_model": {}},
+    ]
+    if register:
+        steps.append({"register_model": {}})
+    spec = {
+        "pipeline": [{"MLSteps": steps}],
+        "experiment_config": {
+            "experiment_name": f"exp-{model_name}",
+            "model_name": model_name,
+            "main_metric": "F1",
+            "problem_type": "classification",
+            "target": "Class",
+        },
+    }
+    path = folder / f"{model_name}.json"
+    path.write_text(json.dumps(spec, indent=2))
+    return path
+
+
+def make_data(folder: Path, rows: int, seed: int = 5) -> Path:
+    sys.path.insert(0, str(EXAMPLES))
+    from make_creditcard import make_creditcard, write_zip
+
+    return write_zip(
+        make_creditcard(rows, positive_rate=0.05, seed=seed), folder / f"cc_{rows}_{seed}.zip"
+    )

@@ -1,0 +1,141 @@
+"""100,000 rows scored through the inference queue, every prediction in the prediction log."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from typing import Any
+
+import pytest
+
+from loopml.batch import ModelRef, load_model, score_frame
+from loopml.batch.results import count_logged
+from loopml.batch.scoring import batch_id
+from loopml.core.spec import parse_spec
+from loopml.engine import run_pipeline
+from loopml.queue.batches import rows_of, score_through_queue
+from loopml.queue.submit import publish
+from loopml.queue.topology import SCORE_TASK
+from loopml.store.jobs import SUCCEEDED
+from loopml.store.predictions import PredictionLog
+from tests.queue.conftest import Stack
+from tests.queue.helpers import EXAMPLES, wait_for, write_spec
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def champion(rabbit_stack: Stack) -> str:
+    """A registered model, trained in this process into the stack's MLflow on PostgreSQL."""
+    name = f"batch_{uuid.uuid4().hex[:6]}"
+    spec = write_spec(rabbit_stack.folder, rabbit_stack.data, name)
+    run_pipeline(parse_spec(spec.read_text(), source=spec), rabbit_stack.settings)
+    return name
+
+
+def _frame(rows: int) -> Any:
+    sys.path.insert(0, str(EXAMPLES))
+    from make_creditcard import make_creditcard
+
+    return make_creditcard(rows, seed=77).drop(columns=["Class"])
+
+
+def test_100k_rows_through_the_queue_every_prediction_logged(
+    rabbit_stack: Stack, champion: str
+) -> None:
+    stack = rabbit_stack
+    stack.ensure_workers(2)
+    frame = _frame(100_000)
+    seen: list[tuple[int, int]] = []
+    job_id, scored = score_through_queue(
+        stack.app,
+        stack.settings,
+        ModelRef.parse(f"{champion}@champion"),
+        frame,
+        batch_rows=10_000,
+        progress=lambda done, total: seen.append((done, total)),
+        timeout_seconds=400,
+    )
+    log = PredictionLog.open(stack.settings.database)
+    try:
+        assert count_logged(log, job_id) == 100_000
+        assert log.count(model_name=champion) == 100_000
+        assert all(log.count(batch_id=batch_id(job_id, n)) == 10_000 for n in range(10))
+        assert len(scored) == 100_000 and list(scored.index) == list(frame.index)
+        model = load_model(stack.settings, ModelRef.parse(f"{champion}/1"))
+        local = score_frame(model, frame)
+        assert (scored["prediction"] == local["prediction"]).all()
+        assert scored["probability_1"].round(6).equals(local["probability_1"].round(6))
+        assert seen[-1] == (100_000, 100_000)
+        job = stack.jobs().get(job_id)
+        assert job.status == SUCCEEDED and job.kind == "batch"
+        assert job.steps_done == job.steps_total == 100_000
+
+        # A redelivered batch writes nothing twice: ids come from the batch id and row.
+        again = batch_id(job_id, 3)
+        chunk = frame.iloc[30_000:40_000]
+        publish(
+            stack.app,
+            SCORE_TASK,
+            f"{again}-redelivered",
+            {
+                "job_id": job_id,
+                "batch_id": again,
+                "model": f"{champion}/1",
+                "columns": list(frame.columns),
+                "rows": rows_of(chunk),
+            },
+        )
+        probe = batch_id(job_id, 99)  # a marker batch published after it, on the same queue
+        publish(
+            stack.app,
+            SCORE_TASK,
+            probe,
+            {
+                "job_id": job_id,
+                "batch_id": probe,
+                "model": f"{champion}/1",
+                "columns": list(frame.columns),
+                "rows": rows_of(chunk.iloc[:5]),
+            },
+        )
+        wait_for(lambda: log.count(batch_id=probe) == 5, timeout=120, what="the marker batch")
+        wait_for(
+            lambda: count_logged(log, job_id) == 100_005, timeout=60, what="the redelivered batch"
+        )
+        assert log.count(batch_id=again) == 10_000
+    finally:
+        log.engine.dispose()
+
+
+def test_a_batch_for_an_unknown_model_is_refused_or_dead_lettered(rabbit_stack: Stack) -> None:
+    from loopml.core.errors import ModelNotFoundError
+    from loopml.queue.submit import record_batch_job
+    from loopml.queue.topology import Topology
+
+    stack = rabbit_stack
+    stack.ensure_workers(1)
+    with pytest.raises(ModelNotFoundError, match="alias 'champion' is not set"):
+        score_through_queue(
+            stack.app, stack.settings, ModelRef.parse("nobody@champion"), _frame(10), batch_rows=5
+        )
+    # A client that skips the check (another language, say): the worker fails the job.
+    job_id = uuid.uuid4().hex
+    record_batch_job(stack.settings, Topology.from_settings(stack.settings), job_id, "nobody/3", {})
+    publish(
+        stack.app,
+        SCORE_TASK,
+        batch_id(job_id, 0),
+        {
+            "job_id": job_id,
+            "batch_id": batch_id(job_id, 0),
+            "model": "nobody/3",
+            "columns": ["a"],
+            "rows": [[1.0]],
+        },
+    )
+    jobs = stack.jobs()
+    job = wait_for(lambda: (found := jobs.get(job_id)).finished and found, timeout=120, what="job")
+    jobs.close()
+    assert job.status == "failed"
+    assert job.error.startswith("dead-lettered: model nobody/3"), job.error
