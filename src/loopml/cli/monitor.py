@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,20 +15,24 @@ from rich.table import Table
 from loopml.core.errors import ConfigError, LoopmlError
 
 if TYPE_CHECKING:
+    from loopml.core.settings import Settings
     from loopml.monitoring import MonitorRun
+    from loopml.monitoring.service import PassOptions
 
 
 def monitor(
     name: Annotated[str, typer.Argument(help="Registered model name (as in the prediction log).")],
     reference: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            help="Reference data: the champion's training data (.csv, .zip, .parquet).",
+            help="Reference data (.csv, .zip, .parquet); default: the file the champion's spec "
+            "trained on.",
             show_default=False,
         ),
-    ],
+    ] = None,
     target: Annotated[
-        str | None, typer.Option(help="Target column of the reference, left out of the features.")
+        str | None,
+        typer.Option(help="Target column of the reference; default: the champion spec's target."),
     ] = None,
     window: Annotated[
         str, typer.Option(help="Window size: rows (10000) or time (30m, 6h, 1d, 1w).")
@@ -52,79 +58,95 @@ def monitor(
         bool,
         typer.Option(help="Score the reference with NAME@champion, for prediction drift."),
     ] = True,
+    fresh_data: Annotated[
+        str | None,
+        typer.Option(help="Data a retrain trains on (overrides the policy's fresh_data)."),
+    ] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option(help="Queue the champion's spec on fresh data when the policy asks."),
+    ] = True,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep monitoring: a pass every this many seconds (the scheduled monitor)."
+        ),
+    ] = None,
 ) -> None:
     """Check a model's prediction log window by window: drift, schema skew, performance.
 
     Every check is stored in the metadata store; alerts go to the log and the
-    webhook. Retraining is left to the scheduled monitor, which has the queue.
+    webhook. Drift or decay past the policy's thresholds queues the spec that
+    made the champion on the policy's fresh data (one retrain in flight per
+    model, then a cool-down); schema skew only alerts.
     """
     from loopml.cli.main import err, fail, out, settings
-    from loopml.monitoring import (
-        Alerter,
-        Reference,
-        WindowSpec,
-        load_policies,
-        monitor_model,
-        policy_for,
-        read_table,
-        write_report,
-    )
-    from loopml.monitoring.champion import champion_predictions
+    from loopml.monitoring import WindowSpec, load_policies, policy_for, write_report
+    from loopml.monitoring.service import PassOptions
     from loopml.store.monitoring import MonitorStore
-    from loopml.store.predictions import PredictionLog
 
     config = settings()
     try:
-        spec = WindowSpec.parse(window)
-        start = _parse_since(since)
-        rules = policy_for(
-            name, load_policies(policy or config.monitor_policy_file), drift_share=drift_share
-        )
-        with out.status("reading the reference data"):
-            frame = read_table(reference)
-            scored = champion_predictions(config, name, frame, target=target) if champion else None
-            if scored is None and champion:
-                err.print(f"no {name}@champion to score the reference: no prediction drift")
-            ref = Reference.from_frame(
-                frame, target=target, prediction=scored[1] if scored else None
-            )
-        log = PredictionLog.open(config.database)
-        store = MonitorStore(log.engine)
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=out,
-            transient=True,
-        ) as progress:
-            task = progress.add_task(f"checking windows of {name}", total=None)
-            run = monitor_model(
+        options = PassOptions(
+            window=WindowSpec.parse(window),
+            policy=policy_for(
                 name,
-                log_store=log,
-                store=store,
-                reference=ref,
-                policy=rules,
-                window=spec,
-                alerter=Alerter(webhook or config.alert_webhook_url),
-                since=start,
-                resume=not all_windows,
-                on_window=lambda o: progress.update(
-                    task, description=f"checked window {o.result.index} ({o.result.rows} rows)"
-                ),
-            )
-        if report is not None:
-            write_report(report, name, store.checks(name))
+                load_policies(policy or config.monitor_policy_file),
+                drift_share=drift_share,
+                fresh_data=fresh_data,
+            ),
+            reference=reference,
+            target=target,
+            webhook=webhook,
+            since=_parse_since(since),
+            resume=not all_windows,
+            champion=champion,
+            retrain=retrain,
+        )
+        while True:
+            _one_pass(config, name, options)
+            if report is not None:
+                write_report(report, name, MonitorStore.open(config.database).checks(name))
+                out.print(f"report: {report}")
+            if every is None:
+                return
+            time.sleep(every)
+            options = replace(options, since=None, resume=True)
     except LoopmlError as error:
         fail(error)
-    if not run.outcomes:
+    except KeyboardInterrupt:
+        err.print("monitor stopped")
+
+
+def _one_pass(config: Settings, name: str, options: PassOptions) -> None:
+    from loopml.cli.main import err, out
+    from loopml.monitoring.service import monitor_pass
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"checking windows of {name}", total=None)
+        done = monitor_pass(
+            config,
+            name,
+            options,
+            on_window=lambda o: progress.update(
+                task, description=f"checked window {o.result.index} ({o.result.rows} rows)"
+            ),
+        )
+    if not done.prediction_drift_reference and options.champion:
+        err.print(f"no {name}@champion to score the reference: no prediction drift")
+    if not done.run.outcomes:
         out.print(f"no new predictions of {name!r} to check")
     else:
-        out.print(_table(name, run))
-    for outcome in run.outcomes:
+        out.print(_table(name, done.run))
+    for outcome in done.run.outcomes:
         if outcome.alert_sent is False:
             err.print(f"[yellow]warning:[/] alert for window {outcome.result.index} not delivered")
-    if report is not None:
-        out.print(f"report: {report}")
 
 
 def _parse_since(text: str | None) -> datetime | None:

@@ -1,0 +1,121 @@
+"""One monitoring pass as the CLI and the scheduled monitor run it, retrain hook included.
+
+A pass settles retrains whose job has ended (freeing the model's slot),
+builds the reference (the data file the champion was trained on, unless one
+is given), checks the new windows of the prediction log and, when the policy
+asks for it, queues the champion's spec on fresh data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from loopml.core.settings import Settings
+from loopml.core.spec import PipelineSpec
+from loopml.monitoring.alerts import Alerter
+from loopml.monitoring.champion import champion_predictions
+from loopml.monitoring.monitor import MonitorRun, Retrain, WindowOutcome, WindowSpec, monitor_model
+from loopml.monitoring.policy import MonitorPolicy
+from loopml.monitoring.reference import Reference, read_table
+from loopml.monitoring.retrain import (
+    Submit,
+    champion_spec,
+    queue_retrain,
+    settle_retrains,
+    training_data,
+)
+from loopml.store.jobs import JobStore
+from loopml.store.monitoring import MonitorStore
+from loopml.store.predictions import PredictionLog
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    """What one pass checks and against what."""
+
+    window: WindowSpec
+    policy: MonitorPolicy
+    reference: Path | None = None
+    target: str | None = None
+    webhook: str | None = None
+    since: datetime | None = None
+    resume: bool = True
+    champion: bool = True
+    retrain: bool = True
+
+
+@dataclass
+class MonitorPass:
+    """What a pass found and did."""
+
+    run: MonitorRun
+    reference_source: Path
+    retrains_settled: int
+    prediction_drift_reference: bool
+
+
+def queue_submit(settings: Settings) -> Submit:
+    """Submit through the training queue (RabbitMQ or the embedded broker)."""
+    from loopml.queue.app import make_app
+    from loopml.queue.submit import submit_training
+
+    app = make_app(settings)
+
+    def submit(spec: PipelineSpec) -> str:
+        return submit_training(app, settings, spec).id
+
+    return submit
+
+
+def monitor_pass(
+    settings: Settings,
+    name: str,
+    options: PassOptions,
+    *,
+    submit: Submit | None = None,
+    on_window: Callable[[WindowOutcome], None] | None = None,
+) -> MonitorPass:
+    """Check ``name``'s new prediction-log windows; retrain through ``submit`` when asked.
+
+    ``submit`` defaults to the training queue; a retrain also needs the
+    policy's ``fresh_data``, else the window is alerted on and the reason says so.
+    """
+    log = PredictionLog.open(settings.database)
+    store = MonitorStore(log.engine)
+    jobs = JobStore(log.engine)
+    settled = settle_retrains(store, jobs, name)
+    source, target = _reference_source(settings, name, options)
+    frame = read_table(source)
+    scored = (
+        champion_predictions(settings, name, frame, target=target) if options.champion else None
+    )
+    reference = Reference.from_frame(frame, target=target, prediction=scored[1] if scored else None)
+    retrain: Retrain | None = None
+    if options.retrain and options.policy.fresh_data is not None:
+        retrain = queue_retrain(settings, {name: options.policy}, submit or queue_submit(settings))
+    run = monitor_model(
+        name,
+        log_store=log,
+        store=store,
+        reference=reference,
+        policy=options.policy,
+        window=options.window,
+        alerter=Alerter(options.webhook or settings.alert_webhook_url),
+        retrain=retrain,
+        since=options.since,
+        resume=options.resume,
+        on_window=on_window,
+    )
+    return MonitorPass(run, source, settled, scored is not None)
+
+
+def _reference_source(
+    settings: Settings, name: str, options: PassOptions
+) -> tuple[Path, str | None]:
+    if options.reference is not None:
+        return options.reference, options.target
+    spec: PipelineSpec = champion_spec(settings, name)
+    return training_data(spec), options.target or spec.experiment.target
