@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from loopml.cli.serve import serve as _serve_command
 from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings, get_settings
 
@@ -23,6 +24,7 @@ runs_app = typer.Typer(help="Inspect and resume recorded pipeline runs.", no_arg
 steps_app = typer.Typer(help="The steps a spec can use.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(steps_app, name="steps")
+app.command("serve")(_serve_command)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)

@@ -6,10 +6,12 @@
     ├── ConfigError               a setting or settings file is wrong
     ├── SpecError                 a pipeline spec is wrong; carries every issue at once
     ├── DataError                 data could not be read, or does not fit the spec
+    │   └── InputError            a request's input does not fit the served model's signature
     ├── StepError                 a step failed while running (wraps the cause)
     ├── PluginError               a step plugin could not be loaded
     ├── StoreError                the metadata store cannot be reached or migrated
-    └── RunNotFoundError          no recorded run has that id
+    ├── RunNotFoundError          no recorded run has that id
+    └── ModelLoadError            a registered model cannot be resolved or loaded for serving
 
 Every message says what was wrong, where (spec path, column, setting) and
 what would be right, so the CLI can print it as is.
@@ -76,6 +78,22 @@ class DataError(LoopmlError):
     """Data that cannot be read, or that does not match what the spec asks of it."""
 
 
+class InputError(DataError):
+    """A request's input that the served model cannot score, located by ``field``.
+
+    ``expected`` says what would be right; servers answer it with a 4xx, never a 5xx.
+    """
+
+    def __init__(self, field: str, message: str, expected: str | None = None) -> None:
+        self.field = field
+        self.expected = expected
+        self.detail = message
+        text = f"{field}: {message}" if field else message
+        if expected:
+            text += f"; expected {expected}"
+        super().__init__(text)
+
+
 class StepError(LoopmlError):
     """A step raised while running. ``step`` and ``position`` say which one."""
 
@@ -96,5 +114,11 @@ class StoreError(LoopmlError):
 
 class RunNotFoundError(LoopmlError):
     """No run with the given id is recorded in the metadata store."""
+
+    exit_code = 2
+
+
+class ModelLoadError(LoopmlError):
+    """The model to serve cannot be resolved in the registry or loaded from it."""
 
     exit_code = 2
