@@ -25,7 +25,9 @@ class LoadResult:
         return float(np.percentile(self.latencies_ms, q))
 
 
-async def _drive(url: str, body: bytes, headers: dict[str, str], total: int, concurrency: int) -> LoadResult:
+async def _drive(
+    url: str, body: bytes, headers: dict[str, str], total: int, concurrency: int
+) -> LoadResult:
     latencies: list[float] = []
     failures = 0
     remaining = total
@@ -49,6 +51,8 @@ async def _drive(url: str, body: bytes, headers: dict[str, str], total: int, con
     return LoadResult(total, failures, seconds, np.array(latencies))
 
 
-def drive(url: str, body: bytes, total: int, concurrency: int, content_type: str = "application/json") -> LoadResult:
+def drive(
+    url: str, body: bytes, total: int, concurrency: int, content_type: str = "application/json"
+) -> LoadResult:
     """Send ``total`` POSTs of ``body`` to ``url``, ``concurrency`` at a time."""
     return asyncio.run(_drive(url, body, {"content-type": content_type}, total, concurrency))

@@ -106,8 +106,7 @@ class Settings(BaseSettings):
     serve_spool_dir: Path | None = Field(
         default=None,
         description=(
-            "Where predictions wait while the prediction store is down; "
-            "default $LOOPML_HOME/spool."
+            "Where predictions wait while the prediction store is down; default $LOOPML_HOME/spool."
         ),
     )
     settings_file: Path | None = Field(

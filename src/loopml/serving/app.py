@@ -170,7 +170,9 @@ def create_app(state: ServingState) -> FastAPI:
         return _json({"accepted": len(checked)}, 202)
 
     _v2_routes(app, state)
-    app.add_middleware(GateMiddleware, metrics=state.metrics, api_keys=state.settings.serve_api_keys)
+    app.add_middleware(
+        GateMiddleware, metrics=state.metrics, api_keys=state.settings.serve_api_keys
+    )
     return app
 
 
@@ -196,7 +198,9 @@ def _v2_routes(app: FastAPI, state: ServingState) -> None:
     def served(name: str, version: str | None) -> ServedModel | Response:
         current = state.slot.current
         if name != current.name:
-            return error(f"model {name!r} is not served here; this server serves {current.name!r}", 404)
+            return error(
+                f"model {name!r} is not served here; this server serves {current.name!r}", 404
+            )
         if version is not None and version != current.version:
             return error(
                 f"version {version} of {name!r} is not loaded; serving version {current.version}",
@@ -206,7 +210,9 @@ def _v2_routes(app: FastAPI, state: ServingState) -> None:
 
     @app.get("/v2", summary="Server metadata (Open Inference Protocol)")
     async def server_metadata() -> Response:
-        return _json({"name": "loopml", "version": __version__, "extensions": ["binary_tensor_data"]})
+        return _json(
+            {"name": "loopml", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     @app.get("/v2/health/live", summary="Liveness (Open Inference Protocol)")
     async def live() -> Response:
@@ -222,10 +228,12 @@ def _v2_routes(app: FastAPI, state: ServingState) -> None:
             return found
         predict_type = "BYTES"
         if found.classes is not None:
-            predict_type = v2._datatype(__import__("numpy").asarray(found.classes))
+            predict_type = v2.datatype_of_values(found.classes)
         elif found.flavor == "sklearn":
             predict_type = "FP64"
-        return _json(v2.model_metadata(found.name, found.version, found.schema, found.classes, predict_type))
+        return _json(
+            v2.model_metadata(found.name, found.version, found.schema, found.classes, predict_type)
+        )
 
     async def model_ready(name: str, version: str | None = None) -> Response:
         found = served(name, version)
@@ -269,6 +277,6 @@ def _v2_routes(app: FastAPI, state: ServingState) -> None:
     app.get("/v2/models/{name}/versions/{version}/ready", summary="Model readiness")(model_ready)
     body = v2_infer_body(state.slot.current.schema)
     app.post("/v2/models/{name}/infer", summary="Inference", openapi_extra=body)(infer)
-    app.post(
-        "/v2/models/{name}/versions/{version}/infer", summary="Inference", openapi_extra=body
-    )(infer)
+    app.post("/v2/models/{name}/versions/{version}/infer", summary="Inference", openapi_extra=body)(
+        infer
+    )

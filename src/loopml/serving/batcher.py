@@ -11,6 +11,7 @@ model it was admitted with, so a hot swap never changes a request mid-flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -52,10 +53,8 @@ class MicroBatcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         for job in self._jobs:
             if not job.future.done():
                 job.future.set_exception(RuntimeError("server shutting down"))

@@ -44,7 +44,7 @@ class ProtocolError(Exception):
 
 def parse(body: bytes, content_type: str | None, schema: InputSchema) -> Table:
     """The rows of an ``/invocations`` request, checked against ``schema``."""
-    mime, params = _content_type(content_type)
+    mime, _params = _content_type(content_type)
     if mime == "application/json":
         return _parse_json(body, schema)
     if mime == "text/csv":
@@ -88,7 +88,9 @@ def _parse_json(body: bytes, schema: InputSchema) -> Table:
     if not isinstance(payload, dict):
         found = "a list" if isinstance(payload, list) else f"'{type(payload).__name__}'"
         raise ProtocolError(
-            400, INVALID_PARAMETER_VALUE, f"Invalid input. {REQUIRED_INPUT_FORMAT}. Received {found}."
+            400,
+            INVALID_PARAMETER_VALUE,
+            f"Invalid input. {REQUIRED_INPUT_FORMAT}. Received {found}.",
         )
     keys = [key for key in payload if key in FORMATS]
     if len(keys) != 1:
@@ -156,7 +158,7 @@ def _parse_frame(body: bytes, schema: InputSchema, *, csv: bool) -> Table:
         if csv:
             text = body.decode("utf-8")
             strings = {c.name: str for c in schema.columns if c.kind == "string"}
-            frame = pd.read_csv(io.StringIO(text), dtype=strings)  # type: ignore[arg-type]
+            frame = pd.read_csv(io.StringIO(text), dtype=strings)
         else:
             frame = pd.read_parquet(io.BytesIO(body))
     except Exception as exc:  # any parser failure is the body's fault

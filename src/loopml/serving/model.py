@@ -23,7 +23,7 @@ from loopml.core.errors import InputError, ModelLoadError
 from loopml.core.settings import Settings
 from loopml.registry.models import version_for_alias
 from loopml.registry.tracking import use_tracking
-from loopml.serving.table import InputSchema, Table
+from loopml.serving.table import InputSchema
 
 log = logging.getLogger(__name__)
 

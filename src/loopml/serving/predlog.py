@@ -213,7 +213,9 @@ class PredictionLogger:
     def _down(self, exc: BaseException) -> None:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if self.database_up is not False:
-            log.warning("prediction store unreachable (%s); spooling to %s", message, self.spool_dir)
+            log.warning(
+                "prediction store unreachable (%s); spooling to %s", message, self.spool_dir
+            )
         self.database_up = False
         self.last_error = message
         self._next_retry = time.monotonic() + self.retry_s

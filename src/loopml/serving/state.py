@@ -141,7 +141,9 @@ class ServingState:
                 (time.perf_counter() - started) * 1000,
             )
         )
-        return Outcome(model, ids, scores.predictions, scores.probabilities, predictions, probabilities)
+        return Outcome(
+            model, ids, scores.predictions, scores.probabilities, predictions, probabilities
+        )
 
     def feedback(self, prediction_id: str, label: Any) -> None:
         self.logger.log(Label(prediction_id, label, time.time()))

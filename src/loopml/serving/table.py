@@ -316,7 +316,9 @@ def _check_column(column: Column, values: Any, at: Any) -> Any:
         try:
             return pd.to_datetime(pd.Series(values), format="ISO8601").to_numpy()
         except (ValueError, TypeError) as exc:
-            raise InputError(at(column.name, 0), f"not a date-time ({exc})", column.expected) from None
+            raise InputError(
+                at(column.name, 0), f"not a date-time ({exc})", column.expected
+            ) from None
     return np.array(values, dtype=object)
 
 

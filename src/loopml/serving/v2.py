@@ -77,7 +77,9 @@ def parse(body: bytes, header_length: str | None, schema: InputSchema) -> V2Requ
         try:
             size = int(header_length)
         except ValueError:
-            raise V2Error(f"Inference-Header-Content-Length {header_length!r} is not a number") from None
+            raise V2Error(
+                f"Inference-Header-Content-Length {header_length!r} is not a number"
+            ) from None
         if size < 0 or size > len(body):
             raise V2Error(
                 f"Inference-Header-Content-Length is {size} but the body has {len(body)} bytes"
@@ -130,7 +132,9 @@ def _tensor(tensor: Any, i: int, binary: bytes, offset: int) -> tuple[Any, int]:
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
-            raise V2Error(f"{where} ({tensor['name']}): binary_data_size {size!r} overruns the body")
+            raise V2Error(
+                f"{where} ({tensor['name']}): binary_data_size {size!r} overruns the body"
+            )
         raw = binary[offset : offset + size]
         offset += size
         if datatype == "BYTES":
@@ -139,7 +143,8 @@ def _tensor(tensor: Any, i: int, binary: bytes, offset: int) -> tuple[Any, int]:
             dtype = _NUMPY[datatype]
             if size != count * dtype.itemsize:
                 raise V2Error(
-                    f"{where} ({tensor['name']}): {size} bytes of {datatype} do not fill shape {shape}"
+                    f"{where} ({tensor['name']}): {size} bytes of {datatype} "
+                    f"do not fill shape {shape}"
                 )
             values = np.frombuffer(raw, dtype=dtype)
     else:
@@ -225,7 +230,9 @@ def _outputs(requested: Any, parameters: dict[str, Any]) -> tuple[list[str], dic
     for i, output in enumerate(requested):
         if not isinstance(output, dict) or output.get("name") not in OUTPUTS:
             found = output.get("name") if isinstance(output, dict) else output
-            raise V2Error(f"outputs[{i}]: unknown output {found!r}; this server has {list(OUTPUTS)}")
+            raise V2Error(
+                f"outputs[{i}]: unknown output {found!r}; this server has {list(OUTPUTS)}"
+            )
         names.append(output["name"])
         params = output.get("parameters") or {}
         flag = params.get("binary_data", default_binary) if isinstance(params, dict) else False
@@ -264,6 +271,11 @@ def response(
     if not chunks:
         return encoded, None
     return encoded + b"".join(chunks), len(encoded)
+
+
+def datatype_of_values(values: list[Any]) -> str:
+    """The V2 datatype ``predict`` has for a classifier with these classes."""
+    return _datatype(np.asarray(values))
 
 
 def _datatype(array: np.ndarray[Any, Any]) -> str:
