@@ -180,24 +180,25 @@ class InputSchema:
         try:
             rows = [[record[name] for name in names] for record in records]
         except KeyError:
-            for i, record in enumerate(records):
-                for column in self.columns:
-                    if column.name not in record and column.required:
+            rows = [[record.get(name, _MISSING) for name in names] for record in records]
+        for i, row in enumerate(rows):
+            for j, value in enumerate(row):
+                kind = type(value)
+                if kind is float or kind is int or value is None:
+                    continue
+                column = self.columns[j]
+                if value is _MISSING:
+                    if column.required:
                         raise InputError(
                             f"{where}[{i}].{column.name}",
                             "missing required column",
                             column.expected,
-                        ) from None
-            rows = [[record.get(name) for name in names] for record in records]
-        for i, row in enumerate(rows):
-            for name, value in zip(names, row, strict=True):
-                kind = type(value)
-                if kind is not float and kind is not int and value is not None:
-                    raise InputError(
-                        f"{where}[{i}].{name}",
-                        f"found {_kind(value)}",
-                        self.by_name[name].expected,
-                    )
+                        )
+                    row[j] = None
+                    continue
+                raise InputError(
+                    f"{where}[{i}].{column.name}", f"found {_kind(value)}", column.expected
+                )
         matrix = _float_matrix(rows, where)
         return Table(names, len(rows), matrix=matrix)
 
