@@ -170,10 +170,28 @@ def create_app(state: ServingState) -> FastAPI:
         return _json({"accepted": len(checked)}, 202)
 
     _v2_routes(app, state)
+    _name_the_model_in_openapi(app, model.name)
     app.add_middleware(
         GateMiddleware, metrics=state.metrics, api_keys=state.settings.serve_api_keys
     )
     return app
+
+
+def _name_the_model_in_openapi(app: FastAPI, name: str) -> None:
+    """Document that ``{name}`` in the V2 paths can only be the one model served here."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = plain()
+            for operations in spec["paths"].values():
+                for operation in operations.values():
+                    for parameter in operation.get("parameters", []):
+                        if parameter["name"] == "name":
+                            parameter["schema"]["enum"] = [name]
+        return plain()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _feedback_item(item: Any, i: int) -> tuple[str, Any]:
