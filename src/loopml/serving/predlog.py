@@ -27,6 +27,7 @@ import orjson
 import sqlalchemy as sa
 
 from loopml.serving.table import Table
+from loopml.store.db import connect
 from loopml.store.predictions import ONLINE, PredictionLog, PredictionRecord
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ class PredictionLogger:
 
     def _store(self) -> PredictionLog:
         if self._log is None:
-            self._log = PredictionLog.open(self.database_url)
+            self._log = PredictionLog(connect(self.database_url, json_serializer=_json_text))
         return self._log
 
     # -- spool -----------------------------------------------------------------------------------
@@ -317,6 +318,11 @@ def _record(row: dict[str, Any]) -> PredictionRecord:
         source=ONLINE,
         latency_ms=row["latency_ms"],
     )
+
+
+def _json_text(value: Any) -> str:
+    """orjson for the log's JSON columns: several times faster than json.dumps, NaN -> null."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _alive(pid: str) -> bool:

@@ -126,6 +126,7 @@ class ServingState:
         self.check(model, table)
         scores = await self.batcher.score(model, table)
         ids = self.ids.take(table.n_rows)
+        self.metrics.predictions.inc(table.n_rows)
         predictions = scores.predictions.tolist()
         probabilities = None if scores.probabilities is None else scores.probabilities.tolist()
         self.logger.log(
@@ -176,7 +177,6 @@ class ServingState:
 
     def _batched(self, requests: int, rows: int) -> None:
         self.metrics.batch_rows.observe(rows)
-        self.metrics.predictions.inc(rows)
 
     def _swapped(self, old: ServedModel, new: ServedModel) -> None:
         self.metrics.set_model(new.name, new.version)

@@ -69,6 +69,9 @@ class Table:
     def records(self) -> list[dict[str, Any]]:
         """Rows as JSON-safe dicts (NaN and infinities become null), for the prediction log."""
         if self.matrix is not None:
+            if np.isfinite(self.matrix).all():
+                names = self.names
+                return [dict(zip(names, row, strict=True)) for row in self.matrix.tolist()]
             return [
                 {name: _json_safe(value) for name, value in zip(self.names, row, strict=True)}
                 for row in self.matrix.tolist()
