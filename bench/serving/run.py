@@ -36,6 +36,12 @@ from load import LoadResult, drive  # noqa: E402
 from make_creditcard import make_creditcard, write_zip  # noqa: E402
 
 MODEL = "bench_fraud"
+# one worker each, loopback only
+MLFLOW_SERVE = [
+    *(sys.executable, "-m", "mlflow", "models", "serve"),
+    *("--env-manager", "local", "-h", "127.0.0.1", "-w", "1"),
+]
+LOOPML_SERVE = [sys.executable, "-m", "loopml", "serve", "--host", "127.0.0.1", "--workers", "1"]
 
 
 def free_port() -> int:
@@ -143,14 +149,12 @@ def main() -> None:
     mlflow_url, loopml_url = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{loopml_port}"
     servers = [
         start(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL}/1"]
-            + ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(mlflow_port), "-w", "1"],
+            [*MLFLOW_SERVE, "-m", f"models:/{MODEL}/1", "-p", str(mlflow_port)],
             env,
             home / "mlflow-serve.log",
         ),
         start(
-            [sys.executable, "-m", "loopml", "serve", "--model", f"{MODEL}@champion"]
-            + ["--port", str(loopml_port), "--workers", "1"],
+            [*LOOPML_SERVE, "--model", f"{MODEL}@champion", "--port", str(loopml_port)],
             env,
             home / "loopml-serve.log",
         ),

@@ -1,4 +1,4 @@
-"""Hot swap under load: the alias moves while clients keep sending, and nobody notices but /metadata."""
+"""Hot swap under load: the alias moves while clients keep sending; no request fails."""
 
 from __future__ import annotations
 
