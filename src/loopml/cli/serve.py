@@ -44,8 +44,11 @@ def serve(
         overrides["serve_api_keys"] = list(api_key)
     configured = settings().model_copy(update=overrides)
     try:
-        ModelRef.parse(model)
-        if workers > 1:  # each worker process rebuilds its settings from the environment
+        ref = ModelRef.parse(model)
+        if workers > 1:
+            ref.resolve(
+                configured
+            )  # fail here, once, rather than in every worker  # each worker process rebuilds its settings from the environment
             os.environ["LOOPML_SERVE_MODEL"] = model
             if watch_interval is not None:
                 os.environ["LOOPML_SERVE_WATCH_INTERVAL_S"] = str(watch_interval)

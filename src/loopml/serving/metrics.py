@@ -146,7 +146,12 @@ class GateMiddleware:
         if self.keys and path not in HEALTH_PATHS and not self._authorized(scope):
             await _unauthorized(record)
             return
-        await self.app(scope, receive, record)
+        try:
+            await self.app(scope, receive, record)
+        except Exception:
+            if status == 500:  # failed before answering: count it, then let uvicorn answer 500
+                self.metrics.observe(endpoint, 500, time.perf_counter() - started)
+            raise
 
     def _authorized(self, scope: Scope) -> bool:
         for name, value in scope["headers"]:

@@ -78,7 +78,9 @@ class PredictionLogger:
         self.retry_s = retry_s
         self.batch_rows = batch_rows
         self._queue: deque[Scored | Label] = deque()
-        self._queued_rows = 0
+        # one writer each (request thread, writer thread): no lock needed for the difference
+        self._enqueued_rows = 0
+        self._dequeued_rows = 0
         self._spool_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -96,15 +98,15 @@ class PredictionLogger:
     def log(self, item: Scored | Label) -> None:
         """Queue one request's predictions (or a label); never blocks on the database."""
         rows = item.table.n_rows if isinstance(item, Scored) else 1
-        if self._queued_rows + rows > self.max_queued_rows:
+        if self.queued_rows + rows > self.max_queued_rows:
             self._append_spool(self._rows_of([item]))
             return
-        self._queued_rows += rows
+        self._enqueued_rows += rows
         self._queue.append(item)
 
     @property
     def queued_rows(self) -> int:
-        return self._queued_rows
+        return self._enqueued_rows - self._dequeued_rows
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ class PredictionLogger:
     def status(self) -> dict[str, Any]:
         return {
             "database_up": self.database_up,
-            "queued": self._queued_rows,
+            "queued": self.queued_rows,
             "written": self.written,
             "spooled": self.spooled,
             "replayed": self.replayed,
@@ -165,7 +167,7 @@ class PredictionLogger:
         items: list[Scored | Label] = []
         while self._queue:
             item = self._queue.popleft()
-            self._queued_rows -= item.table.n_rows if isinstance(item, Scored) else 1
+            self._dequeued_rows += item.table.n_rows if isinstance(item, Scored) else 1
             items.append(item)
         return items
 
