@@ -46,9 +46,9 @@ def serve(
     try:
         ref = ModelRef.parse(model)
         if workers > 1:
-            ref.resolve(
-                configured
-            )  # fail here, once, rather than in every worker  # each worker process rebuilds its settings from the environment
+            # fail here, once, rather than in every worker; each worker process rebuilds
+            # its settings from the environment
+            ref.resolve(configured)
             os.environ["LOOPML_SERVE_MODEL"] = model
             if watch_interval is not None:
                 os.environ["LOOPML_SERVE_WATCH_INTERVAL_S"] = str(watch_interval)
