@@ -54,5 +54,7 @@ async def _drive(
 def drive(
     url: str, body: bytes, total: int, concurrency: int, content_type: str = "application/json"
 ) -> LoadResult:
-    """Send ``total`` POSTs of ``body`` to ``url``, ``concurrency`` at a time."""
-    return asyncio.run(_drive(url, body, {"content-type": content_type}, total, concurrency))
+    """Send ``total`` POSTs of ``body`` to ``url``, ``concurrency`` at a time (on uvloop)."""
+    import uvloop
+
+    return uvloop.run(_drive(url, body, {"content-type": content_type}, total, concurrency))

@@ -3,8 +3,10 @@
 A scikit-learn pipeline costs about the same for 1 row as for 50, so under
 load the server scores whatever has queued while the previous batch ran. A
 lone request never waits: the batch is flushed as soon as the queue stops
-growing, and at the latest after ``wait_s``. Scoring runs on one worker
-thread so the event loop keeps reading requests meanwhile. Each job keeps the
+growing, and at the latest after ``wait_s``. Small batches are scored on
+the event loop itself (requests arriving meanwhile wait in socket buffers and
+join the next batch); large ones on one worker thread, so the loop keeps
+reading requests while numpy works. Each job keeps the
 model it was admitted with, so a hot swap never changes a request mid-flight.
 """
 
@@ -37,9 +39,11 @@ class MicroBatcher:
         wait_s: float,
         max_rows: int,
         on_batch: Callable[[int, int], None] | None = None,
+        inline_rows: int = 64,
     ) -> None:
         self.wait_s = wait_s
         self.max_rows = max_rows
+        self.inline_rows = inline_rows
         self._on_batch = on_batch
         self._jobs: list[_Job] = []
         self._wake: asyncio.Event | None = None
@@ -87,7 +91,11 @@ class MicroBatcher:
                 self._wake.set()
             for group in _by_model(batch):
                 try:
-                    results = await loop.run_in_executor(self._executor, _score_group, group)
+                    if sum(job.table.n_rows for job in group) <= self.inline_rows:
+                        # small batches: a thread hop costs more (GIL hand-offs) than it saves
+                        results = _score_group(group)
+                    else:
+                        results = await loop.run_in_executor(self._executor, _score_group, group)
                 except Exception as exc:  # delivered to every waiting request
                     for job in group:
                         if not job.future.done():

@@ -68,7 +68,7 @@ class PredictionLogger:
         max_queued_rows: int = 200_000,
         flush_s: float = 0.25,
         retry_s: float = 1.0,
-        batch_rows: int = 5_000,
+        batch_rows: int = 500,
     ) -> None:
         self.database_url = _with_timeouts(database_url)
         self.spool_dir = spool_dir
@@ -212,6 +212,7 @@ class PredictionLogger:
     def _write_chunked(self, store: PredictionLog, records: list[PredictionRecord]) -> None:
         for start in range(0, len(records), self.batch_rows):
             self.written += store.write(records[start : start + self.batch_rows])
+            time.sleep(0)  # between chunks, hand the GIL to the request path
 
     def _down(self, exc: BaseException) -> None:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -287,6 +288,8 @@ class PredictionLogger:
                     }
                 )
                 continue
+            if len(rows) >= 256:
+                time.sleep(0)  # let the request threads have the GIL between chunks
             inputs = item.table.records()
             for i, prediction_id in enumerate(item.ids):
                 outputs: dict[str, Any] = {"prediction": item.predictions[i]}

@@ -10,8 +10,10 @@ answer 422.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import secrets
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -103,6 +105,12 @@ class ServingState:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        # The prediction log writer and the watcher share the GIL with the request path;
+        # a shorter switch interval (default 5 ms) keeps their work from showing in p99.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
+        # A full garbage collection walks every object of MLflow, pandas and the model
+        # (~200 ms here): freeze what exists now so collections only see request garbage.
+        gc.freeze()
         self.logger.start()
         self.batcher.start()
         if self.watcher is not None:
@@ -180,3 +188,4 @@ class ServingState:
 
     def _swapped(self, old: ServedModel, new: ServedModel) -> None:
         self.metrics.set_model(new.name, new.version)
+        gc.freeze()  # the new model's objects join the frozen ones
