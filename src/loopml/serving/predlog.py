@@ -175,6 +175,11 @@ class PredictionLogger:
         """Write rows in order; ``False`` (and a retry later) when the database is down."""
         try:
             store = self._store()
+        except Exception as exc:  # unreachable, or migrating under another process: retry later
+            self._log = None
+            self._down(exc)
+            return False
+        try:
             predictions: list[PredictionRecord] = []
             for row in rows:
                 if row["k"] == _PREDICTIONS:
