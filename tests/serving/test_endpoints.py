@@ -198,7 +198,7 @@ def test_every_prediction_and_feedback_reaches_the_log(
     server: LiveServer, client: httpx.Client, expected: Any, tmp_path: Path
 ) -> None:
     state = server.app.state.serving
-    log = PredictionLog(state.logger._store().engine)
+    log = PredictionLog.open(state.settings.database)
     rows = expected[0]
     answers = [client.post("/predict", json=rows[:3]).json() for _ in range(5)]
     ids = [p["id"] for answer in answers for p in answer["predictions"]]
