@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -274,8 +275,6 @@ def _v2_routes(app: FastAPI, state: ServingState) -> None:
             return error(problem.message, problem.status)
         except InputError as problem:
             return error(str(problem), 422)
-        import numpy as np
-
         tensors: dict[str, Any] = {"predict": outcome.predictions}
         if outcome.probabilities is not None:
             tensors["predict_proba"] = np.asarray(outcome.probabilities, dtype=np.float64)
