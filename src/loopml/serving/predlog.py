@@ -112,6 +112,15 @@ class PredictionLogger:
 
     def start(self) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
+        # Open (and migrate) the store here, on the starting thread: Alembic keeps global
+        # state, so a migration on the writer thread could collide with MLflow's own.
+        # A store that is down now is retried by the writer.
+        try:
+            self._store()
+            self.database_up = True
+        except Exception as exc:
+            self._log = None
+            self._down(exc)
         self._thread = threading.Thread(target=self._run, name="loopml-prediction-log", daemon=True)
         self._thread.start()
 
