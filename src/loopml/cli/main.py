@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from loopml.cli.models import models_app
+from loopml.cli.serve import serve as _serve_command
 from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings, get_settings
 
@@ -25,6 +26,7 @@ steps_app = typer.Typer(help="The steps a spec can use.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(steps_app, name="steps")
 app.add_typer(models_app, name="models")
+app.command("serve")(_serve_command)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)

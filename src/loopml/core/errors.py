@@ -6,16 +6,18 @@
     ├── ConfigError               a setting or settings file is wrong
     ├── SpecError                 a pipeline spec is wrong; carries every issue at once
     ├── DataError                 data could not be read, or does not fit the spec
-    │   └── SkewError             data differs from its reference profile (carries the report)
+    │   ├── SkewError             data differs from its reference profile (carries the report)
+    │   └── InputError            a request's input does not fit the served model's signature
     ├── StepError                 a step failed while running (wraps the cause)
     ├── PluginError               a step plugin could not be loaded
     ├── StoreError                the metadata store cannot be reached or migrated
     ├── RunNotFoundError          no recorded run has that id
     ├── JobNotFoundError          no submitted job has that id
-    ├── JobCancelledError              a job was cancelled while it ran
+    ├── JobCancelledError         a job was cancelled while it ran
     ├── MessageError              a queue message is malformed (dead-lettered)
     ├── BrokerError               the message broker cannot be reached
-    └── ModelNotFoundError        a model reference names no registered version
+    ├── ModelNotFoundError        a model reference names no registered version
+    └── ModelLoadError            a registered model cannot be resolved or loaded for serving
 
 Every message says what was wrong, where (spec path, column, setting) and
 what would be right, so the CLI can print it as is.
@@ -95,6 +97,22 @@ class SkewError(DataError):
         super().__init__(message)
 
 
+class InputError(DataError):
+    """A request's input that the served model cannot score, located by ``field``.
+
+    ``expected`` says what would be right; servers answer it with a 4xx, never a 5xx.
+    """
+
+    def __init__(self, field: str, message: str, expected: str | None = None) -> None:
+        self.field = field
+        self.expected = expected
+        self.detail = message
+        text = f"{field}: {message}" if field else message
+        if expected:
+            text += f"; expected {expected}"
+        super().__init__(text)
+
+
 class StepError(LoopmlError):
     """A step raised while running. ``step`` and ``position`` say which one."""
 
@@ -141,3 +159,9 @@ class ModelNotFoundError(LoopmlError):
 
 class BrokerError(LoopmlError):
     """The broker at ``LOOPML_BROKER_URL`` refused or could not take a message."""
+
+
+class ModelLoadError(LoopmlError):
+    """The model to serve cannot be resolved in the registry or loaded from it."""
+
+    exit_code = 2

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class Settings(BaseSettings):
@@ -96,10 +101,65 @@ class Settings(BaseSettings):
         default=None,
         description="YAML/JSON of monitoring thresholds per model name (`default`: the rest).",
     )
+    serve_model: str | None = Field(
+        default=None,
+        description=(
+            "What `loopml serve` serves: NAME@alias, NAME/version or a models:/ URI "
+            "(the --model flag sets it)."
+        ),
+    )
+    serve_api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "API keys `loopml serve` accepts as `Authorization: Bearer <key>`, comma-separated; "
+            "empty means no auth. Health endpoints never need one."
+        ),
+    )
+    serve_watch_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often `loopml serve` checks whether the served alias moved.",
+    )
+    serve_batch_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=100,
+        description=(
+            "Longest a request waits for concurrent ones to share one predict call "
+            "(adaptive micro-batching; a lone request never waits)."
+        ),
+    )
+    serve_max_batch_rows: int = Field(
+        default=2048, ge=1, description="Most rows scored in one micro-batched predict call."
+    )
+    serve_log_queue_rows: int = Field(
+        default=200_000,
+        ge=1,
+        description=(
+            "Predictions held in memory waiting for the prediction log; beyond it they go "
+            "straight to the spool file."
+        ),
+    )
+    serve_log_flush_s: float = Field(
+        default=0.25, gt=0, description="How often the prediction log writer flushes a batch."
+    )
+    serve_spool_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Where predictions wait while the prediction store is down; default $LOOPML_HOME/spool."
+        ),
+    )
     settings_file: Path | None = Field(
         default=None,
         description="Optional YAML or JSON file of settings; the environment wins over it.",
     )
+
+    @field_validator("serve_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -118,6 +178,8 @@ class Settings(BaseSettings):
                 f"job's hard limit ({self.training_hard_limit} s, LOOPML_TRAINING_TIME_LIMIT plus "
                 "grace); otherwise RabbitMQ redelivers long jobs again and again"
             )
+        if self.serve_spool_dir is None:
+            self.serve_spool_dir = self.home / "spool"
         return self
 
     @classmethod
@@ -160,6 +222,12 @@ class Settings(BaseSettings):
     def training_hard_limit(self) -> int:
         """Seconds after which a training job's process is killed (the soft limit plus grace)."""
         return self.training_time_limit + min(60, max(10, self.training_time_limit // 10))
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where the prediction log spools while its database is down, never ``None``."""
+        assert self.serve_spool_dir is not None
+        return self.serve_spool_dir
 
     def ensure_home(self) -> Path:
         """Create ``$LOOPML_HOME`` when something is about to be written there."""

@@ -1,0 +1,232 @@
+"""loopml serve against mlflow models serve: the same registered model, same machine, same run.
+
+    python bench/serving/run.py [--estimator lr] [--single 600] [--concurrent 3000] [--batches 300]
+                                [--database postgresql+psycopg://postgres@127.0.0.1:5432/DB]
+
+Trains a fraud pipeline with the engine, registers it, starts
+``mlflow models serve --env-manager local`` and ``loopml serve`` (prediction
+log ON, SQLite by default) on free loopback ports, one worker each, and drives
+both with the same async load generator: single-row requests at concurrency 1
+and 16, and 100-row batches at concurrency 4. Prints req/s, rows/s, p50 and
+p99 per case, and loopml's ratios to MLflow. At the end it checks that every
+row loopml scored is in the prediction log. The load generator shares the
+machine with the servers, so absolute figures depend on what else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1] / "examples"))
+
+from load import LoadResult, drive  # noqa: E402
+from make_creditcard import make_creditcard, write_zip  # noqa: E402
+
+MODEL = "bench_fraud"
+# one worker each, loopback only
+MLFLOW_SERVE = [
+    *(sys.executable, "-m", "mlflow", "models", "serve"),
+    *("--env-manager", "local", "-h", "127.0.0.1", "-w", "1"),
+]
+LOOPML_SERVE = [sys.executable, "-m", "loopml", "serve", "--host", "127.0.0.1", "--workers", "1"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def train_and_register(home: Path, estimator: str, database: str) -> dict[str, str]:
+    """Train with the engine; the environment both servers need to find the model."""
+    from loopml.core.settings import Settings
+    from loopml.core.spec import parse_spec
+    from loopml.engine import run_pipeline
+
+    data = write_zip(make_creditcard(5000, positive_rate=0.05, seed=7), home / "cc.zip")
+    spec = {
+        "pipeline": [
+            {
+                "MLSteps": [
+                    {"load_data_from_file": {"path": str(data)}},
+                    {
+                        "train_model": {
+                            "modeling_params": {
+                                "estimator_list": [estimator],
+                                "fold": 2,
+                                "session_id": 1,
+                            },
+                            "finalize": False,
+                        }
+                    },
+                    {"register_model": {}},
+                ]
+            }
+        ],
+        "experiment_config": {
+            "experiment_name": "bench-serving",
+            "model_name": MODEL,
+            "main_metric": "F1",
+            "problem_type": "classification",
+            "target": "Class",
+        },
+    }
+    settings = Settings(home=home, database_url=database)
+    run_pipeline(parse_spec(json.dumps(spec)), settings)
+    return {
+        "LOOPML_HOME": str(home),
+        "LOOPML_TRACKING_URI": settings.tracking,
+        "LOOPML_DATABASE_URL": database,
+        "MLFLOW_TRACKING_URI": settings.tracking,
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+        # mlflow models serve execs `uvicorn` by name: it must find this environment's
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    return subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT
+    )
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"server at {url} did not come up:\n{log.read_text()[-3000:]}")
+
+
+def rows(n: int) -> list[dict[str, Any]]:
+    frame = make_creditcard(n, seed=99).drop(columns=["Class"])
+    return [{k: float(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def line(case: str, server: str, result: LoadResult, rows_per_request: int) -> str:
+    return (
+        f"{case:<22} {server:<22} {result.rps:>9.0f} {result.rps * rows_per_request:>10.0f} "
+        f"{result.percentile(50):>8.2f} {result.percentile(99):>8.2f} {result.failures:>6}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--estimator", default="lr", help="loopml estimator id (lr, rf, lightgbm)")
+    parser.add_argument("--single", type=int, default=600, help="requests at concurrency 1")
+    parser.add_argument("--concurrent", type=int, default=3000, help="requests at concurrency 16")
+    parser.add_argument("--batches", type=int, default=300, help="100-row requests (conc. 4)")
+    parser.add_argument("--database", default=None, help="prediction store URL (default SQLite)")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="loopml-bench-serving-"))
+    database = args.database or f"sqlite:///{home / 'loopml.db'}"
+    print(f"load average before: {os.getloadavg()}; cores: {os.cpu_count()}")
+    print(f"training {args.estimator} and registering {MODEL} under {home} ...", flush=True)
+    env = train_and_register(home, args.estimator, database)
+
+    mlflow_port, loopml_port = free_port(), free_port()
+    mlflow_url, loopml_url = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{loopml_port}"
+    servers = [
+        start(
+            [*MLFLOW_SERVE, "-m", f"models:/{MODEL}/1", "-p", str(mlflow_port)],
+            env,
+            home / "mlflow-serve.log",
+        ),
+        start(
+            [*LOOPML_SERVE, "--model", f"{MODEL}@champion", "--port", str(loopml_port)],
+            env,
+            home / "loopml-serve.log",
+        ),
+    ]
+    try:
+        wait_ready(mlflow_url, servers[0], home / "mlflow-serve.log")
+        wait_ready(loopml_url, servers[1], home / "loopml-serve.log")
+        one, hundred = rows(1), rows(100)
+        targets = [
+            ("mlflow /invocations", f"{mlflow_url}/invocations", "records"),
+            ("loopml /invocations", f"{loopml_url}/invocations", "records"),
+            ("loopml /predict", f"{loopml_url}/predict", "plain"),
+        ]
+
+        def body(style: str, batch: list[dict[str, Any]]) -> bytes:
+            payload: Any = {"dataframe_records": batch} if style == "records" else batch
+            return json.dumps(payload).encode()
+
+        for _, url, style in targets:  # warm both servers up
+            drive(url, body(style, one), 100, 4)
+        cases = [
+            ("1 row, concurrency 1", one, args.single, 1),
+            ("1 row, concurrency 16", one, args.concurrent, 16),
+            ("100 rows, concurrency 4", hundred, args.batches, 4),
+        ]
+        header = (
+            f"{'case':<22} {'server':<22} {'req/s':>9} {'rows/s':>10} "
+            f"{'p50 ms':>8} {'p99 ms':>8} {'fail':>6}"
+        )
+        print(header)
+        print("-" * len(header))
+        results: dict[tuple[str, str], LoadResult] = {}
+        sent_rows = 2 * 100  # the warm-up requests to loopml's two endpoints
+        for case, batch, count, concurrency in cases:
+            for server, url, style in targets:
+                result = drive(url, body(style, batch), count, concurrency)
+                results[(case, server)] = result
+                if server.startswith("loopml"):
+                    sent_rows += count * len(batch)
+                print(line(case, server, result, len(batch)), flush=True)
+        print()
+        print("loopml / mlflow          req/s ratio   p99 ratio (lower is better)")
+        for case, *_ in cases:
+            base = results[(case, "mlflow /invocations")]
+            for server in ("loopml /invocations", "loopml /predict"):
+                mine = results[(case, server)]
+                print(
+                    f"{case:<22} {server:<20} {mine.rps / base.rps:>6.1f}x "
+                    f"{mine.percentile(99) / base.percentile(99):>10.2f}x"
+                )
+        check_log(loopml_url, database, sent_rows)
+    finally:
+        for process in servers:
+            process.terminate()
+        for process in servers:
+            process.wait(30)
+
+
+def check_log(url: str, database: str, sent_rows: int) -> None:
+    """Prediction logging was on: every row loopml scored is in the prediction log."""
+    from loopml.store.predictions import PredictionLog
+
+    deadline = time.monotonic() + 120
+    log = PredictionLog.open(database)
+    count = log.count(model_name=MODEL)
+    while count < sent_rows and time.monotonic() < deadline:
+        time.sleep(1)
+        count = log.count(model_name=MODEL)
+    status = httpx.get(f"{url}/metadata").json()["prediction_log"]
+    print(f"\nprediction log: {count} rows in the store for {sent_rows} rows scored; {status}")
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

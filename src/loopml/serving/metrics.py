@@ -1,0 +1,183 @@
+"""Prometheus metrics of one server: requests, latency, errors, batches, model version, log.
+
+Each app gets its own registry (tests start several servers in one process).
+The middleware that records them is plain ASGI, so it adds microseconds, and it
+is also where API keys are checked: one pass over every request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+HEALTH_PATHS = frozenset({"/ping", "/health", "/v2/health/live", "/v2/health/ready"})
+_FIXED = frozenset(
+    {
+        "/predict",
+        "/invocations",
+        "/feedback",
+        "/metadata",
+        "/metrics",
+        "/version",
+        "/v2",
+        "/docs",
+        "/openapi.json",
+        *HEALTH_PATHS,
+    }
+)
+
+
+def endpoint_of(path: str) -> str:
+    """A bounded label for ``path``: model names and versions never become label values."""
+    if path in _FIXED:
+        return path
+    if path.startswith("/v2/models/"):
+        tail = path.rsplit("/", 1)[-1]
+        if tail in {"infer", "ready"}:
+            return f"/v2/models/{{name}}/{tail}"
+        return "/v2/models/{name}"
+    return "other"
+
+
+class ServerMetrics:
+    """The metric families, registered on a private registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "loopml_requests", "HTTP requests served.", ["endpoint", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "loopml_request_latency_seconds",
+            "Time from request start to response start.",
+            ["endpoint"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.errors = Counter(
+            "loopml_request_errors",
+            "Requests answered with a 4xx or 5xx.",
+            ["endpoint", "kind"],
+            registry=r,
+        )
+        self.predictions = Counter("loopml_predictions", "Rows scored.", registry=r)
+        self.batch_rows = Histogram(
+            "loopml_batch_rows",
+            "Rows per predict call after micro-batching.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048),
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "loopml_model_version", "Version number of the model serving.", ["model"], registry=r
+        )
+        self.swaps = Gauge("loopml_model_swaps", "Hot swaps to a new version so far.", registry=r)
+        self.load_failures = Gauge(
+            "loopml_model_load_failures", "Attempts to load a new version that failed.", registry=r
+        )
+        self.log_queued = Gauge(
+            "loopml_prediction_log_queued", "Predictions waiting for the writer.", registry=r
+        )
+        self.log_spooled = Gauge(
+            "loopml_prediction_log_spooled",
+            "Predictions written to the spool file (database down or queue full).",
+            registry=r,
+        )
+        self.log_written = Gauge(
+            "loopml_prediction_log_written", "Prediction log rows written.", registry=r
+        )
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        key = (endpoint, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(endpoint, str(status)),
+                self.latency.labels(endpoint),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if status >= 400:
+            self.errors.labels(endpoint, "server" if status >= 500 else "client").inc()
+
+    def set_model(self, name: str, version: str) -> None:
+        try:
+            self.model_version.labels(name).set(float(version))
+        except ValueError:
+            self.model_version.labels(name).set(-1)
+
+
+class GateMiddleware:
+    """API-key check (all but health) and request metrics, as one pure ASGI layer."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics, api_keys: Sequence[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.keys = [key.encode() for key in api_keys]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        endpoint = endpoint_of(path)
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                self.metrics.observe(endpoint, status, time.perf_counter() - started)
+            await send(message)
+
+        if self.keys and path not in HEALTH_PATHS and not self._authorized(scope):
+            await _unauthorized(record)
+            return
+        try:
+            await self.app(scope, receive, record)
+        except Exception:
+            if status == 500:  # failed before answering: count it, then let uvicorn answer 500
+                self.metrics.observe(endpoint, 500, time.perf_counter() - started)
+            raise
+
+    def _authorized(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() != b"bearer":
+                    return False
+                token = token.strip()
+                return any(hmac.compare_digest(token, key) for key in self.keys)
+        return False
+
+
+async def _unauthorized(send: Send) -> None:
+    body = (
+        b'{"error":"missing or unknown API key: send the header '
+        b'Authorization: Bearer <key>","error_code":"UNAUTHENTICATED"}'
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b"Bearer"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
