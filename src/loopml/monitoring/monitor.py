@@ -114,8 +114,10 @@ def monitor_model(
     called at most once per model per cool-down, never while one is in flight.
     """
     alerter = alerter or Alerter()
+    first_index = 0
     if since is None and resume:
         since = store.last_complete_window_end(model_name)
+        first_index = store.complete_windows(model_name)
     chunks = log_store.frames(
         model_name, since=since, until=until, chunk_rows=chunk_rows, with_feedback=True
     )
@@ -127,7 +129,8 @@ def monitor_model(
     run = MonitorRun(uuid.uuid4().hex, model_name)
     baseline = dict(policy.baseline) or _stored_baseline(store, model_name)
     for tally, complete, bounds in _windows(chunks, reference, window, since, classification):
-        result = tally.result(len(run.outcomes), complete=complete, thresholds=_thresholds(policy))
+        index = first_index + len(run.outcomes)
+        result = tally.result(index, complete=complete, thresholds=_thresholds(policy))
         if bounds is not None:
             result.start, result.end = bounds
         else:

@@ -232,9 +232,24 @@ def _train(
 def _failure(cause: BaseException, text: str) -> tuple[str, str]:
     if isinstance(cause, JobCancelledError):
         return CANCELLED, str(cause)
-    if isinstance(cause, SoftTimeLimitExceeded):
+    if _timed_out(cause):
         return FAILED, "stopped: the job ran past LOOPML_TRAINING_TIME_LIMIT"
     return FAILED, text
+
+
+def _timed_out(error: BaseException | None) -> bool:
+    """The soft time limit, even when a library caught it and raised its own error.
+
+    MLflow, for one, turns whatever interrupts a tracking call into an
+    ``MlflowException`` that keeps only the message.
+    """
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, SoftTimeLimitExceeded) or "SoftTimeLimitExceeded" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 def _close_run(settings: Settings, run_id: str, error: str) -> None:

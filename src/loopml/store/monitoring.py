@@ -179,6 +179,20 @@ class MonitorStore:
             found = connection.execute(query).scalar_one_or_none()
         return utc(found) if found is not None else None
 
+    def complete_windows(self, model_name: str) -> int:
+        """How many complete windows of ``model_name`` were checked: the next window's number."""
+        table = MonitorCheck.__table__
+        windows = (
+            sa.select(table.c.window_start, table.c.window_end)
+            .where(table.c.model_name == model_name, table.c.complete.is_(True))
+            .distinct()
+            .subquery()
+        )
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(sa.select(sa.func.count()).select_from(windows)).scalar_one()
+            )
+
     def claim_retrain(
         self,
         model_name: str,
