@@ -17,14 +17,18 @@ from loopml.core.errors import InputError
 from loopml.core.skew import SkewIssue, SkewReport
 from loopml.serving.table import Table
 
+_FEW_ROWS = 10
+"""Up to this many rows, per-value lookups beat one numpy call per column."""
+
 
 def profile_skew(checker: ProfileChecker, table: Table) -> dict[str, Any] | None:
     """The request's value skew to log (None when there is none); InputError on schema skew.
 
-    One-row requests go through ``check_records`` (plain lookups, tens of
-    microseconds); requests large enough for the distribution test, or with
-    date-time columns (whose logged form is not the profiled one), go through
-    the vectorised frame check.
+    A few rows of all-number inputs go through ``check_records`` (plain
+    lookups, tens of microseconds); larger requests and typed columns
+    (strings, date-times) through ``check_arrays``, vectorised per numeric
+    column. Neither builds a frame or tests distributions: one request is no
+    sample of a distribution (the monitor tests windows of the log).
     """
     extra = [name for name in table.extra if name != checker.target]
     report = _report(checker, table)
@@ -40,12 +44,9 @@ def profile_skew(checker: ProfileChecker, table: Table) -> dict[str, Any] | None
 
 
 def _report(checker: ProfileChecker, table: Table) -> SkewReport:
-    needs_frame = table.n_rows >= checker.thresholds.min_rows_for_distribution or any(
-        column.kind == "datetime" for column in checker.columns.values()
-    )
-    if needs_frame:
-        return checker.check_columns(table.to_frame())
-    return checker.check_records(table.records())
+    if table.n_rows <= _FEW_ROWS and table.columns is None:
+        return checker.check_records(table.records())
+    return checker.check_arrays(table.column_values(), table.n_rows)
 
 
 def _extra(name: str) -> SkewIssue:
