@@ -188,6 +188,14 @@ def test_value_skew_is_served_and_recorded_in_the_prediction_log(
             else:
                 outputs = {o["name"]: o["data"] for o in reply.json()["outputs"]}
                 ids[key] = outputs["prediction_id"][0]
+        # a 20-row request with 2 rows out of range: each of its predictions carries the skew
+        many = seen[100:120]
+        many[3] = many[3] | {"Amount": 1e9}
+        many[7] = many[7] | {"Amount": -5.0}
+        reply = client.post("/invocations", json=_split(many))
+        assert reply.status_code == 200, reply.text
+        batch = client.post("/predict", json=many).json()["predictions"]
+        ids |= {f"many{i}": row["id"] for i, row in enumerate(batch)}
 
     log = PredictionLog.open(settings.database)
     try:
@@ -195,7 +203,7 @@ def test_value_skew_is_served_and_recorded_in_the_prediction_log(
         def logged() -> dict[str, Any]:
             query = sa.select(Prediction.id, Prediction.skew).where(Prediction.id.in_(ids.values()))
             with log.engine.connect() as connection:
-                found = dict(connection.execute(query).tuples().all())
+                found = {row[0]: row[1] for row in connection.execute(query)}
             return found if len(found) == len(ids) else {}
 
         skews = wait_for(logged)
@@ -206,6 +214,11 @@ def test_value_skew_is_served_and_recorded_in_the_prediction_log(
         issues = {(i["column"], i["what"]) for i in skews[ids[key]]["value_issues"]}
         assert issues == {("Amount", "out_of_range"), ("channel", "unseen_category")}, key
         assert skews[ids[key]]["rows"] == 1
+    for i in range(20):
+        skew = skews[ids[f"many{i}"]]
+        assert skew["rows"] == 20 and len(skew["value_issues"]) == 1, skew
+        issue = skew["value_issues"][0]
+        assert (issue["column"], issue["what"], issue["rate"]) == ("Amount", "out_of_range", 0.1)
 
 
 def test_rollback_restores_the_previous_champion_and_a_running_server_follows_it(
