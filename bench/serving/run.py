@@ -2,6 +2,7 @@
 
     python bench/serving/run.py [--estimator lr] [--single 600] [--concurrent 3000] [--batches 300]
                                 [--database postgresql+psycopg://postgres@127.0.0.1:5432/DB]
+                                [--validate-data]
 
 Trains a fraud pipeline with the engine, registers it, starts
 ``mlflow models serve --env-manager local`` and ``loopml serve`` (prediction
@@ -50,8 +51,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def train_and_register(home: Path, estimator: str, database: str) -> dict[str, str]:
-    """Train with the engine; the environment both servers need to find the model."""
+def train_and_register(
+    home: Path, estimator: str, database: str, validate_data: bool = False
+) -> dict[str, str]:
+    """Train with the engine; the environment both servers need to find the model.
+
+    With ``validate_data`` the version carries a reference profile, so loopml
+    checks every request against it (schema skew refused, value skew logged).
+    """
     from loopml.core.settings import Settings
     from loopml.core.spec import parse_spec
     from loopml.engine import run_pipeline
@@ -62,6 +69,7 @@ def train_and_register(home: Path, estimator: str, database: str) -> dict[str, s
             {
                 "MLSteps": [
                     {"load_data_from_file": {"path": str(data)}},
+                    *([{"validate_data": {}}] if validate_data else []),
                     {
                         "train_model": {
                             "modeling_params": {
@@ -137,13 +145,19 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=3000, help="requests at concurrency 16")
     parser.add_argument("--batches", type=int, default=300, help="100-row requests (conc. 4)")
     parser.add_argument("--database", default=None, help="prediction store URL (default SQLite)")
+    parser.add_argument(
+        "--validate-data",
+        action="store_true",
+        help="train with validate_data: loopml checks each request against the reference profile",
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="loopml-bench-serving-"))
     database = args.database or f"sqlite:///{home / 'loopml.db'}"
     print(f"load average before: {os.getloadavg()}; cores: {os.cpu_count()}")
     print(f"training {args.estimator} and registering {MODEL} under {home} ...", flush=True)
-    env = train_and_register(home, args.estimator, database)
+    env = train_and_register(home, args.estimator, database, args.validate_data)
+    print(f"reference profile checks: {'on' if args.validate_data else 'off'}")
 
     mlflow_port, loopml_port = free_port(), free_port()
     mlflow_url, loopml_url = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{loopml_port}"

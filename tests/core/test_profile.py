@@ -140,6 +140,38 @@ def test_single_records_take_the_fast_path_and_agree_with_frames(
     assert profile.checker() is checker  # compiled once per profile
 
 
+def test_parsed_request_columns_agree_with_records(profile: ReferenceProfile) -> None:
+    """check_arrays (serving's multi-row path: numpy columns, no pandas) finds the same skew."""
+    frame = _frame(40, seed=9).drop(columns=["label"])
+    frame.loc[:9, "amount"] = 1e9
+    frame.loc[:19, "balance"] = np.nan
+    frame.loc[:4, "segment"] = "government"
+    checker = profile.checker()
+    columns = {name: frame[name].to_numpy() for name in frame.columns if name != "channel"}
+    arrays = checker.check_arrays(columns, len(frame), extra=["coupon", "label"])
+    expected = {
+        ("channel", "missing_column"),
+        ("coupon", "extra_column"),
+        ("segment", "unseen_category"),
+        ("amount", "out_of_range"),
+        ("balance", "null_rate_jump"),
+    }
+    assert _found(arrays) == expected
+    records = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        for row in frame.drop(columns=["channel"]).assign(coupon=1).to_dict("records")
+    ]
+    assert _found(checker.check_records(records)) == expected
+    retyped = checker.check_arrays({**columns, "income": np.array(["fifty"] * 40)}, 40)
+    assert ("income", "retyped_column") in _found(retyped)
+    assert (
+        checker.check_arrays(
+            {name: frame[name].to_numpy() for name in frame.columns}, 40
+        ).schema_issues
+        == ()
+    )
+
+
 def test_empty_frames_cannot_be_profiled() -> None:
     with pytest.raises(ValueError, match="empty"):
         build_profile(pd.DataFrame({"a": []}))

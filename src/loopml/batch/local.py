@@ -9,7 +9,7 @@ import pandas as pd
 
 from loopml.batch.files import chunks
 from loopml.batch.models import LoadedModel
-from loopml.batch.scoring import batch_id, score_and_log
+from loopml.batch.scoring import batch_id, check_skew, score_and_log
 from loopml.store.predictions import PredictionLog
 
 Progress = Callable[[int, int], None]
@@ -26,6 +26,8 @@ def score_locally(
 ) -> pd.DataFrame:
     """``frame`` with its score columns added; ``progress(done, total)`` after each chunk."""
     run_id = run_id or uuid.uuid4().hex
+    # Schema skew anywhere stops the job before its first chunk is written.
+    check_skew(model, frame, f"scoring run {run_id}")
     parts = []
     done = 0
     for number, chunk in chunks(frame, batch_rows):

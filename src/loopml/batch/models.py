@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loopml.core.checker import ProfileChecker
 from loopml.core.errors import ModelNotFoundError
+from loopml.core.profile import ReferenceProfile
 from loopml.core.settings import Settings
-from loopml.registry.models import get_version, version_for_alias
+from loopml.registry.models import get_version, reference_profile, version_for_alias
 from loopml.registry.tracking import use_tracking
 
 _REF = re.compile(
@@ -77,6 +79,10 @@ class LoadedModel:
     name: str
     version: str
     model: Any
+    profile: ReferenceProfile | None = None
+    """The reference profile logged with the version (``validate_data``); batches are checked
+    against it before scoring."""
+    checker: ProfileChecker | None = None
 
     @property
     def classes(self) -> list[Any] | None:
@@ -113,7 +119,9 @@ def load_model(settings: Settings, ref: ModelRef) -> LoadedModel:
     except MlflowException as exc:
         raise ModelNotFoundError(f"model {pinned}: cannot be loaded ({exc.message})") from exc
     single_threaded(model)
-    loaded = LoadedModel(pinned.name, pinned.version, model)
+    profile = reference_profile(settings, pinned.name, pinned.version)
+    checker = None if profile is None else profile.checker()
+    loaded = LoadedModel(pinned.name, pinned.version, model, profile, checker)
     with _lock:
         if len(_cache) >= _CACHE_SIZE:
             _cache.pop(next(iter(_cache)))

@@ -48,20 +48,44 @@ def score_frame(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
     return scored
 
 
+def check_skew(model: LoadedModel, frame: pd.DataFrame, where: str) -> dict[str, Any] | None:
+    """``frame``'s value skew against the model's reference profile, to record on its predictions.
+
+    Schema skew (missing, extra or retyped columns) raises
+    :class:`~loopml.core.errors.SkewError` naming every column and ``where``,
+    before anything is scored or written. None without a profile or skew.
+    """
+    if model.checker is None:
+        return None
+    report = model.checker.check_frame(frame)
+    report.raise_for_schema_skew(f"{where} (model {model.name} version {model.version})")
+    if not report.value_issues:
+        return None
+    return {
+        "rows": report.rows,
+        "value_issues": [issue.to_dict() for issue in report.value_issues],
+    }
+
+
 def score_and_log(
     model: LoadedModel, frame: pd.DataFrame, batch_id: str, log: PredictionLog
 ) -> pd.DataFrame:
-    """Score ``frame`` and write each row to ``log`` as batch ``batch_id``; the scores."""
+    """Check, score ``frame`` and write each row to ``log`` as batch ``batch_id``; the scores."""
+    skew = check_skew(model, frame, f"batch {batch_id}")
     scored = score_frame(model, frame)
     if supports_copy(log.engine):
-        copy_predictions(log.engine, copy_rows(model, frame, scored, batch_id))
+        copy_predictions(log.engine, copy_rows(model, frame, scored, batch_id, skew))
     else:
-        log.write(records(model, frame, scored, batch_id))
+        log.write(records(model, frame, scored, batch_id, skew))
     return scored
 
 
 def copy_rows(
-    model: LoadedModel, frame: pd.DataFrame, scored: pd.DataFrame, batch_id: str
+    model: LoadedModel,
+    frame: pd.DataFrame,
+    scored: pd.DataFrame,
+    batch_id: str,
+    skew: dict[str, Any] | None = None,
 ) -> list[PredictionRow]:
     """The same rows as :func:`records`, with inputs and outputs already as JSON text.
 
@@ -81,6 +105,7 @@ def copy_rows(
         if probability_columns
         else None
     )
+    skew_text = None if skew is None else json.dumps(skew)
     rows: list[PredictionRow] = []
     for row, (values, label) in enumerate(zip(inputs, labels, strict=True)):
         outputs: dict[str, Any] = {PREDICTION: label}
@@ -96,13 +121,18 @@ def copy_rows(
                 batch_id,
                 values,
                 json.dumps(outputs),
+                skew_text,
             )
         )
     return rows
 
 
 def records(
-    model: LoadedModel, frame: pd.DataFrame, scored: pd.DataFrame, batch_id: str
+    model: LoadedModel,
+    frame: pd.DataFrame,
+    scored: pd.DataFrame,
+    batch_id: str,
+    skew: dict[str, Any] | None = None,
 ) -> list[PredictionRecord]:
     """One prediction-log record per row, inputs as sent and outputs as predicted."""
     now = datetime.now(UTC)
@@ -130,6 +160,7 @@ def records(
                 created_at=now,
                 source=BATCH,
                 batch_id=batch_id,
+                skew=skew,
             )
         )
     return made

@@ -24,6 +24,7 @@ from loopml.core.errors import (
     MessageError,
     ModelNotFoundError,
     RunNotFoundError,
+    SkewError,
     SpecError,
     StepError,
 )
@@ -331,6 +332,8 @@ def run_batch(
         raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
     try:
         score_and_log(model, frame, message.batch_id, _prediction_log(settings))
+    except SkewError as error:  # schema skew: nothing of the batch was scored or written
+        raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
     except (KeyError, ValueError, TypeError) as error:  # rows the model cannot score
         text = f"batch {message.batch_id}: the model cannot score these rows: {error}"
         raise _dead_letter(jobs, _known(jobs, job_id), text) from error

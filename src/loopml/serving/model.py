@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loopml.core.checker import ProfileChecker
 from loopml.core.errors import InputError, ModelLoadError
+from loopml.core.profile import ReferenceProfile
 from loopml.core.settings import Settings
-from loopml.registry.models import version_for_alias
+from loopml.registry.models import reference_profile, version_for_alias
 from loopml.registry.tracking import use_tracking
 from loopml.serving.table import InputSchema
 
@@ -107,6 +109,10 @@ class ServedModel:
     output_schema: list[dict[str, Any]] = field(default_factory=list)
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     load_seconds: float = 0.0
+    profile: ReferenceProfile | None = None
+    """The reference profile logged with this version (``validate_data``), if any."""
+    checker: ProfileChecker | None = None
+    """``profile`` compiled once for per-request checks; None without a profile."""
 
     @property
     def uri(self) -> str:
@@ -146,6 +152,9 @@ class ServedModel:
             "loaded_at": self.loaded_at.isoformat(),
             "load_seconds": round(self.load_seconds, 3),
             "classes": self.classes,
+            "reference_profile": None
+            if self.profile is None
+            else {"columns": len(self.profile.columns), "rows": self.profile.rows},
         }
 
 
@@ -195,6 +204,7 @@ def load_model(settings: Settings, ref: ModelRef, version: str | None = None) ->
             if hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_"):
                 classes = np.asarray(pipeline.classes_).tolist()
     output = pyfunc.metadata.get_output_schema()
+    profile = _load_profile(settings, ref.name, str(version))
     served = ServedModel(
         name=ref.name,
         version=str(version),
@@ -206,6 +216,8 @@ def load_model(settings: Settings, ref: ModelRef, version: str | None = None) ->
         classes=classes,
         run_id=pyfunc.metadata.run_id,
         output_schema=output.to_dict() if output is not None else [],
+        profile=profile,
+        checker=None if profile is None else profile.checker(),
     )
     try:
         served.warm_up()
@@ -214,6 +226,21 @@ def load_model(settings: Settings, ref: ModelRef, version: str | None = None) ->
     served.load_seconds = time.perf_counter() - started
     served.loaded_at = datetime.now(UTC)
     return served
+
+
+def _load_profile(settings: Settings, name: str, version: str) -> ReferenceProfile | None:
+    """The version's reference profile, loaded with it so a hot swap brings its own.
+
+    A version trained without ``validate_data`` has none and is served unchecked;
+    a profile that exists but cannot be read fails the load (the old version
+    keeps serving) rather than silently serving without the checks it promised.
+    """
+    try:
+        return reference_profile(settings, name, version)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"models:/{name}/{version}: its reference profile cannot be read: {exc}"
+        ) from exc
 
 
 def limit_threads() -> None:

@@ -48,6 +48,8 @@ class Scored:
     probabilities: list[list[float]] | None
     classes: list[str] | None
     latency_ms: float
+    skew: dict[str, Any] | None = None
+    """The request's value skew against the reference profile, logged on each of its rows."""
 
 
 @dataclass(frozen=True)
@@ -321,6 +323,7 @@ class PredictionLogger:
                         "outputs": outputs,
                         "created_at": item.created_at,
                         "latency_ms": item.latency_ms,
+                        "skew": item.skew,
                     }
                 )
         return rows
@@ -336,6 +339,7 @@ def _record(row: dict[str, Any]) -> PredictionRecord:
         created_at=datetime.fromtimestamp(row["created_at"], UTC),
         source=ONLINE,
         latency_ms=row["latency_ms"],
+        skew=row.get("skew"),
     )
 
 

@@ -26,6 +26,7 @@ from loopml.serving.batcher import MicroBatcher
 from loopml.serving.metrics import ServerMetrics
 from loopml.serving.model import ModelRef, ServedModel, limit_threads, load_model
 from loopml.serving.predlog import Label, PredictionLogger, Scored
+from loopml.serving.skew import profile_skew
 from loopml.serving.table import Table
 from loopml.serving.watcher import ModelSlot, ModelWatcher
 
@@ -124,14 +125,21 @@ class ServingState:
 
     # -- the request path ------------------------------------------------------------------------
 
-    def check(self, model: ServedModel, table: Table) -> None:
-        """The one hook before predict (schema skew goes here); raises InputError to refuse."""
+    def check(self, model: ServedModel, table: Table) -> dict[str, Any] | None:
+        """The one hook before predict; raises InputError (-> 422) to refuse the rows.
+
+        When ``model`` has a reference profile, schema skew is refused here and
+        the request's value skew is returned, to be recorded on its predictions.
+        """
         for check in self.checks:
             check(model, table)
+        if model.checker is None:
+            return None
+        return profile_skew(model.checker, table)
 
     async def score(self, model: ServedModel, table: Table, started: float) -> Outcome:
         """Check, score (micro-batched), and queue the prediction log; never waits on the DB."""
-        self.check(model, table)
+        skew = self.check(model, table)
         scores = await self.batcher.score(model, table)
         ids = self.ids.take(table.n_rows)
         self.metrics.predictions.inc(table.n_rows)
@@ -148,6 +156,7 @@ class ServingState:
                 probabilities,
                 model.class_keys if model.classes is not None else None,
                 (time.perf_counter() - started) * 1000,
+                skew,
             )
         )
         return Outcome(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -56,6 +56,8 @@ class Table:
     n_rows: int
     matrix: np.ndarray[Any, Any] | None = None
     columns: dict[str, Any] | None = None
+    extra: tuple[str, ...] = ()
+    """Columns the request sent that the signature does not have (dropped before predict)."""
 
     def column_values(self) -> dict[str, Any]:
         if self.columns is not None:
@@ -159,8 +161,10 @@ class InputSchema:
         for i, record in enumerate(records):
             if not isinstance(record, Mapping):
                 raise InputError(f"{where}[{i}]", f"found {_kind(record)}", "an object")
+        extra = self._extra_keys(records)
         if self.all_float:
-            return self._float_records(records, where)
+            table = self._float_records(records, where)
+            return replace(table, extra=extra) if extra else table
         columns = {
             column.name: [record.get(column.name, _MISSING) for record in records]
             for column in self.columns
@@ -176,7 +180,19 @@ class InputSchema:
                             column.expected,
                         )
                     values[i] = None
-        return self._typed(columns, len(records), lambda name, i: f"{where}[{i}].{name}")
+        table = self._typed(columns, len(records), lambda name, i: f"{where}[{i}].{name}")
+        return replace(table, extra=extra) if extra else table
+
+    def _extra_keys(self, records: list[Any]) -> tuple[str, ...]:
+        """Keys outside the signature, in first-seen order (a C-level key-view test per row)."""
+        names = self.by_name.keys()
+        found: dict[str, None] = {}
+        for record in records:
+            if not record.keys() <= names:
+                for key in record:
+                    if key not in names:
+                        found[str(key)] = None
+        return tuple(found)
 
     def _float_records(self, records: list[Any], where: str) -> Table:
         names = self.names
@@ -236,6 +252,7 @@ class InputSchema:
             found[column.name] = values
         if not n_rows:
             raise InputError(where, "no rows were sent", "at least one row")
+        extra = tuple(str(name) for name in columns if name not in self.by_name)
         for column in self.columns:
             if column.name not in found:
                 found[column.name] = [None] * n_rows
@@ -245,8 +262,9 @@ class InputSchema:
             matrix = np.column_stack([found[name] for name in self.names]).astype(
                 np.float64, copy=False
             )
-            return Table(self.names, n_rows, matrix=matrix)
-        return self._typed(found, n_rows, lambda name, i: f"{where}.{name}[{i}]")
+            return Table(self.names, n_rows, matrix=matrix, extra=extra)
+        table = self._typed(found, n_rows, lambda name, i: f"{where}.{name}[{i}]")
+        return replace(table, extra=extra) if extra else table
 
     # -- shared type checks --------------------------------------------------------------------
 

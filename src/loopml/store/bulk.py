@@ -23,8 +23,9 @@ COLUMNS = (
     "batch_id",
     "inputs",
     "outputs",
+    "skew",
 )
-PredictionRow = tuple[str, datetime, str, str, str, str | None, str, str]
+PredictionRow = tuple[str, datetime, str, str, str, str | None, str, str, str | None]
 _STAGE = "loopml_incoming_predictions"
 
 
