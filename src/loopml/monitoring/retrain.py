@@ -19,9 +19,11 @@ from typing import Any
 from loopml.core.errors import ConfigError, LoopmlError
 from loopml.core.settings import Settings
 from loopml.core.spec import PipelineSpec, parse_spec
+from loopml.engine import check_spec
 from loopml.monitoring.monitor import Retrain
 from loopml.monitoring.policy import MonitorPolicy, policy_for
 from loopml.registry.models import CHAMPION, get_version, version_for_alias
+from loopml.steps.registry import StepRegistry
 from loopml.store.jobs import FAILED, SUCCEEDED, JobStore
 from loopml.store.monitoring import MonitorStore
 from loopml.store.runs import MetadataStore
@@ -89,6 +91,7 @@ def queue_retrain(
                 "source a retrain should train on"
             )
         spec = with_fresh_data(champion_spec(settings, model_name), policy.fresh_data)
+        check_spec(spec, StepRegistry.with_builtins())  # fresh data without the target: refuse now
         job_id = submit(spec)
         log.info("retrain of %s queued as job %s: %s", model_name, job_id, reason)
         return job_id
