@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,13 +43,12 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
-    require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
+@contextmanager
+def fresh_postgres_database(label: str) -> Iterator[str]:
+    """A new PostgreSQL database named after ``label``, dropped afterwards."""
     import sqlalchemy as sa
 
-    name = f"loopml_test_{uuid.uuid4().hex[:10]}"
+    name = f"loopml_{label}_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -58,6 +58,14 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
+    with fresh_postgres_database("test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

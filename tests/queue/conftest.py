@@ -12,15 +12,19 @@ from typing import Any
 import pytest
 
 from loopml.core.settings import Settings
-from tests.conftest import POSTGRES_HOST, POSTGRES_PORT, require_service
+from tests.conftest import (
+    POSTGRES_HOST,
+    POSTGRES_PORT,
+    fresh_postgres_database,
+    require_service,
+)
+from tests.proxy import TcpProxy
 from tests.queue.helpers import (
     RABBIT_HOST,
     RABBIT_PORT,
     RABBIT_URL,
-    TcpProxy,
     Worker,
     delete_topology,
-    fresh_postgres_database,
     make_data,
     wait_for,
 )
@@ -91,7 +95,7 @@ def rabbit_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
     folder = tmp_path_factory.mktemp("stack")
     prefix = f"loopml-test-{uuid.uuid4().hex[:8]}."
-    proxy = TcpProxy()
+    proxy = TcpProxy(RABBIT_HOST, RABBIT_PORT).start()
     with (
         fresh_postgres_database("meta") as database,
         fresh_postgres_database("mlflow") as tracking,
@@ -107,7 +111,9 @@ def rabbit_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         init_stores(settings)
         stack = Stack(
             folder=folder,
-            worker_settings=Settings(broker_url=proxy.url, **common),
+            worker_settings=Settings(
+                broker_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}//", **common
+            ),
             settings=settings,
             proxy=proxy,
             data=make_data(folder, 2000),

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from loopml.store.predictions import PredictionLog
+from tests.proxy import TcpProxy
 from tests.serving.conftest import Registered, live_server, sample_rows, serving_settings, wait_for
-from tests.serving.proxy import TcpProxy
 
 
 @pytest.mark.postgres

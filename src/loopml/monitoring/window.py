@@ -15,7 +15,7 @@ from loopml.monitoring.drift import ColumnDrift, categorical_drift, numeric_drif
 from loopml.monitoring.performance import ConfusionTally, RegressionTally
 from loopml.monitoring.reference import ColumnReference, Reference
 from loopml.monitoring.sketch import CategoricalSketch, NumericSketch
-from loopml.store.monitoring import utc
+from loopml.store.clock import utc
 
 LOG_COLUMNS = frozenset(
     {"prediction_id", "created_at", "model_version", "prediction", "probabilities", "label"}

@@ -36,6 +36,14 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
     return Response(orjson.dumps(payload), status_code=status, media_type=JSON, headers=headers)
 
 
+def _json_body(body: bytes, expected: str) -> Any:
+    """The request body as JSON, or the 422 that says it is not JSON and what would be."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InputError("body", f"not valid JSON ({exc})", expected) from None
+
+
 def _input_error(error: InputError) -> Response:
     return _json({"error": str(error), "field": error.field, "expected": error.expected}, 422)
 
@@ -75,12 +83,7 @@ def create_app(state: ServingState) -> FastAPI:
         current = state.slot.current
         body = await request.body()
         try:
-            try:
-                payload = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise InputError(
-                    "body", f"not valid JSON ({exc})", "a JSON object or a list of objects"
-                ) from None
+            payload = _json_body(body, "a JSON object or a list of objects")
             table = current.schema.from_records(payload)
             outcome = await state.score(current, table, started)
         except InputError as error:
@@ -154,12 +157,7 @@ def create_app(state: ServingState) -> FastAPI:
     async def feedback(request: Request) -> Response:
         body = await request.body()
         try:
-            try:
-                payload = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise InputError(
-                    "body", f"not valid JSON ({exc})", '{"prediction_id": "...", "label": ...}'
-                ) from None
+            payload = _json_body(body, '{"prediction_id": "...", "label": ...}')
             items = payload if isinstance(payload, list) else [payload]
             if not items:
                 raise InputError("body", "no feedback was sent", "at least one item")

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
+from loopml.store.clock import utc
 from loopml.store.db import connect
 from loopml.store.tables import Base
 
@@ -49,10 +50,6 @@ class AliasMoveView:
     moved_at: datetime
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _view(row: AliasMoveRow) -> AliasMoveView:
     return AliasMoveView(
         id=row.id,
@@ -63,7 +60,7 @@ def _view(row: AliasMoveRow) -> AliasMoveView:
         actor=row.actor,
         reason=row.reason,
         run_id=row.run_id,
-        moved_at=_aware(row.moved_at),
+        moved_at=utc(row.moved_at),
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from loopml.core.errors import JobNotFoundError
+from loopml.store.clock import now, utc
 from loopml.store.db import connect
 from loopml.store.tables import Base
 
@@ -124,16 +125,6 @@ class JobView:
         }
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 class JobStore:
     """The ``jobs`` table of the metadata store at ``url``."""
 
@@ -170,7 +161,7 @@ class JobStore:
                     spec_text=spec_text,
                     spec_source=spec_source,
                     model_name=model_name,
-                    submitted_at=_now(),
+                    submitted_at=now(),
                     attempts=0,
                     steps_done=0,
                     cancel_requested=False,
@@ -198,7 +189,7 @@ class JobStore:
                 job.worker = worker
                 job.status = RUNNING
                 job.error = None
-                job.started_at = job.started_at or _now()
+                job.started_at = job.started_at or now()
             return before
 
     def progress(self, job_id: str, **fields: Any) -> None:
@@ -227,7 +218,7 @@ class JobStore:
                 return
             job.status = status
             job.error = error
-            job.ended_at = _now()
+            job.ended_at = now()
             if registered_model is not None:
                 job.registered_model = registered_model
             if status == SUCCEEDED:
@@ -242,7 +233,7 @@ class JobStore:
             job.cancel_requested = True
             if job.status == QUEUED:
                 job.status = CANCELLED
-                job.ended_at = _now()
+                job.ended_at = now()
                 job.error = "cancelled before it started"
             return _view(job)
 
@@ -304,9 +295,9 @@ def _view(job: Job) -> JobView:
         spec_text=job.spec_text,
         spec_source=job.spec_source,
         model_name=job.model_name,
-        submitted_at=_aware(job.submitted_at),  # type: ignore[arg-type]
-        started_at=_aware(job.started_at),
-        ended_at=_aware(job.ended_at),
+        submitted_at=utc(job.submitted_at),
+        started_at=utc(job.started_at),
+        ended_at=utc(job.ended_at),
         attempts=job.attempts,
         worker=job.worker,
         run_id=job.run_id,

@@ -19,6 +19,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from loopml.store.clock import utc
 from loopml.store.db import connect
 from loopml.store.tables import Base
 
@@ -114,11 +115,6 @@ class Claim:
     @property
     def granted(self) -> bool:
         return self.request_id is not None
-
-
-def utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive; everything we store is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class MonitorStore:

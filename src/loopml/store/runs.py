@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from loopml.core.errors import RunNotFoundError
+from loopml.store.clock import now, utc
 from loopml.store.db import connect
 from loopml.store.tables import PipelineRun, StepRun
 
@@ -93,17 +94,6 @@ class Provenance:
     git_commit: str | None
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite drops time zones; every time we hand out is UTC-aware."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 class MetadataStore:
     """The runs and steps of every pipeline, in the database at ``url``."""
 
@@ -140,8 +130,8 @@ class MetadataStore:
                     experiment_name=experiment_name,
                     model_name=model_name,
                     status=RUNNING,
-                    created_at=_now(),
-                    started_at=_now(),
+                    created_at=now(),
+                    started_at=now(),
                     executor=provenance.executor,
                     host=provenance.host,
                     user=provenance.user,
@@ -185,7 +175,7 @@ class MetadataStore:
             run.status = status
             run.error = error
             run.traceback = traceback
-            run.ended_at = _now()
+            run.ended_at = now()
 
     def start_step(
         self, run_id: str, position: int, name: str, params: dict[str, Any], host: str
@@ -204,7 +194,7 @@ class MetadataStore:
                 attempt=(previous or 0) + 1,
                 params=params,
                 status=RUNNING,
-                started_at=_now(),
+                started_at=now(),
                 host=host,
                 outputs={},
             )
@@ -225,8 +215,8 @@ class MetadataStore:
             if row is None:
                 raise RunNotFoundError(f"no step attempt with id {step_id}")
             row.status = status
-            row.ended_at = _now()
-            row.duration_s = (row.ended_at - _aware(row.started_at)).total_seconds()  # type: ignore[operator]
+            row.ended_at = now()
+            row.duration_s = (row.ended_at - utc(row.started_at)).total_seconds()
             row.error = error
             row.outputs = outputs or {}
 
@@ -274,9 +264,9 @@ def _view(run: PipelineRun) -> RunView:
         spec_text=run.spec_text,
         spec_hash=run.spec_hash,
         spec_source=run.spec_source,
-        created_at=_aware(run.created_at),  # type: ignore[arg-type]
-        started_at=_aware(run.started_at),
-        ended_at=_aware(run.ended_at),
+        created_at=utc(run.created_at),
+        started_at=utc(run.started_at),
+        ended_at=utc(run.ended_at),
         executor=run.executor,
         host=run.host,
         user=run.user,
@@ -296,8 +286,8 @@ def _view(run: PipelineRun) -> RunView:
                 attempt=step.attempt,
                 status=step.status,
                 params=dict(step.params),
-                started_at=_aware(step.started_at),  # type: ignore[arg-type]
-                ended_at=_aware(step.ended_at),
+                started_at=utc(step.started_at),
+                ended_at=utc(step.ended_at),
                 duration_s=step.duration_s,
                 error=step.error,
                 host=step.host,

@@ -8,8 +8,8 @@ import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to ``target``; :meth:`cut` drops every connection and refuses
-    new ones, :meth:`restore` listens again on the same port."""
+    """Forwards 127.0.0.1:<port> to ``target``; :meth:`cut` drops every connection (and, unless
+    told otherwise, refuses new ones), :meth:`restore` listens again on the same port."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -28,19 +28,30 @@ class TcpProxy:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
         return self
 
-    def cut(self) -> None:
+    def cut(self, *, refuse_new: bool = True) -> int:
+        """Drop every open connection; how many client connections there were.
+
+        With ``refuse_new`` the port stops listening too (a server that is down);
+        without it clients can reconnect at once (a network blip).
+        """
         with self._lock:
-            listener, self._listener = self._listener, None
+            listener = self._listener
+            if refuse_new:
+                self._listener = None
             sockets, self._sockets = self._sockets, set()
-        if listener is not None:
+        if refuse_new and listener is not None:
             listener.close()
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+        return len(sockets) // 2
 
     def restore(self) -> None:
         self.start()
+
+    def close(self) -> None:
+        self.cut()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
