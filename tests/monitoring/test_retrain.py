@@ -1,15 +1,21 @@
-"""The retrain hook's spec surgery: the champion's spec, pointed at fresh data."""
+"""The retrain hook's spec surgery, and the scheduled monitor's reuse of its reference."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from loopml.core.errors import ConfigError
+from loopml.core.settings import Settings
 from loopml.core.spec import parse_spec
+from loopml.monitoring import MonitorPolicy, WindowSpec
 from loopml.monitoring.retrain import training_data, with_fresh_data
+from loopml.monitoring.service import PassOptions, ReferenceCache, monitor_pass
 
 SPEC = {
     "pipeline": [
@@ -53,3 +59,26 @@ def test_a_spec_without_a_load_step_or_file_says_what_to_do() -> None:
         with_fresh_data(parse_spec(json.dumps(no_load)), "fresh.csv")
     with pytest.raises(ConfigError, match="pass --reference"):
         training_data(parse_spec(json.dumps(SPEC)))
+
+
+def test_a_scheduled_monitor_reuses_its_reference_until_the_data_changes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    reference = tmp_path / "train.csv"
+    pd.DataFrame({"x": np.arange(200.0), "y": np.arange(200) % 2}).to_csv(reference, index=False)
+    options = PassOptions(
+        window=WindowSpec(rows=100),
+        policy=MonitorPolicy(),
+        reference=reference,
+        target="y",
+        champion=False,
+        retrain=False,
+    )
+    cache = ReferenceCache()
+    monitor_pass(settings, "m", options, cache=cache)
+    first = cache.reference
+    monitor_pass(settings, "m", options, cache=cache)
+    assert cache.reference is first
+    os.utime(reference, ns=(1, 1))  # the training data was rewritten
+    monitor_pass(settings, "m", options, cache=cache)
+    assert cache.reference is not first and cache.reference is not None

@@ -17,7 +17,7 @@ from loopml.core.errors import ConfigError, LoopmlError
 if TYPE_CHECKING:
     from loopml.core.settings import Settings
     from loopml.monitoring import MonitorRun
-    from loopml.monitoring.service import PassOptions
+    from loopml.monitoring.service import PassOptions, ReferenceCache
 
 
 def monitor(
@@ -82,7 +82,7 @@ def monitor(
     """
     from loopml.cli.main import err, fail, out, settings
     from loopml.monitoring import WindowSpec, load_policies, policy_for, write_report
-    from loopml.monitoring.service import PassOptions
+    from loopml.monitoring.service import PassOptions, ReferenceCache
     from loopml.store.monitoring import MonitorStore
 
     config = settings()
@@ -103,8 +103,9 @@ def monitor(
             champion=champion,
             retrain=retrain,
         )
+        cache = ReferenceCache()
         while True:
-            _one_pass(config, name, options)
+            _one_pass(config, name, options, cache)
             if report is not None:
                 write_report(report, name, MonitorStore.open(config.database).checks(name))
                 out.print(f"report: {report}")
@@ -118,7 +119,7 @@ def monitor(
         err.print("monitor stopped")
 
 
-def _one_pass(config: Settings, name: str, options: PassOptions) -> None:
+def _one_pass(config: Settings, name: str, options: PassOptions, cache: ReferenceCache) -> None:
     from loopml.cli.main import err, out
     from loopml.monitoring.service import monitor_pass
 
@@ -137,6 +138,7 @@ def _one_pass(config: Settings, name: str, options: PassOptions) -> None:
             on_window=lambda o: progress.update(
                 task, description=f"checked window {o.result.index} ({o.result.rows} rows)"
             ),
+            cache=cache,
         )
     if not done.prediction_drift_reference and options.champion:
         err.print(f"no {name}@champion to score the reference: no prediction drift")

@@ -27,6 +27,7 @@ from loopml.monitoring.retrain import (
     settle_retrains,
     training_data,
 )
+from loopml.registry.models import CHAMPION, version_for_alias
 from loopml.store.jobs import JobStore
 from loopml.store.monitoring import MonitorStore
 from loopml.store.predictions import PredictionLog
@@ -57,6 +58,19 @@ class MonitorPass:
     prediction_drift_reference: bool
 
 
+@dataclass
+class ReferenceCache:
+    """The last pass's reference, reused while the champion and its data file stay the same.
+
+    Building a reference reads the training data and scores it with the
+    champion; a scheduled monitor would otherwise redo both on every pass.
+    """
+
+    key: tuple[object, ...] | None = None
+    reference: Reference | None = None
+    scored: bool = False
+
+
 def queue_submit(settings: Settings) -> Submit:
     """Submit through the training queue (RabbitMQ or the embedded broker)."""
     from loopml.queue.app import make_app
@@ -77,6 +91,7 @@ def monitor_pass(
     *,
     submit: Submit | None = None,
     on_window: Callable[[WindowOutcome], None] | None = None,
+    cache: ReferenceCache | None = None,
 ) -> MonitorPass:
     """Check ``name``'s new prediction-log windows; retrain through ``submit`` when asked.
 
@@ -88,11 +103,23 @@ def monitor_pass(
     jobs = JobStore(log.engine)
     settled = settle_retrains(store, jobs, name)
     source, target = _reference_source(settings, name, options)
-    frame = read_table(source)
-    scored = (
-        champion_predictions(settings, name, frame, target=target) if options.champion else None
+    cache = cache or ReferenceCache()
+    key = (
+        str(source),
+        source.stat().st_mtime_ns if source.exists() else None,
+        target,
+        options.champion and version_for_alias(settings, name, CHAMPION),
     )
-    reference = Reference.from_frame(frame, target=target, prediction=scored[1] if scored else None)
+    if cache.key != key or cache.reference is None:
+        frame = read_table(source)
+        scored = None
+        if options.champion:
+            scored = champion_predictions(settings, name, frame, target=target)
+        cache.reference = Reference.from_frame(
+            frame, target=target, prediction=scored[1] if scored else None
+        )
+        cache.key, cache.scored = key, scored is not None
+    reference = cache.reference
     retrain: Retrain | None = None
     if options.retrain and options.policy.fresh_data is not None:
         retrain = queue_retrain(settings, {name: options.policy}, submit or queue_submit(settings))
@@ -109,7 +136,7 @@ def monitor_pass(
         resume=options.resume,
         on_window=on_window,
     )
-    return MonitorPass(run, source, settled, scored is not None)
+    return MonitorPass(run, source, settled, cache.scored)
 
 
 def _reference_source(
