@@ -1,8 +1,17 @@
 """The jobs control plane: submit a spec, list jobs, follow one, cancel it.
 
-A thin face over :mod:`loopml.queue.submit` and the jobs table. A bad spec is
-answered 422 with the same issues ``loopml validate`` prints, each with its
-path, so a client can point at the wrong key; nothing is queued for it.
+A thin face over :mod:`loopml.queue.submit` and the jobs table. Every route
+but ``/health`` needs ``Authorization: Bearer <key>`` (``LOOPML_API_KEYS``);
+the Host header must be one the server answers to; bodies are capped
+(``LOOPML_API_MAX_BODY_BYTES``). See ``docs/security.md``.
+
+A spec is checked, never run, here: its structure and vocabulary, and that the
+data it names is allowed to a spec that came over HTTP (files under
+``LOOPML_DATA_ROOTS``, databases named in ``LOOPML_DATA_SOURCES``). No file is
+opened and no database contacted in this process; the worker reads the data
+under the same rules. A bad spec is answered 422 with every issue at once,
+each with its path, and nothing is queued. Specs are shown with their secrets
+masked.
 """
 
 from __future__ import annotations
@@ -13,18 +22,60 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from loopml.core.errors import BrokerError, JobNotFoundError, LoopmlError, SpecError
+from loopml.api.guard import ControlGate
+from loopml.core import http
+from loopml.core.access import mask_secrets
+from loopml.core.errors import (
+    BrokerError,
+    ConfigError,
+    JobNotFoundError,
+    LoopmlError,
+    SpecError,
+)
 from loopml.core.settings import Settings, get_settings
 
 
 class JobRequest(BaseModel):
     """A spec to run on a training worker."""
 
-    spec: str = Field(min_length=1, description="The spec text, JSON (lenient) or YAML.")
+    spec: str = Field(
+        min_length=1,
+        description="The spec text: JSON (comments and trailing commas allowed) or YAML.",
+    )
     source: str | None = Field(
         default=None,
-        description="Path of the spec file as workers see it; relative data paths resolve from it.",
+        description=(
+            "Absolute path of the spec file as workers see it; relative data paths resolve "
+            "from its folder. Without it, data paths must be absolute."
+        ),
     )
+
+
+def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required}
+
+
+_GATE_ERROR = _object(
+    {"error": {"type": "string"}, "error_code": {"type": "string"}}, ["error", "error_code"]
+)
+_DETAIL = _object({"detail": {}}, ["detail"])
+_JOB = _object(
+    {"id": {"type": "string"}, "status": {"type": "string"}, "kind": {"type": "string"}},
+    ["id", "status", "kind"],
+)
+
+
+def _response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+GATED: dict[int | str, dict[str, Any]] = {
+    400: _response("Host header not allowed", _GATE_ERROR),
+    401: _response("Missing or unknown API key", _GATE_ERROR),
+    413: _response("Request body over LOOPML_API_MAX_BODY_BYTES", _GATE_ERROR),
+    422: _response("Invalid request", _DETAIL),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _response("No such job", _DETAIL)}
 
 
 def _spec_error(error: SpecError) -> JSONResponse:
@@ -49,9 +100,31 @@ def _spec_error(error: SpecError) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The FastAPI app for ``settings`` (default: the process settings)."""
+def _shown(job: Any) -> dict[str, Any]:
+    """A job as the API shows it: its error with any secret masked."""
+    shown: dict[str, Any] = job.as_dict()
+    shown["error"] = mask_secrets(shown["error"])
+    return shown
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    bind_host: str = "127.0.0.1",
+    port: int | None = None,
+    no_auth: bool = False,
+) -> FastAPI:
+    """The FastAPI app for ``settings`` (default: the process settings) served at ``bind_host``.
+
+    Without API keys it is refused (ConfigError) unless ``no_auth``; the CLI
+    allows that on a loopback address only.
+    """
     config = settings or get_settings()
+    if not config.api_keys and not no_auth:
+        raise ConfigError(
+            "the jobs API needs an API key: set LOOPML_API_KEYS=<key>[,<key>...] "
+            "(or pass --no-auth on a loopback address for local use)"
+        )
     api = FastAPI(title="loopml jobs", version="1")
     state: dict[str, Any] = {}
 
@@ -69,7 +142,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state["jobs"] = JobStore(config.database)
         return state["jobs"]
 
-    @api.post("/jobs", status_code=202)
+    @api.get(
+        "/health",
+        summary="Liveness; needs no API key",
+        responses={400: GATED[400]},
+    )
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.post(
+        "/jobs",
+        status_code=202,
+        summary="Check a spec (without reading its data) and queue it",
+        responses={
+            202: _response("Queued", _JOB),
+            **GATED,
+            422: _response("Invalid request or spec: every issue, with its path", _DETAIL),
+            503: _response("The broker cannot be reached", _DETAIL),
+        },
+    )
     def submit_job(request: JobRequest) -> Any:
         from loopml.queue.submit import submit_spec_text
 
@@ -80,29 +171,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except BrokerError as error:
             raise HTTPException(status_code=503, detail=str(error)) from error
         except LoopmlError as error:
-            raise HTTPException(status_code=400, detail=str(error)) from error
-        return job.as_dict()
+            return JSONResponse(status_code=422, content={"detail": str(error)})
+        return JSONResponse(status_code=202, content=_shown(job))
 
-    @api.get("/jobs")
+    @api.get(
+        "/jobs",
+        summary="Jobs, newest first",
+        responses={200: _response("Jobs", _object({"jobs": {"type": "array"}}, ["jobs"])), **GATED},
+    )
     def list_jobs(
         limit: int = Query(default=20, ge=1, le=1000),
         status: str | None = Query(default=None),
     ) -> Any:
-        return {"jobs": [job.as_dict() for job in jobs().list(limit=limit, status=status)]}
+        return {"jobs": [_shown(job) for job in jobs().list(limit=limit, status=status)]}
 
-    @api.get("/jobs/{job_id}")
+    @api.get(
+        "/jobs/{job_id}",
+        summary="One job with its spec (secrets masked)",
+        responses={200: _response("The job", _JOB), **GATED, **NOT_FOUND},
+    )
     def show_job(job_id: str) -> Any:
         try:
             job = jobs().get(job_id)
         except JobNotFoundError as error:
             raise HTTPException(status_code=404, detail=str(error)) from error
-        return {**job.as_dict(), "spec": job.spec_text}
+        return {**_shown(job), "spec": mask_secrets(job.spec_text)}
 
-    @api.post("/jobs/{job_id}/cancel")
+    @api.post(
+        "/jobs/{job_id}/cancel",
+        summary="Cancel a job: a queued one never starts, a running one stops between steps",
+        responses={200: _response("The job", _JOB), **GATED, **NOT_FOUND},
+    )
     def cancel_job(job_id: str) -> Any:
         try:
-            return jobs().request_cancel(job_id).as_dict()
+            return _shown(jobs().request_cancel(job_id))
         except JobNotFoundError as error:
             raise HTTPException(status_code=404, detail=str(error)) from error
 
+    api.add_middleware(
+        ControlGate,
+        api_keys=config.api_keys,
+        hosts=http.allowed_hosts(bind_host, port, config.api_allowed_hosts),
+        max_body_bytes=config.api_max_body_bytes,
+    )
     return api

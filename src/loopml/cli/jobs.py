@@ -78,11 +78,42 @@ def worker(
 def api(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth", help="Serve without API keys (allowed on a loopback address only)."
+        ),
+    ] = False,
 ) -> None:
-    """Serve the jobs API (POST /jobs, GET /jobs, GET /jobs/{id}) with uvicorn."""
+    """Serve the jobs API (POST /jobs, GET /jobs, GET /jobs/{id}); keys from LOOPML_API_KEYS."""
     import uvicorn
 
-    uvicorn.run("loopml.api.app:create_app", factory=True, host=host, port=port)
+    from loopml.api import create_app
+
+    config = settings()
+    if no_auth and not _loopback(host):
+        fail(
+            ConfigError(
+                f"--no-auth is allowed on a loopback address only (127.0.0.1, ::1, localhost), "
+                f"not --host {host}; set LOOPML_API_KEYS instead"
+            )
+        )
+    try:
+        app = create_app(config, bind_host=host, port=port, no_auth=no_auth)
+    except LoopmlError as error:
+        fail(error)
+    uvicorn.run(app, host=host, port=port)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def predict_batch(
@@ -206,6 +237,7 @@ def _progress(job: Any) -> str:
 @jobs_app.command("show")
 def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id (or a unique prefix).")]) -> None:
     """Show one job: status, progress, timings, run id, registered model, error."""
+    from loopml.core.access import mask_secrets
     from loopml.store.jobs import JobStore
 
     try:
@@ -237,7 +269,7 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id (or a unique pr
     if job.cancel_requested:
         rows.append(("cancel requested", "yes"))
     if job.error:
-        rows.append(("error", f"[red]{_escape(job.error)}[/]"))
+        rows.append(("error", f"[red]{_escape(mask_secrets(job.error) or '')}[/]"))
     for name, value in rows:
         table.add_row(name, str(value))
     out.print(table)

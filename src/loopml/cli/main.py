@@ -145,7 +145,9 @@ def runs_show(
     out.print(run_details(found))
     out.print(steps_table(found))
     if spec:
-        out.print(found.spec_text, markup=False, highlight=False)
+        from loopml.core.access import mask_secrets
+
+        out.print(mask_secrets(found.spec_text), markup=False, highlight=False)
     if trace and found.traceback:
         out.print(found.traceback, markup=False, highlight=False)
 

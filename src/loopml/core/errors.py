@@ -7,6 +7,7 @@
     ├── SpecError                 a pipeline spec is wrong; carries every issue at once
     ├── DataError                 data could not be read, or does not fit the spec
     │   ├── SkewError             data differs from its reference profile (carries the report)
+    │   ├── AccessError           data a job may not touch (outside the data roots, unnamed DB)
     │   └── InputError            a request's input does not fit the served model's signature
     ├── StepError                 a step failed while running (wraps the cause)
     ├── PluginError               a step plugin could not be loaded
@@ -95,6 +96,15 @@ class SkewError(DataError):
     def __init__(self, message: str, report: Any) -> None:
         self.report = report
         super().__init__(message)
+
+
+class AccessError(DataError):
+    """Data a job may not touch: a file outside the data roots, a database not configured by name.
+
+    The message names the path or source as given, never anything read from it.
+    """
+
+    exit_code = 2
 
 
 class InputError(DataError):

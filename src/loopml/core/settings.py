@@ -115,6 +115,56 @@ class Settings(BaseSettings):
             "empty means no auth. Health endpoints never need one."
         ),
     )
+    serve_max_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description=(
+            "Largest request body `loopml serve` reads; a larger one is answered 413 before it "
+            "is parsed (declared or counted as it streams)."
+        ),
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "API keys `loopml api` accepts as `Authorization: Bearer <key>`, comma-separated. "
+            "Without one the API refuses to start unless told --no-auth on a loopback address."
+        ),
+    )
+    api_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Host header values `loopml api` accepts besides the bind address and "
+            "localhost/127.0.0.1/[::1] (with and without the port), comma-separated; other "
+            "Hosts are answered 400."
+        ),
+    )
+    api_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        gt=0,
+        description="Largest request body `loopml api` reads; a larger one is answered 413.",
+    )
+    data_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Folders (comma-separated) under which specs submitted over HTTP may read data "
+            "files; resolved to real paths. Empty: such specs may read no file at all."
+        ),
+    )
+    data_sources: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description=(
+            "Databases load_data_from_sql may name as `source`, so credentials stay out of "
+            'specs: JSON `{"warehouse": "postgresql+psycopg://..."}` or `name=url,name=url`. '
+            "Specs submitted over HTTP may connect to these only."
+        ),
+    )
+    restrict_data: bool = Field(
+        default=False,
+        description=(
+            "Apply the rules for specs submitted over HTTP (data roots, named sources) to every "
+            "job this process runs, also those from `loopml submit` and `loopml run`."
+        ),
+    )
     serve_watch_interval_s: float = Field(
         default=10.0,
         gt=0,
@@ -154,12 +204,36 @@ class Settings(BaseSettings):
         description="Optional YAML or JSON file of settings; the environment wins over it.",
     )
 
-    @field_validator("serve_api_keys", mode="before")
+    @field_validator("serve_api_keys", "api_keys", "api_allowed_hosts", "data_roots", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @field_validator("data_sources", mode="before")
+    @classmethod
+    def _named_urls(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("{"):
+            import json
+
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"LOOPML_DATA_SOURCES is not valid JSON: {exc}") from None
+        sources: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, sep, url = item.partition("=")
+            if not sep or not name.strip() or not url.strip():
+                raise ValueError(
+                    "LOOPML_DATA_SOURCES entries are name=url, comma-separated "
+                    '(or a JSON object {"name": "url"}); found an entry without name=url'
+                )
+            sources[name.strip()] = url.strip()
+        return sources
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -192,9 +192,20 @@ def _load_document(text: str, source: Path | None) -> Any:
     suffix = source.suffix.lower() if source is not None else ""
     if suffix in (".yaml", ".yml"):
         return _load_yaml(text, label)
-    if suffix in (".json", ".json5") or text.lstrip().startswith(("{", "[")):
+    if suffix in (".json", ".json5") or _uncommented(text).startswith(("{", "[")):
         return _load_json(text, label)
     return _load_yaml(text, label)
+
+
+def _uncommented(text: str) -> str:
+    """``text`` without leading whitespace and JSON5 comments, to tell JSON from YAML."""
+    rest = text.lstrip()
+    while rest.startswith(("//", "/*")):
+        if rest.startswith("//"):
+            rest = rest.partition("\n")[2].lstrip()
+        else:
+            rest = rest.partition("*/")[2].lstrip()
+    return rest
 
 
 def _load_json(text: str, label: str | None) -> Any:

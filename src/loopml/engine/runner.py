@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from loopml.core.access import DataPolicy
 from loopml.core.context import StepContext
 from loopml.core.errors import DataError, LoopmlError, StepError
 from loopml.core.settings import Settings
@@ -87,7 +88,7 @@ def run_pipeline(
     :class:`StepError` after recording the failure (resume it by run id).
     """
     registry = registry or StepRegistry.with_builtins()
-    plan = _Plan(spec, check_spec(spec, registry))
+    plan = _Plan(spec, check_spec(spec, registry, policy=DataPolicy.from_settings(settings)))
     store = MetadataStore(settings.database)
     try:
         mlflow = use_tracking(settings)
@@ -145,7 +146,10 @@ def resume_run(
         if run.status == SUCCEEDED:
             raise LoopmlError(f"run {run.id} already succeeded; nothing to resume")
         spec = parse_spec(run.spec_text, source=_source(run))
-        plan = _Plan(spec, check_spec(spec, registry, peek_data=False))
+        plan = _Plan(
+            spec,
+            check_spec(spec, registry, peek_data=False, policy=DataPolicy.from_settings(settings)),
+        )
         latest = run.latest_steps()
         first = next(
             (

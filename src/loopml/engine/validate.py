@@ -2,8 +2,11 @@
 
 The frame and experiment config were checked when the spec was parsed; here
 each step's name is looked up, its parameters validated against the step's
-own model, and the target column looked for in the data when a loader can
-name its columns cheaply. All issues are collected and raised together.
+own model, each data step's parameters held to the data policy (without
+reading anything), and the target column looked for in the data when a
+loader can name its columns cheaply and the caller allows it (``peek_data``:
+the CLI on one's own machine, never the API). All issues are collected and
+raised together.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from loopml.core.errors import DataError, PluginError, SpecError, SpecIssue
+from loopml.core.access import DataPolicy
+from loopml.core.errors import AccessError, DataError, PluginError, SpecError, SpecIssue
 from loopml.core.spec import ExperimentConfig, PipelineSpec, StepCall, draft_spec, read_spec_text
 from loopml.core.suggest import closest
 from loopml.core.validation import issues_from_validation_error
@@ -35,33 +39,90 @@ class CheckedStep:
 
 
 def load_spec(
-    path: Path, registry: StepRegistry, *, peek_data: bool = True
+    path: Path,
+    registry: StepRegistry,
+    *,
+    peek_data: bool = True,
+    policy: DataPolicy | None = None,
 ) -> tuple[PipelineSpec, list[CheckedStep]]:
     """Read the spec at ``path`` and check everything; all issues of the file in one SpecError."""
-    draft = draft_spec(read_spec_text(path), source=path.resolve())
+    return check_spec_text(
+        read_spec_text(path), registry, source=path.resolve(), peek_data=peek_data, policy=policy
+    )
+
+
+def check_spec_text(
+    text: str,
+    registry: StepRegistry,
+    *,
+    source: Path | None = None,
+    peek_data: bool = True,
+    policy: DataPolicy | None = None,
+) -> tuple[PipelineSpec, list[CheckedStep]]:
+    """Parse spec ``text`` and check everything; every issue (frame, steps, data) in one SpecError.
+
+    ``peek_data=False`` checks structure and vocabulary only: no file is opened,
+    no database contacted. ``policy`` says which data the spec may name (see
+    :class:`~loopml.core.access.DataPolicy`); it is checked without reading.
+    """
+    draft = draft_spec(text, source=source)
     issues = list(draft.issues)
     checked = _check_steps(draft.steps, draft.experiment, registry, issues)
+    allowed = _allowed(checked, draft.source, policy or DataPolicy(), issues)
     if peek_data and draft.experiment is not None:
-        issues.extend(_target_issues(draft.experiment.target, draft.source, checked))
+        issues.extend(_target_issues(draft.experiment.target, draft.source, checked, allowed))
     if issues or draft.experiment is None:
         raise SpecError(issues, draft.label)
     return draft.complete(), checked
 
 
 def check_spec(
-    spec: PipelineSpec, registry: StepRegistry, *, peek_data: bool = True
+    spec: PipelineSpec,
+    registry: StepRegistry,
+    *,
+    peek_data: bool = True,
+    policy: DataPolicy | None = None,
 ) -> list[CheckedStep]:
     """The spec's steps, ready to run, or one SpecError listing every problem.
 
-    ``peek_data`` lets loaders read a file header or run a zero-row query to
-    find the target column; steps that need the network are never contacted.
+    ``peek_data`` lets loaders read a file header or run a zero-row read-only
+    query to find the target column; steps that need the network are never
+    contacted. ``policy`` (default: unrestricted) is checked without reading.
     """
     issues: list[SpecIssue] = []
     checked = _check_steps(spec.steps, spec.experiment, registry, issues)
+    allowed = _allowed(checked, spec.source, policy or DataPolicy(), issues)
     if peek_data:
-        issues.extend(_target_issues(spec.experiment.target, spec.source, checked))
+        issues.extend(_target_issues(spec.experiment.target, spec.source, checked, allowed))
     _raise_if(issues, spec)
     return checked
+
+
+def _allowed(
+    checked: list[CheckedStep], source: Path | None, policy: DataPolicy, issues: list[SpecIssue]
+) -> set[int]:
+    """Positions of the steps whose data the policy allows; an issue for each other one."""
+    base_dir = source.parent if source is not None else None
+    allowed: set[int] = set()
+    for item in checked:
+        definition = item.definition
+        if definition.check_access is not None:
+            try:
+                definition.check_access(item.params, base_dir, policy)
+            except AccessError as exc:
+                issues.append(SpecIssue(item.call.path, str(exc)))
+                continue
+        elif policy.restricted and definition.reads_data:
+            issues.append(
+                SpecIssue(
+                    item.call.path,
+                    f"step {item.call.name!r} reads data loopml cannot hold to the data roots; "
+                    "it is not allowed in specs submitted over HTTP (use `loopml submit`)",
+                )
+            )
+            continue
+        allowed.add(item.position)
+    return allowed
 
 
 def _raise_if(issues: list[SpecIssue], spec: PipelineSpec) -> None:
@@ -111,13 +172,20 @@ def _definition(
         return None
 
 
-def _target_issues(target: str, source: Path | None, checked: list[CheckedStep]) -> list[SpecIssue]:
-    """A missing target column, found from the first loader of the training frame."""
+def _target_issues(
+    target: str, source: Path | None, checked: list[CheckedStep], allowed: set[int]
+) -> list[SpecIssue]:
+    """A missing target column, found from the first loader of the training frame.
+
+    A loader the data policy refused is never peeked at.
+    """
     base_dir = source.parent if source is not None else Path.cwd()
     for item in checked:
         definition = item.definition
         if getattr(item.params, "frame", None) != TRAINING_FRAME:
             continue
+        if item.position not in allowed:
+            return []
         if definition.peek_columns is None or definition.needs_network:
             return []
         try:

@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
+from loopml.core.access import HTTP, LOCAL, DataPolicy
 from loopml.core.errors import BrokerError
 from loopml.core.settings import Settings
 from loopml.core.spec import PipelineSpec
@@ -25,8 +26,14 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def submit_training(app: Celery, settings: Settings, spec: PipelineSpec) -> JobView:
-    """Record a queued job for ``spec`` (already checked) and publish it; the job."""
+def submit_training(
+    app: Celery, settings: Settings, spec: PipelineSpec, *, origin: str = LOCAL
+) -> JobView:
+    """Record a queued job for ``spec`` (already checked) and publish it; the job.
+
+    ``origin`` is recorded on the job (``details.origin``): a worker holds a job
+    that came over HTTP to the restricted data policy.
+    """
     topology: Topology = app.loopml_topology
     job_id = new_job_id()
     source = str(spec.source) if spec.source is not None else None
@@ -39,6 +46,7 @@ def submit_training(app: Celery, settings: Settings, spec: PipelineSpec) -> JobV
             spec_text=spec.text,
             spec_source=source,
             model_name=spec.experiment.model_name,
+            details={"origin": origin} if origin != LOCAL else None,
         )
         try:
             publish(
@@ -78,14 +86,23 @@ def submit_spec_file(app: Celery, settings: Settings, path: Path) -> JobView:
 def submit_spec_text(
     app: Celery, settings: Settings, text: str, source: str | None = None
 ) -> JobView:
-    """Check spec ``text`` like ``loopml validate`` and submit it."""
-    from loopml.core.spec import parse_spec
-    from loopml.engine import check_spec
+    """Check spec ``text`` that came over HTTP and submit it as such.
+
+    Structure and vocabulary only: nothing is read here (no file, no query);
+    the data it names must be allowed by the restricted data policy, which
+    the worker applies again when it runs the job.
+    """
+    from loopml.engine import check_spec_text
     from loopml.steps.registry import StepRegistry
 
-    spec = parse_spec(text, source=Path(source) if source else None)
-    check_spec(spec, StepRegistry.with_builtins())
-    return submit_training(app, settings, spec)
+    spec, _ = check_spec_text(
+        text,
+        StepRegistry.with_builtins(),
+        source=Path(source) if source else None,
+        peek_data=False,
+        policy=DataPolicy.from_settings(settings, restricted=True),
+    )
+    return submit_training(app, settings, spec, origin=HTTP)
 
 
 def record_batch_job(

@@ -18,6 +18,7 @@ from billiard.exceptions import Terminated, WorkerLostError
 from celery import Celery, Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 
+from loopml.core.access import HTTP, DataPolicy
 from loopml.core.errors import (
     JobCancelledError,
     LoopmlError,
@@ -174,11 +175,14 @@ def _train(
     registry = StepRegistry.with_builtins()
     observer = JobObserver(jobs, job_id)
     executor = f"celery:{worker}"
+    if jobs.get(job_id).details.get("origin") == HTTP:  # a stranger's spec: restricted data
+        settings = settings.model_copy(update={"restrict_data": True})
     try:
         _end_active_mlflow_run(settings)
         try:
             spec = parse_spec(message.spec, source=Path(message.source) if message.source else None)
-            check_spec(spec, registry, peek_data=attempt == 1)
+            policy = DataPolicy.from_settings(settings)
+            check_spec(spec, registry, peek_data=attempt == 1, policy=policy)
         except SpecError as error:
             raise _dead_letter(jobs, job_id, str(error)) from error
         jobs.progress(job_id, model_name=spec.experiment.model_name)

@@ -171,7 +171,10 @@ def create_app(state: ServingState) -> FastAPI:
     _v2_routes(app, state)
     _name_the_model_in_openapi(app, model.name)
     app.add_middleware(
-        GateMiddleware, metrics=state.metrics, api_keys=state.settings.serve_api_keys
+        GateMiddleware,
+        metrics=state.metrics,
+        api_keys=state.settings.serve_api_keys,
+        max_body_bytes=state.settings.serve_max_body_bytes,
     )
     return app
 

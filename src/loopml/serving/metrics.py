@@ -7,18 +7,14 @@ is also where API keys are checked: one pass over every request.
 
 from __future__ import annotations
 
-import hmac
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from loopml.core import http
+from loopml.core.http import ASGIApp, Message, Receive, Scope, Send
 
 HEALTH_PATHS = frozenset({"/ping", "/health", "/v2/health/live", "/v2/health/ready"})
 _FIXED = frozenset(
@@ -119,13 +115,28 @@ class ServerMetrics:
             self.model_version.labels(name).set(-1)
 
 
-class GateMiddleware:
-    """API-key check (all but health) and request metrics, as one pure ASGI layer."""
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics, api_keys: Sequence[str]) -> None:
+
+class GateMiddleware:
+    """API-key check (all but health), body-size cap and request metrics, as one pure ASGI layer.
+
+    The body cap (``LOOPML_SERVE_MAX_BODY_BYTES``) answers 413 before a byte
+    is parsed: on the declared Content-Length, or counting a chunked upload as
+    it arrives. Requests without a body pass through untouched.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: ServerMetrics,
+        api_keys: Sequence[str],
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.keys = [key.encode() for key in api_keys]
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -143,41 +154,19 @@ class GateMiddleware:
                 self.metrics.observe(endpoint, status, time.perf_counter() - started)
             await send(message)
 
-        if self.keys and path not in HEALTH_PATHS and not self._authorized(scope):
-            await _unauthorized(record)
+        if self.keys and path not in HEALTH_PATHS and not http.bearer_ok(scope, self.keys):
+            await http.unauthorized(record)
             return
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            replayed = await http.limit_body(
+                scope, receive, record, self.max_body_bytes, "LOOPML_SERVE_MAX_BODY_BYTES"
+            )
+            if replayed is None:
+                return
+            receive = replayed
         try:
             await self.app(scope, receive, record)
         except Exception:
             if status == 500:  # failed before answering: count it, then let uvicorn answer 500
                 self.metrics.observe(endpoint, 500, time.perf_counter() - started)
             raise
-
-    def _authorized(self, scope: Scope) -> bool:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = value.partition(b" ")
-                if scheme.lower() != b"bearer":
-                    return False
-                token = token.strip()
-                return any(hmac.compare_digest(token, key) for key in self.keys)
-        return False
-
-
-async def _unauthorized(send: Send) -> None:
-    body = (
-        b'{"error":"missing or unknown API key: send the header '
-        b'Authorization: Bearer <key>","error_code":"UNAUTHENTICATED"}'
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b"Bearer"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from loopml.core.access import DataPolicy
 from loopml.core.context import StepContext
 from loopml.core.spec import ExperimentConfig
 
@@ -30,6 +31,7 @@ P = TypeVar("P", bound=BaseModel)
 
 StepFunction = Callable[[StepContext, P], None]
 PeekColumns = Callable[[P, Path], "list[str] | None"]
+CheckAccess = Callable[[P, "Path | None", DataPolicy], None]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class StepDefinition(Generic[P]):
     ``peek_columns`` lets a data step name its columns cheaply (a header read)
     so a missing target column is caught by ``loopml validate`` before any run.
     ``needs_network`` marks steps that validation must not contact.
+    ``check_access`` raises an AccessError when the parameters name data the
+    policy does not allow (checked without reading anything). A step that can
+    read data (it peeks or needs the network) and has no such check is refused
+    for specs submitted over HTTP.
     """
 
     name: str
@@ -47,6 +53,12 @@ class StepDefinition(Generic[P]):
     summary: str = ""
     peek_columns: PeekColumns[P] | None = None
     needs_network: bool = False
+    check_access: CheckAccess[P] | None = None
+
+    @property
+    def reads_data(self) -> bool:
+        """Whether the step reads files, databases or the network (so the data policy applies)."""
+        return self.peek_columns is not None or self.needs_network or self.check_access is not None
 
     def parse(self, raw: dict[str, Any], experiment: ExperimentConfig | None) -> P:
         """Validate raw spec parameters; the experiment config (if valid) is the context."""
@@ -67,6 +79,7 @@ def step(
     params: type[P],
     peek_columns: PeekColumns[P] | None = None,
     needs_network: bool = False,
+    check_access: CheckAccess[P] | None = None,
 ) -> Callable[[StepFunction[P]], StepDefinition[P]]:
     """Declare ``func`` as the step ``name`` taking ``params``.
 
@@ -82,6 +95,7 @@ def step(
             summary=summary,
             peek_columns=peek_columns,
             needs_network=needs_network,
+            check_access=check_access,
         )
 
     return register

@@ -1,14 +1,24 @@
-"""Steps that load the training data from files and SQL databases."""
+"""Steps that load the training data from files and SQL databases.
+
+Both check their parameters against the job's :class:`~loopml.core.access.DataPolicy`
+before touching anything, at validation (``check_access``) and again when they
+run: specs submitted over HTTP read files under the data roots only and reach
+databases by configured name only. SQL runs as exactly one SELECT in a
+read-only transaction (PostgreSQL, SQLite).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from loopml.core.access import DataPolicy, is_url
 from loopml.core.context import StepContext, resolve_path
-from loopml.core.errors import DataError
+from loopml.core.errors import AccessError, DataError
 from loopml.core.validation import choice_error
 from loopml.steps.base import StepParams, step
 from loopml.steps.frames import FORMATS, FileFormat, infer_format, read_table, store_frame
@@ -42,11 +52,21 @@ class FileSource(StepParams):
         return value
 
 
+def _file_access(params: FileSource, base_dir: Path | None, policy: DataPolicy) -> None:
+    """Refuse paths the policy does not allow; for HTTP specs also fsspec options."""
+    policy.local_file(params.path, base_dir)
+    if policy.restricted and params.storage_options:
+        raise AccessError(
+            "storage_options are not allowed in specs submitted over HTTP (they configure "
+            "remote filesystems); read a local file under the data roots"
+        )
+
+
 def _peek_file(params: FileSource, base_dir: Path) -> list[str] | None:
-    """Column names from the file's head, or ``None`` when the file cannot be read yet."""
+    """Column names from the file's head; ``None`` when it exists but cannot be read yet."""
     path = resolve_path(params.path, base_dir)
-    if "://" not in path and not Path(path).exists():
-        return None
+    if not is_url(path) and not Path(path).exists():
+        raise DataError(f"data file {path} does not exist")
     file_format = params.format or infer_format(path)
     try:
         head = read_table(
@@ -61,10 +81,12 @@ def _peek_file(params: FileSource, base_dir: Path) -> list[str] | None:
     return [str(name) for name in head.columns]
 
 
-@step("load_data_from_file", params=FileSource, peek_columns=_peek_file)
+@step("load_data_from_file", params=FileSource, peek_columns=_peek_file, check_access=_file_access)
 def load_data_from_file(context: StepContext, params: FileSource) -> None:
     """Load a CSV, Parquet, JSON or zipped-CSV file (local or fsspec URL)."""
-    path = context.resolve_path(params.path)
+    policy = DataPolicy.from_settings(context.settings)
+    _file_access(params, context.base_dir, policy)
+    path = policy.local_file(params.path, context.base_dir)
     file_format = params.format or infer_format(path)
     context.progress(f"reading {path}", 0, None)
     frame = read_table(
@@ -74,20 +96,77 @@ def load_data_from_file(context: StepContext, params: FileSource) -> None:
 
 
 class SqlSource(StepParams):
-    """The result of one query against any SQLAlchemy URL."""
+    """The result of one query against a configured database (``source``) or a SQLAlchemy URL."""
 
-    url: str = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db.")
-    query: str = Field(description="A SELECT statement, or a table name.")
+    source: str | None = Field(
+        default=None,
+        description="Name of a database in LOOPML_DATA_SOURCES (its credentials stay there).",
+    )
+    url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; not allowed in specs "
+            "submitted over HTTP."
+        ),
+    )
+    query: str = Field(description="One SELECT statement, or a table name.")
     query_params: dict[str, Any] = Field(
         default_factory=dict, description="Bound parameters (:name) of the query."
     )
     frame: str = Field(default="train", description="Name the loaded frame gets.")
 
+    @field_validator("query")
+    @classmethod
+    def _one_select(cls, value: str) -> str:
+        single_select(_sql_text(value))
+        return value
+
+    @model_validator(mode="after")
+    def _source_or_url(self) -> SqlSource:
+        if (self.source is None) == (self.url is None):
+            raise ValueError("give exactly one of `source` (a configured database) or `url`")
+        return self
+
+
+def single_select(sql: str) -> None:
+    """Refuse anything but exactly one SELECT statement with balanced parentheses.
+
+    The peek wraps the query as a subquery; a query that closes the wrapper's
+    parenthesis or chains statements with ``;`` could otherwise run more than
+    the one read the spec asked for.
+    """
+    import sqlparse
+    from sqlparse import tokens
+
+    statements = [item for item in sqlparse.parse(sql) if str(item).strip()]
+    if len(statements) != 1:
+        raise ValueError(f"must be exactly one SQL statement; found {len(statements)}")
+    (statement,) = statements
+    depth = 0
+    for token in statement.flatten():  # type: ignore[no-untyped-call]
+        if token.ttype is tokens.Punctuation and token.value == ";":
+            raise ValueError("must be exactly one SQL statement; found ';' inside it")
+        if token.ttype is tokens.Punctuation and token.value in "()":
+            depth += 1 if token.value == "(" else -1
+            if depth < 0:
+                raise ValueError("has a ')' without its '(' ")
+    if depth != 0:
+        raise ValueError("has a '(' without its ')'")
+    kind = statement.get_type()  # type: ignore[no-untyped-call]
+    if kind != "SELECT":
+        raise ValueError(
+            f"must be a SELECT (or WITH ... SELECT) query or a table name; found {kind}"
+        )
+
 
 def _sql_text(query: str) -> str:
-    stripped = query.strip().rstrip(";")
+    stripped = query.strip().rstrip(";").strip()
     is_table = " " not in stripped and stripped.replace(".", "").replace("_", "").isalnum()
     return f"SELECT * FROM {stripped}" if is_table else stripped
+
+
+def _sql_access(params: SqlSource, base_dir: Path | None, policy: DataPolicy) -> None:
+    policy.sql_url(params.url, params.source)
 
 
 def _engine(url: str) -> Any:
@@ -96,35 +175,78 @@ def _engine(url: str) -> Any:
     try:
         return sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise DataError(f"cannot use SQL URL {url!r}: {exc}") from exc
+        safe = _safe_url(url)
+        raise DataError(f"cannot use SQL URL {safe}: {type(exc).__name__}") from exc
+
+
+def _safe_url(url: str) -> str:
+    from loopml.core.access import mask_secrets
+
+    return mask_secrets(url) or ""
+
+
+READ_ONLY_DIALECTS = ("postgresql", "sqlite")
+
+
+@contextmanager
+def read_only(engine: Any, *, timeout_ms: int | None = None) -> Iterator[Any]:
+    """A connection whose transaction cannot write (PostgreSQL, SQLite), rolled back at the end.
+
+    Other databases get a plain connection; configure their sources with
+    read-only credentials.
+    """
+    with engine.connect() as connection:
+        dialect = engine.dialect.name
+        if dialect == "postgresql":
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            if timeout_ms is not None:
+                connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+        elif dialect == "sqlite":
+            connection.exec_driver_sql("PRAGMA query_only = ON")
+        try:
+            yield connection
+        finally:
+            connection.rollback()
 
 
 def _peek_sql(params: SqlSource, base_dir: Path) -> list[str] | None:
+    """The query's column names from a zero-row read, in a read-only transaction.
+
+    Databases that cannot be made read-only here are not peeked at.
+    """
     import sqlalchemy as sa
 
+    if params.source is not None:
+        return None  # named sources are the worker's; validating on another machine cannot see them
+    assert params.url is not None
     engine = _engine(params.url)
+    if engine.dialect.name not in READ_ONLY_DIALECTS:
+        engine.dispose()
+        return None
+    wrapped = f"SELECT * FROM (\n{_sql_text(params.query)}\n) AS loopml_peek LIMIT 0"
     try:
-        with engine.connect() as connection:
-            wrapped = f"SELECT * FROM ({_sql_text(params.query)}) AS loopml_peek LIMIT 0"
+        single_select(wrapped)
+        with read_only(engine, timeout_ms=15_000) as connection:
             result = connection.execute(sa.text(wrapped), params.query_params)
             return list(result.keys())
-    except sa.exc.SQLAlchemyError:
+    except (sa.exc.SQLAlchemyError, ValueError):
         return None
     finally:
         engine.dispose()
 
 
-@step("load_data_from_sql", params=SqlSource, peek_columns=_peek_sql)
+@step("load_data_from_sql", params=SqlSource, peek_columns=_peek_sql, check_access=_sql_access)
 def load_data_from_sql(context: StepContext, params: SqlSource) -> None:
-    """Load the result of a SQL query (any database SQLAlchemy speaks)."""
+    """Load the result of one SELECT (any database SQLAlchemy speaks), read-only where possible."""
     import pandas as pd
     import sqlalchemy as sa
 
-    engine = _engine(params.url)
-    safe_url = engine.url.render_as_string(hide_password=True)
+    url = DataPolicy.from_settings(context.settings).sql_url(params.url, params.source)
+    engine = _engine(url)
+    safe_url = params.source or engine.url.render_as_string(hide_password=True)
     context.progress(f"querying {safe_url}", 0, None)
     try:
-        with engine.connect() as connection:
+        with read_only(engine) as connection:
             frame = pd.read_sql_query(
                 sa.text(_sql_text(params.query)), connection, params=params.query_params
             )
