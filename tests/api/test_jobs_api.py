@@ -7,20 +7,17 @@ consumes from the SQLite broker in ``$LOOPML_HOME`` and registers a model.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
-from loopml.api import create_app
 from loopml.cli.main import app as cli
 from loopml.core.settings import Settings, get_settings
+from tests.api.conftest import KEY, api_client, running_api
 from tests.queue.helpers import Worker, make_data, settings_env, wait_for, write_spec
 
 pytestmark = pytest.mark.timeout(300)
@@ -30,7 +27,9 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     folder = tmp_path_factory.mktemp("embedded")
-    settings = Settings(home=folder / "home")  # every store under $LOOPML_HOME, no broker URL
+    settings = Settings(  # every store under $LOOPML_HOME, no broker URL
+        home=folder / "home", api_keys=[KEY], data_roots=[folder]
+    )
     assert settings.broker.startswith("sqla+sqlite:///") and settings.broker_url is None
     return settings
 
@@ -42,18 +41,8 @@ def data(embedded: Settings) -> Path:
 
 @pytest.fixture(scope="module")
 def api(embedded: Settings) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(embedded), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30, what="uvicorn to start")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running_api(embedded) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +79,13 @@ def test_a_bad_spec_is_refused_with_every_issue(api: str, embedded: Settings, da
     spec = json.loads(write_spec(embedded.home.parent, data, "refused").read_text())
     spec["pipeline"][0]["MLSteps"][1] = {"trian_model": {}}
     spec["experiment_config"]["target"] = "Klass"
-    with httpx.Client(base_url=api) as client:
+    with api_client(api) as client:
         answer = client.post("/jobs", json={"spec": json.dumps(spec)})
         assert answer.status_code == 422
         issues = {issue["path"]: issue for issue in answer.json()["detail"]["issues"]}
         assert issues["pipeline[0].MLSteps[1].trian_model"]["suggestion"] == "train_model"
-        assert any("Klass" in issue["text"] for issue in issues.values())
+        # the API never reads the data, so a target missing from it is the worker's to find
+        assert not any("Klass" in issue["text"] for issue in issues.values())
         assert client.post("/jobs", json={"spec": "{not: [valid"}).status_code == 422
         assert client.post("/jobs", json={}).status_code == 422
         assert client.get("/jobs").json() == {"jobs": []}  # nothing was queued
@@ -106,7 +96,7 @@ def test_a_job_cancelled_while_queued_never_runs(
     api: str, embedded: Settings, data: Path, cli_env: None
 ) -> None:
     spec = write_spec(embedded.home.parent, data, "cancelled")
-    with httpx.Client(base_url=api) as client:
+    with api_client(api) as client:
         job = client.post("/jobs", json={"spec": spec.read_text(), "source": str(spec)}).json()
         assert job["status"] == "queued"
     result = runner.invoke(cli, ["jobs", "cancel", job["id"]])
@@ -118,7 +108,7 @@ def test_submit_to_registered_model_through_the_api(
     api: str, embedded: Settings, data: Path, worker: Worker
 ) -> None:
     spec = write_spec(embedded.home.parent, data, "via_api")
-    with httpx.Client(base_url=api) as client:
+    with api_client(api) as client:
         submitted = client.post("/jobs", json={"spec": spec.read_text(), "source": str(spec)})
         assert submitted.status_code == 202, submitted.text
         job_id = submitted.json()["id"]
@@ -161,3 +151,30 @@ def test_submit_and_follow_a_job_from_the_cli(
     wrong = runner.invoke(cli, ["worker", "--queues", "training,scoring"])
     assert wrong.exit_code == 2
     assert "unknown queue kind 'scoring'; allowed: training, inference" in wrong.output
+
+
+def test_the_worker_holds_jobs_from_http_to_the_data_roots(
+    api: str, embedded: Settings, data: Path, worker: Worker
+) -> None:
+    """A job recorded as from HTTP is refused by the worker even if it got past the API."""
+    from loopml.core.access import HTTP
+    from loopml.core.spec import parse_spec
+    from loopml.queue import make_app
+    from loopml.queue.submit import submit_training
+
+    escape = embedded.home.parent / "escape.csv"
+    escape.symlink_to("/etc/passwd")
+    spec = json.loads(write_spec(embedded.home.parent, data, "smuggled").read_text())
+    ids = []
+    for path in (str(escape), "/etc/passwd", f"{embedded.home.parent}/../../../etc/passwd"):
+        spec["pipeline"][0]["MLSteps"][0] = {
+            "load_data_from_file": {"path": path, "read_options": {"sep": "\u0001"}}
+        }
+        smuggled = parse_spec(json.dumps(spec))  # no API check: straight onto the queue
+        ids.append(submit_training(make_app(embedded), embedded, smuggled, origin=HTTP).id)
+    with api_client(api) as client:
+        for job_id in ids:
+            final = _finished(client, job_id)
+            assert final["status"] == "failed"
+            assert "not under the data roots" in final["error"], final["error"]
+            assert "root:" not in json.dumps(final) and final["run_id"] is None
