@@ -8,7 +8,6 @@ with a spec.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -78,8 +77,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("roots") / "data"
     folder.mkdir()
     (folder / "ok.csv").write_text("a,label\n1,0\n2,1\n")
-    os.symlink(PASSWD, folder / "escape.csv")
-    os.symlink("/etc", folder / "etc")
+    (folder / "escape.csv").symlink_to(PASSWD)
+    (folder / "etc").symlink_to("/etc")
     return folder
 
 
@@ -284,9 +283,10 @@ def test_databases_are_reached_by_configured_name_only_and_never_from_the_api(
         assert "may not give a database URL" in found[0]["message"]
         assert "warehouse" in found[0]["message"]  # the names it may use instead
         unknown = spec({"load_data_from_sql": {"source": "nope", "query": "facts"}})
-        assert "unknown data source 'nope'" in issues(client.post("/jobs", json={"spec": unknown}))[
-            0
-        ]["message"]
+        assert (
+            "unknown data source 'nope'"
+            in issues(client.post("/jobs", json={"spec": unknown}))[0]["message"]
+        )
         for loader in (
             {"url": warehouse, "query": attack},
             {"source": "warehouse", "query": attack},
