@@ -1,4 +1,4 @@
-"""``loopml validate`` peeks at SQL on one's own machine: one SELECT, in a transaction that cannot write.
+"""`loopml validate` peeks at SQL on its own machine: one SELECT, in a read-only transaction.
 
 Real PostgreSQL and SQLite; each test counts what is in the database afterwards.
 """
