@@ -70,7 +70,10 @@ def _response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 GATED: dict[int | str, dict[str, Any]] = {
-    400: _response("Host header not allowed", _GATE_ERROR),
+    400: _response(
+        "Host header not allowed, or a body that is not JSON",
+        {"anyOf": [_GATE_ERROR, _DETAIL]},
+    ),
     401: _response("Missing or unknown API key", _GATE_ERROR),
     413: _response("Request body over LOOPML_API_MAX_BODY_BYTES", _GATE_ERROR),
     422: _response("Invalid request", _DETAIL),
