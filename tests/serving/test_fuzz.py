@@ -1,4 +1,9 @@
-"""Schemathesis fuzzes the server from its own OpenAPI document: no input may cause a 5xx."""
+"""Schemathesis fuzzes the model server from its own OpenAPI document.
+
+No input may cause a 5xx, and every answer must be one the document
+describes: status code, content type and body schema (``/ping``, ``/metrics``
+and the error bodies included).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,22 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.serving.conftest import LiveServer, Registered, live_server, serving_settings
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +68,7 @@ def test_no_input_causes_a_server_error(
             database=None,
         )
         def call(case: schemathesis.Case) -> None:
-            case.call_and_validate(checks=[not_a_server_error])
+            case.call_and_validate(checks=CHECKS)
 
         try:
             call()

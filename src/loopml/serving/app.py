@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from loopml import __version__
 from loopml.core.errors import InputError
 from loopml.serving import mlflow_protocol, v2
+from loopml.serving.answers import describe_answers
 from loopml.serving.docs import feedback_body, invocations_body, predict_body, v2_infer_body
 from loopml.serving.metrics import GateMiddleware
 from loopml.serving.mlflow_protocol import ProtocolError
@@ -128,7 +129,7 @@ def create_app(state: ServingState) -> FastAPI:
         )
 
     async def ping() -> Response:
-        return Response(content="\n", media_type=JSON)
+        return Response(content="\n", media_type="text/plain")
 
     app.get("/ping", summary="Health (MLflow)")(ping)
     app.get("/health", summary="Health (MLflow)")(ping)
@@ -137,7 +138,7 @@ def create_app(state: ServingState) -> FastAPI:
     async def version() -> Response:
         from mlflow.version import VERSION
 
-        return Response(content=VERSION, media_type=JSON)
+        return Response(content=VERSION, media_type="text/plain")
 
     @app.get("/metadata", summary="The model serving, its signature, swaps and the prediction log")
     async def metadata() -> Response:
@@ -170,6 +171,7 @@ def create_app(state: ServingState) -> FastAPI:
 
     _v2_routes(app, state)
     _name_the_model_in_openapi(app, model.name)
+    describe_answers(app)
     app.add_middleware(
         GateMiddleware,
         metrics=state.metrics,
