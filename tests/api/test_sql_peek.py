@@ -93,9 +93,7 @@ def _validate(folder: Path, loader: dict[str, Any], target: str = "label") -> An
         "DROP TABLE facts",
     ],
 )
-def test_the_peek_refuses_anything_but_one_select(
-    postgres: str, home: Path, query: str
-) -> None:
+def test_the_peek_refuses_anything_but_one_select(postgres: str, home: Path, query: str) -> None:
     result = _validate(home, {"load_data_from_sql": {"url": postgres, "query": query}})
     assert _state(postgres) == ({"facts"}, 3)  # nothing created, nothing dropped
     assert result.exit_code == 2, result.output

@@ -27,7 +27,6 @@ from schemathesis.checks import (
 
 from tests.serving.conftest import LiveServer, Registered, live_server, serving_settings
 
-
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
