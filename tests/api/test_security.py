@@ -258,11 +258,29 @@ def test_relative_paths_need_the_spec_folder(api: str, root: Path) -> None:
         # a source outside the roots does not let a relative path out of them
         escaped = client.post("/jobs", json={"spec": file_spec("passwd"), "source": "/etc/x.json"})
         assert "data roots" in issues(escaped)[0]["message"] and "root:" not in escaped.text
+        relative_source = client.post(
+            "/jobs", json={"spec": file_spec("ok.csv"), "source": "data/spec.json"}
+        )
+        assert "needs the spec's folder" in issues(relative_source)[0]["message"]
         inside = client.post(
             "/jobs", json={"spec": file_spec("ok.csv"), "source": str(root / "spec.json")}
         )
         assert inside.status_code == 202, inside.text
         assert client.post("/jobs/{}/cancel".format(inside.json()["id"])).status_code == 200
+
+
+def test_steps_that_fetch_data_the_roots_cannot_hold_are_refused(api: str) -> None:
+    kaggle = spec(
+        {
+            "load_data_from_kaggle": {
+                "kaggle_dataset_name": "owner/data",
+                "training_file_name": "../../../../etc/passwd",
+            }
+        }
+    )
+    with api_client(api) as client:
+        found = issues(client.post("/jobs", json={"spec": kaggle}))
+    assert "not allowed in specs submitted over HTTP" in found[0]["message"]
 
 
 def test_fsspec_options_are_refused_over_http(api: str, root: Path) -> None:

@@ -76,11 +76,11 @@ class DataPolicy:
             return path
         candidate = Path(path).expanduser()
         if not candidate.is_absolute():
-            if base_dir is None:
+            if base_dir is None or not base_dir.is_absolute():
                 raise AccessError(
                     f"relative data path {path!r} needs the spec's folder to resolve against, "
-                    "and this spec came without one; give an absolute path (or the spec's "
-                    "`source` path)"
+                    "and this spec came without one (or with a relative `source`); give an "
+                    "absolute data path, or the spec's absolute `source` path"
                 )
             candidate = base_dir / candidate
         if not self.restricted:

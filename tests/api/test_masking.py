@@ -1,0 +1,59 @@
+"""Secrets in stored specs are masked wherever a spec or an error is shown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from loopml.core.access import DataPolicy, is_url, mask_secrets
+from loopml.core.errors import AccessError
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('{"url": "postgresql+psycopg://bob:hunter2@db:5432/x"}', "hunter2"),
+        ("url: mysql+pymysql://u:p%40ss@h/db?charset=utf8", "p%40ss"),
+        ('{"storage_options": {"key": "AKIAEXAMPLE", "secret": "s e c r e t"}}', "AKIAEXAMPLE"),
+        ('{"storage_options": {"key": "AKIAEXAMPLE", "secret": "s e c r e t"}}', "s e c r e t"),
+        ("storage_options:\n  key: AKIAEXAMPLE\n  token: 'tok'\n", "AKIAEXAMPLE"),
+        ("{password: 'pw', api_token: tok123}", "tok123"),
+        ('{"DB_PASSWORD": "x1y2"}', "x1y2"),
+        ('{"query_params": {"client_secret": "zzz"}}', "zzz"),
+        ("redis://:onlypass@cache:6379/0", "onlypass"),
+    ],
+)
+def test_secrets_are_masked(text: str, secret: str) -> None:
+    masked = mask_secrets(text)
+    assert masked is not None and secret not in masked and "***" in masked
+
+
+def test_masking_keeps_json_json_and_leaves_the_rest() -> None:
+    document = {
+        "url": "postgresql://bob:pw@db/x",
+        "target": "Class",
+        "query": "SELECT * FROM t",
+        "keys": ["a", "b"],
+        "storage_options": {"key": "k", "anon": False},
+    }
+    masked = json.loads(mask_secrets(json.dumps(document)) or "")
+    assert masked["url"] == "postgresql://bob:***@db/x"
+    assert masked["storage_options"] == {"key": "***", "anon": False}
+    assert masked["target"] == "Class" and masked["query"] == "SELECT * FROM t"
+    assert masked["keys"] == ["a", "b"]
+    assert mask_secrets(None) is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["file:///etc/passwd", "file:/etc/passwd", "s3://b/k", "zip://a::/x.zip", "simplecache::/x"],
+)
+def test_urls_and_chains_are_urls(path: str) -> None:
+    assert is_url(path)
+    with pytest.raises(AccessError, match="URL"):
+        DataPolicy(restricted=True).local_file(path, None)
+
+
+def test_plain_paths_are_not_urls() -> None:
+    assert not is_url("/data/x.csv") and not is_url("data/x.csv") and not is_url("C:\\x.csv")
