@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,45 @@ def test_urls_and_chains_are_urls(path: str) -> None:
 
 def test_plain_paths_are_not_urls() -> None:
     assert not is_url("/data/x.csv") and not is_url("data/x.csv") and not is_url("C:\\x.csv")
+
+
+def test_the_cli_masks_secrets_in_jobs_and_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from loopml.cli.main import app as cli
+    from loopml.core.settings import Settings, get_settings
+    from loopml.engine.provenance import provenance
+    from loopml.store.jobs import FAILED, TRAINING, JobStore
+    from loopml.store.runs import MetadataStore
+
+    settings = Settings(home=tmp_path / "home")
+    settings.ensure_home()
+    text = '{"url": "postgresql://bob:hunter2-pw@db/x", "password": "pw-SECRET"}'
+    jobs = JobStore(settings.database)
+    jobs.create("a" * 32, kind=TRAINING, queue="training", spec_text=text)
+    jobs.finish("a" * 32, FAILED, error="cannot reach postgresql://bob:hunter2-pw@db/x")
+    jobs.close()
+    runs = MetadataStore(settings.database)
+    run_id = runs.create_run(
+        spec_text=text,
+        spec_hash="0" * 64,
+        spec_source=None,
+        experiment_name="e",
+        model_name="m",
+        provenance=provenance("local", tmp_path),
+    )
+    runs.close()
+    monkeypatch.setenv("LOOPML_HOME", str(settings.home))
+    monkeypatch.setenv("COLUMNS", "300")
+    get_settings.cache_clear()
+    try:
+        shown = CliRunner().invoke(cli, ["jobs", "show", "a" * 32])
+        spec = CliRunner().invoke(cli, ["runs", "show", run_id, "--spec"])
+    finally:
+        get_settings.cache_clear()
+    assert shown.exit_code == 0 and spec.exit_code == 0, shown.output + spec.output
+    assert "bob:***@db" in shown.output and "bob:***@db" in spec.output
+    for output in (shown.output, spec.output):
+        assert "hunter2-pw" not in output and "pw-SECRET" not in output
