@@ -100,3 +100,23 @@ def test_the_cli_masks_secrets_in_jobs_and_runs(
     assert "bob:***@db" in shown.output and "bob:***@db" in spec.output
     for output in (shown.output, spec.output):
         assert "hunter2-pw" not in output and "pw-SECRET" not in output
+
+
+def test_a_malformed_setting_is_reported_without_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from loopml.cli.main import app as cli
+    from loopml.core.settings import get_settings
+
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LOOPML_DATA_SOURCES", "dw=postgresql://u:SECRET-PW@h/db,broken")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["jobs", "list"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "LOOPML_DATA_SOURCES entries are name=url" in result.output
+    assert "SECRET-PW" not in result.output

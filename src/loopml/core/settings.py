@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         env_file=None,
         extra="ignore",
         populate_by_name=True,
+        # settings hold credentials (database and broker URLs, API keys, data sources):
+        # an error names the setting and what is wrong, never echoes its value
+        hide_input_in_errors=True,
     )
 
     home: Path = Field(default=Path(".loopml"), description="Root for embedded state.")
