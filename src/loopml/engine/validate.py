@@ -15,7 +15,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from loopml.core.errors import DataError, PluginError, SpecError, SpecIssue
-from loopml.core.spec import ExperimentConfig, PipelineSpec, StepCall, draft_spec, read_spec_text
+from loopml.core.spec import (
+    ExperimentConfig,
+    PipelineSpec,
+    StepCall,
+    draft_spec,
+    parse_spec,
+    read_spec_text,
+)
 from loopml.core.suggest import closest
 from loopml.core.validation import issues_from_validation_error
 from loopml.steps.base import StepDefinition
@@ -34,9 +41,48 @@ class CheckedStep:
     params: BaseModel
 
 
-def load_spec(
-    path: Path, registry: StepRegistry, *, peek_data: bool = True
-) -> tuple[PipelineSpec, list[CheckedStep]]:
+@dataclass(frozen=True)
+class CheckedSpec:
+    """A spec that passed every check, with its steps resolved and parameters validated.
+
+    Only :func:`load_spec`, :func:`check_spec` and :func:`check_spec_text`
+    make one, so holding a ``CheckedSpec`` is the proof that the checks ran:
+    :func:`loopml.engine.run_pipeline` and :func:`loopml.engine.run_job` take
+    it as it is and never check again (nor read the data's header again).
+    """
+
+    spec: PipelineSpec
+    steps: tuple[CheckedStep, ...]
+
+    @property
+    def text(self) -> str:
+        """The spec as written, recorded with every run."""
+        return self.spec.text
+
+    @property
+    def spec_hash(self) -> str:
+        return self.spec.spec_hash
+
+    @property
+    def source(self) -> Path | None:
+        """The spec file, when it came from one."""
+        return self.spec.source
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative data paths resolve against."""
+        return self.spec.base_dir
+
+    @property
+    def experiment(self) -> ExperimentConfig:
+        return self.spec.experiment
+
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        return tuple(item.call.name for item in self.steps)
+
+
+def load_spec(path: Path, registry: StepRegistry, *, peek_data: bool = True) -> CheckedSpec:
     """Read the spec at ``path`` and check everything; all issues of the file in one SpecError."""
     draft = draft_spec(read_spec_text(path), source=path.resolve())
     issues = list(draft.issues)
@@ -45,13 +91,13 @@ def load_spec(
         issues.extend(_target_issues(draft.experiment.target, draft.source, checked))
     if issues or draft.experiment is None:
         raise SpecError(issues, draft.label)
-    return draft.complete(), checked
+    return CheckedSpec(draft.complete(), tuple(checked))
 
 
 def check_spec(
     spec: PipelineSpec, registry: StepRegistry, *, peek_data: bool = True
-) -> list[CheckedStep]:
-    """The spec's steps, ready to run, or one SpecError listing every problem.
+) -> CheckedSpec:
+    """The spec with its steps ready to run, or one SpecError listing every problem.
 
     ``peek_data`` lets loaders read a file header or run a zero-row query to
     find the target column; steps that need the network are never contacted.
@@ -61,7 +107,14 @@ def check_spec(
     if peek_data:
         issues.extend(_target_issues(spec.experiment.target, spec.source, checked))
     _raise_if(issues, spec)
-    return checked
+    return CheckedSpec(spec, tuple(checked))
+
+
+def check_spec_text(
+    text: str, registry: StepRegistry, *, source: Path | None = None, peek_data: bool = True
+) -> CheckedSpec:
+    """Parse spec ``text`` (from a message, a request or the run record) and check it once."""
+    return check_spec(parse_spec(text, source=source), registry, peek_data=peek_data)
 
 
 def _raise_if(issues: list[SpecIssue], spec: PipelineSpec) -> None:

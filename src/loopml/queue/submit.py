@@ -17,8 +17,9 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from loopml.core.errors import BrokerError
 from loopml.core.settings import Settings
 from loopml.core.spec import PipelineSpec
+from loopml.core.status import Status
 from loopml.queue.topology import TRAIN_TASK, Topology
-from loopml.store.jobs import BATCH, FAILED, TRAINING, JobStore, JobView
+from loopml.store.jobs import BATCH, TRAINING, JobStore, JobView
 
 
 def new_job_id() -> str:
@@ -45,7 +46,7 @@ def submit_training(app: Celery, settings: Settings, spec: PipelineSpec) -> JobV
                 app, TRAIN_TASK, job_id, {"job_id": job_id, "spec": spec.text, "source": source}
             )
         except BrokerError as error:
-            jobs.finish(job_id, FAILED, error=f"could not be queued: {error}")
+            jobs.finish(job_id, Status.FAILED, error=f"could not be queued: {error}")
             raise
         return job
     finally:
@@ -71,21 +72,21 @@ def submit_spec_file(app: Celery, settings: Settings, path: Path) -> JobView:
     from loopml.engine import load_spec
     from loopml.steps.registry import StepRegistry
 
-    spec, _ = load_spec(path, StepRegistry.with_builtins())
-    return submit_training(app, settings, spec)
+    checked = load_spec(path, StepRegistry.with_builtins())
+    return submit_training(app, settings, checked.spec)
 
 
 def submit_spec_text(
     app: Celery, settings: Settings, text: str, source: str | None = None
 ) -> JobView:
     """Check spec ``text`` like ``loopml validate`` and submit it."""
-    from loopml.core.spec import parse_spec
-    from loopml.engine import check_spec
+    from loopml.engine import check_spec_text
     from loopml.steps.registry import StepRegistry
 
-    spec = parse_spec(text, source=Path(source) if source else None)
-    check_spec(spec, StepRegistry.with_builtins())
-    return submit_training(app, settings, spec)
+    checked = check_spec_text(
+        text, StepRegistry.with_builtins(), source=Path(source) if source else None
+    )
+    return submit_training(app, settings, checked.spec)
 
 
 def record_batch_job(

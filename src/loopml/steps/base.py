@@ -5,11 +5,21 @@ pydantic model. The model is the single source of truth for what a spec may
 say under that step: its field names, types, defaults and docs. Declaring it
 with :func:`step` gives the engine everything it needs to validate a spec
 before anything runs.
+
+A step also declares the outputs it may write (``outputs``): names of
+context entries, ``"slot/key"`` for frames, models, reports and values, or a
+typed field (``"trained"``, ``"registered"``...). A name may use the step's
+parameters (``"data/{frame}"``) and shell wildcards (``"values/*"``). The
+engine refuses a step that writes anything else, so what a resume restores
+and what a later step may rely on is written down next to the step.
+``loopml.testing.check_step`` checks a third-party step against this
+contract.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fnmatch
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -39,6 +49,9 @@ class StepDefinition(Generic[P]):
     ``peek_columns`` lets a data step name its columns cheaply (a header read)
     so a missing target column is caught by ``loopml validate`` before any run.
     ``needs_network`` marks steps that validation must not contact.
+    ``outputs`` names what the step may write (see the module doc); ``None``
+    means undeclared, which the engine tolerates for old plugins but
+    ``check_step`` refuses.
     """
 
     name: str
@@ -47,6 +60,25 @@ class StepDefinition(Generic[P]):
     summary: str = ""
     peek_columns: PeekColumns[P] | None = None
     needs_network: bool = False
+    outputs: tuple[str, ...] | None = None
+
+    def declared_outputs(self, params: BaseModel) -> tuple[str, ...] | None:
+        """The output names with ``{param}`` placeholders filled from ``params``."""
+        if self.outputs is None:
+            return None
+        values = params.model_dump()
+        return tuple(pattern.format(**values) for pattern in self.outputs)
+
+    def undeclared(self, params: BaseModel, written: Iterable[str]) -> list[str]:
+        """The names in ``written`` the step did not declare (none when it declared nothing)."""
+        declared = self.declared_outputs(params)
+        if declared is None:
+            return []
+        return [
+            name
+            for name in written
+            if not any(fnmatch.fnmatchcase(name, pattern) for pattern in declared)
+        ]
 
     def parse(self, raw: dict[str, Any], experiment: ExperimentConfig | None) -> P:
         """Validate raw spec parameters; the experiment config (if valid) is the context."""
@@ -67,8 +99,9 @@ def step(
     params: type[P],
     peek_columns: PeekColumns[P] | None = None,
     needs_network: bool = False,
+    outputs: Iterable[str] | None = None,
 ) -> Callable[[StepFunction[P]], StepDefinition[P]]:
-    """Declare ``func`` as the step ``name`` taking ``params``.
+    """Declare ``func`` as the step ``name`` taking ``params`` and writing ``outputs``.
 
     The function's docstring becomes the step's summary in ``loopml steps list``.
     """
@@ -82,6 +115,7 @@ def step(
             summary=summary,
             peek_columns=peek_columns,
             needs_network=needs_network,
+            outputs=None if outputs is None else tuple(outputs),
         )
 
     return register

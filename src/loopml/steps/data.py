@@ -61,7 +61,11 @@ def _peek_file(params: FileSource, base_dir: Path) -> list[str] | None:
     return [str(name) for name in head.columns]
 
 
-@step("load_data_from_file", params=FileSource, peek_columns=_peek_file)
+LOADER_OUTPUTS = ("data/{frame}", "loaded")
+"""What every loader writes: the frame under its name, and what was read."""
+
+
+@step("load_data_from_file", params=FileSource, peek_columns=_peek_file, outputs=LOADER_OUTPUTS)
 def load_data_from_file(context: StepContext, params: FileSource) -> None:
     """Load a CSV, Parquet, JSON or zipped-CSV file (local or fsspec URL)."""
     path = context.resolve_path(params.path)
@@ -114,7 +118,7 @@ def _peek_sql(params: SqlSource, base_dir: Path) -> list[str] | None:
         engine.dispose()
 
 
-@step("load_data_from_sql", params=SqlSource, peek_columns=_peek_sql)
+@step("load_data_from_sql", params=SqlSource, peek_columns=_peek_sql, outputs=LOADER_OUTPUTS)
 def load_data_from_sql(context: StepContext, params: SqlSource) -> None:
     """Load the result of a SQL query (any database SQLAlchemy speaks)."""
     import pandas as pd
