@@ -101,9 +101,12 @@ def register_once(
 
 
 def give_alias(context: StepContext, registered: RegisteredModel, alias: str) -> None:
-    """Point ``alias`` of the registered model at this run's version (audited)."""
+    """Point ``alias`` of the registered model at this run's version (audited, once)."""
     from loopml.lifecycle import move_alias
+    from loopml.registry.models import version_for_alias
 
+    if version_for_alias(context.settings, registered.name, alias) == registered.version:
+        return
     move_alias(
         context.settings,
         registered.name,
