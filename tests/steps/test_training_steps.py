@@ -142,7 +142,11 @@ def test_without_register_model_nothing_is_registered(data_zip: Path, settings: 
 def test_register_model_without_a_trained_model_says_what_to_do(
     data_zip: Path, settings: Settings
 ) -> None:
-    from loopml.core.errors import StepError
+    from loopml.core.errors import SpecError
 
-    with pytest.raises(StepError, match="put train_model before it"):
+    with pytest.raises(SpecError) as caught:  # refused by the spec check: nothing runs
         run_pipeline(parse_spec(_spec(data_zip, [{"register_model": {}}], "fraud_x")), settings)
+    (issue,) = caught.value.issues
+    assert issue.path == "pipeline[0].MLSteps[1]"
+    assert "register_model reads trained, which no step before it writes" in issue.message
+    assert "train_model" in issue.message

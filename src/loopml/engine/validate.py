@@ -8,6 +8,7 @@ name its columns cheaply. All issues are collected and raised together.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,7 @@ def load_spec(path: Path, registry: StepRegistry, *, peek_data: bool = True) -> 
     draft = draft_spec(read_spec_text(path), source=path.resolve())
     issues = list(draft.issues)
     checked = _check_steps(draft.steps, draft.experiment, registry, issues)
+    issues.extend(_order_issues(checked))
     if peek_data and draft.experiment is not None:
         issues.extend(_target_issues(draft.experiment.target, draft.source, checked))
     if issues or draft.experiment is None:
@@ -104,6 +106,7 @@ def check_spec(
     """
     issues: list[SpecIssue] = []
     checked = _check_steps(spec.steps, spec.experiment, registry, issues)
+    issues.extend(_order_issues(checked))
     if peek_data:
         issues.extend(_target_issues(spec.experiment.target, spec.source, checked))
     _raise_if(issues, spec)
@@ -140,6 +143,46 @@ def _check_steps(
             continue
         checked.append(CheckedStep(position, call, definition, params))
     return checked
+
+
+def _order_issues(checked: list[CheckedStep]) -> list[SpecIssue]:
+    """Steps placed before every step that writes what they read (their declared inputs).
+
+    A step that declares no outputs (an old plugin) may write anything, so
+    from there on nothing is refused.
+    """
+    issues: list[SpecIssue] = []
+    written: list[str] = []
+    for item in checked:
+        declared = item.definition.declared_outputs(item.params)
+        for need in item.definition.declared_inputs(item.params):
+            if any(fnmatch.fnmatchcase(need, pattern) for pattern in written):
+                continue
+            makers = [
+                later.call.name
+                for later in checked
+                if later.position > item.position
+                and any(
+                    fnmatch.fnmatchcase(need, pattern)
+                    for pattern in later.definition.declared_outputs(later.params) or ()
+                )
+            ]
+            remedy = (
+                f"put it after {makers[0]}"
+                if makers
+                else "add a step before it that writes it (a load_data_* step writes data/<frame>, "
+                "train_model writes the model)"
+            )
+            issues.append(
+                SpecIssue(
+                    item.call.path,
+                    f"{item.call.name} reads {need}, which no step before it writes; {remedy}",
+                )
+            )
+        if declared is None:
+            return issues
+        written.extend(declared)
+    return issues
 
 
 def _definition(

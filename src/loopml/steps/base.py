@@ -13,7 +13,9 @@ parameters (``"data/{frame}"``) and shell wildcards (``"values/*"``). The
 engine refuses a step that writes anything else, so what a resume restores
 and what a later step may rely on is written down next to the step.
 ``loopml.testing.check_step`` checks a third-party step against this
-contract.
+contract. ``inputs`` names, the same way, what the step reads; the spec
+check refuses a step placed before every step that writes what it reads
+(``evaluate_model`` before ``train_model``), naming the step's path.
 """
 
 from __future__ import annotations
@@ -61,6 +63,12 @@ class StepDefinition(Generic[P]):
     peek_columns: PeekColumns[P] | None = None
     needs_network: bool = False
     outputs: tuple[str, ...] | None = None
+    inputs: tuple[str, ...] = ()
+
+    def declared_inputs(self, params: BaseModel) -> tuple[str, ...]:
+        """What the step reads, named like outputs, with ``{param}`` placeholders filled."""
+        values = params.model_dump()
+        return tuple(pattern.format(**values) for pattern in self.inputs)
 
     def declared_outputs(self, params: BaseModel) -> tuple[str, ...] | None:
         """The output names with ``{param}`` placeholders filled from ``params``."""
@@ -100,8 +108,9 @@ def step(
     peek_columns: PeekColumns[P] | None = None,
     needs_network: bool = False,
     outputs: Iterable[str] | None = None,
+    inputs: Iterable[str] = (),
 ) -> Callable[[StepFunction[P]], StepDefinition[P]]:
-    """Declare ``func`` as the step ``name`` taking ``params`` and writing ``outputs``.
+    """Declare ``func`` as step ``name``: takes ``params``, reads ``inputs``, writes ``outputs``.
 
     The function's docstring becomes the step's summary in ``loopml steps list``.
     """
@@ -116,6 +125,7 @@ def step(
             peek_columns=peek_columns,
             needs_network=needs_network,
             outputs=None if outputs is None else tuple(outputs),
+            inputs=tuple(inputs),
         )
 
     return register

@@ -21,7 +21,12 @@ class EvaluateParams(StepParams):
     model: str = Field(default="best", description="Model to score; train_model makes 'best'.")
 
 
-@step("evaluate_model", params=EvaluateParams, outputs=("reports/evaluation", "evaluation"))
+@step(
+    "evaluate_model",
+    params=EvaluateParams,
+    outputs=("reports/evaluation", "evaluation"),
+    inputs=("models/{model}", "data/{frame}"),
+)
 def evaluate_model(context: StepContext, params: EvaluateParams) -> None:
     """Score the trained model on the holdout (or another frame); log metrics and plots."""
     import pandas as pd

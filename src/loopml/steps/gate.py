@@ -78,7 +78,12 @@ def clears(metric: str, score: float, threshold: float | None) -> bool:
     return score <= threshold if metric in LOWER_IS_BETTER else score >= threshold
 
 
-@step(GATE_STEP, params=GateParams, outputs=("registered", "gate"))
+@step(
+    GATE_STEP,
+    params=GateParams,
+    outputs=("registered", "gate"),
+    inputs=("trained", "models/best", "data/{frame}"),
+)
 def validate_model(context: StepContext, params: GateParams) -> None:
     """Promote the challenger only if it beats the champion on the same holdout."""
     from loopml.lifecycle import promote

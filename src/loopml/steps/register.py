@@ -38,7 +38,7 @@ class RegisterParams(StepParams):
     tags: dict[str, str] = Field(default_factory=dict, description="Extra version tags.")
 
 
-@step("register_model", params=RegisterParams, outputs=("registered",))
+@step("register_model", params=RegisterParams, outputs=("registered",), inputs=("trained",))
 def register_model(context: StepContext, params: RegisterParams) -> None:
     """Register the best model of train_model and set its alias."""
     from loopml.lifecycle import move_alias

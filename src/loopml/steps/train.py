@@ -19,6 +19,7 @@ from loopml.steps.base import step
     "train_model",
     params=TrainParams,
     outputs=("data/holdout", "models/best", "reports/comparison", "trained"),
+    inputs=("data/train",),
 )
 def train_model(context: StepContext, params: TrainParams) -> None:
     """Compare estimators on shared CV folds (+ tune, blend, stack); log all to MLflow."""

@@ -67,6 +67,7 @@ class ValidateDataParams(StepParams):
     "validate_data",
     params=ValidateDataParams,
     outputs=("reports/reference_profile", "reports/skew", "data_validation", "warnings"),
+    inputs=("data/{frame}",),
 )
 def validate_data(context: StepContext, params: ValidateDataParams) -> None:
     """Profile the data for the model; report schema and value skew against a reference."""
