@@ -58,18 +58,29 @@ CASES: dict[str, Any] = {
 }
 
 
+@pytest.fixture
+def kit_settings(tmp_path: Path, tracking_uri: str) -> Settings:
+    """The session's MLflow store; no metadata store is used, so one database kind is enough."""
+    return Settings(
+        home=tmp_path / "home",
+        tracking_uri=tracking_uri,
+        database_url=f"sqlite:///{tmp_path / 'loopml.db'}",
+        artifact_root=(tmp_path / "artifacts").as_uri(),
+    )
+
+
 def test_every_built_in_step_has_a_conformance_case() -> None:
     assert set(CASES) == set(BUILTIN_STEPS)
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_STEPS))
 def test_built_in_steps_keep_the_step_contract(
-    name: str, tmp_path: Path, settings: Settings
+    name: str, tmp_path: Path, kit_settings: Settings
 ) -> None:
     params, factory, skip = CASES[name](tmp_path)
     definition = StepRegistry.with_builtins(plugins=False).get(name)
     context = check_step(
-        definition, params=params, context_factory=factory, settings=settings, skip=skip
+        definition, params=params, context_factory=factory, settings=kit_settings, skip=skip
     )
     if "runs" not in skip:
         assert context is not None

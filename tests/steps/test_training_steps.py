@@ -147,6 +147,6 @@ def test_register_model_without_a_trained_model_says_what_to_do(
     with pytest.raises(SpecError) as caught:  # refused by the spec check: nothing runs
         run_pipeline(parse_spec(_spec(data_zip, [{"register_model": {}}], "fraud_x")), settings)
     (issue,) = caught.value.issues
-    assert issue.path == "pipeline[0].MLSteps[1]"
+    assert issue.path == "pipeline[0].MLSteps[1].register_model"
     assert "register_model reads trained, which no step before it writes" in issue.message
     assert "train_model" in issue.message
