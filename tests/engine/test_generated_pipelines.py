@@ -41,9 +41,7 @@ ORDERS = [
 # Each order runs once (16 runs keep this near a minute and a half); the problem type
 # alternates with every order and validate_data with every second one, so both problem
 # types meet validate_data present and absent, and each optional step in every position.
-SHAPES = [
-    (PROBLEMS[index % 2], (index // 2) % 2 == 0, order) for index, order in enumerate(ORDERS)
-]
+SHAPES = [(PROBLEMS[index % 2], (index // 2) % 2 == 0, order) for index, order in enumerate(ORDERS)]
 
 
 @pytest.fixture(scope="module")

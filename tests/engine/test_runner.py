@@ -44,6 +44,14 @@ def _spec(tmp_path: Path, steps: list[dict[str, object]], target: str = "Class")
     )
 
 
+def _tripped_spec(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A spec whose flaky step fails while the trip file exists; (ledger, trip file, text)."""
+    ledger, trip = tmp_path / "ledger.txt", tmp_path / "trip"
+    trip.touch()
+    steps = [{"count_runs": {"ledger": str(ledger)}}, {"flaky": {"trip_file": str(trip)}}]
+    return ledger, trip, _spec(tmp_path, steps)
+
+
 def test_a_run_is_recorded_with_provenance_and_step_timings(
     tmp_path: Path, settings: Settings, registry: StepRegistry
 ) -> None:
@@ -80,11 +88,7 @@ def test_a_run_is_recorded_with_provenance_and_step_timings(
 def test_resume_reruns_only_the_failed_step(
     tmp_path: Path, settings: Settings, registry: StepRegistry
 ) -> None:
-    ledger, trip = tmp_path / "ledger.txt", tmp_path / "trip"
-    trip.touch()
-    text = _spec(
-        tmp_path, [{"count_runs": {"ledger": str(ledger)}}, {"flaky": {"trip_file": str(trip)}}]
-    )
+    ledger, trip, text = _tripped_spec(tmp_path)
     with pytest.raises(StepError, match="tripped by") as caught:
         run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings, registry=registry)
     assert caught.value.position == 2
@@ -203,11 +207,7 @@ def test_a_checked_spec_runs_without_a_second_check(
 def test_run_job_runs_resumes_or_skips_one_run_per_job(
     tmp_path: Path, settings: Settings, registry: StepRegistry
 ) -> None:
-    ledger, trip = tmp_path / "ledger.txt", tmp_path / "trip"
-    trip.touch()
-    text = _spec(
-        tmp_path, [{"count_runs": {"ledger": str(ledger)}}, {"flaky": {"trip_file": str(trip)}}]
-    )
+    ledger, trip, text = _tripped_spec(tmp_path)
     checked = check_spec_text(text, registry, source=tmp_path / "spec.json")
     job_id = "a" * 32
     with pytest.raises(StepError, match="tripped by"):

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
 from loopml.store.clock import utc
-from loopml.store.db import connect
+from loopml.store.session import TableStore
 from loopml.store.tables import Base
 
 
@@ -64,15 +63,8 @@ def _view(row: AliasMoveRow) -> AliasMoveView:
     )
 
 
-class AliasLog:
+class AliasLog(TableStore):
     """Append-only record of alias moves in the metadata store at ``url``."""
-
-    def __init__(self, url: str | Engine) -> None:
-        self.engine = url if isinstance(url, Engine) else connect(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    def close(self) -> None:
-        self.engine.dispose()
 
     def record(
         self,
