@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from loopml.store.clock import utc
-from loopml.store.session import TableStore
+from loopml.store.session import TableStore, view_of
 from loopml.store.tables import Base
 
 
@@ -50,17 +49,7 @@ class AliasMoveView:
 
 
 def _view(row: AliasMoveRow) -> AliasMoveView:
-    return AliasMoveView(
-        id=row.id,
-        model_name=row.model_name,
-        alias=row.alias,
-        from_version=row.from_version,
-        to_version=row.to_version,
-        actor=row.actor,
-        reason=row.reason,
-        run_id=row.run_id,
-        moved_at=utc(row.moved_at),
-    )
+    return view_of(row, AliasMoveView)
 
 
 class AliasLog(TableStore):

@@ -15,12 +15,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import JSON, Boolean, Integer, String, Text
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from loopml.core.errors import JobNotFoundError
 from loopml.core.status import FINISHED, Status
-from loopml.store.clock import now, utc
-from loopml.store.session import TableStore, row_by_id
+from loopml.store.clock import now
+from loopml.store.session import TableStore, view_of
 from loopml.store.tables import Base
 
 TRAINING, BATCH = "training", "batch"
@@ -125,6 +125,9 @@ class JobView:
 
 class JobStore(TableStore):
     """The ``jobs`` table of the metadata store at ``url``."""
+
+    table = Job
+    noun, listing, missing = "job", "loopml jobs list", JobNotFoundError
 
     def create(
         self,
@@ -257,39 +260,6 @@ class JobStore(TableStore):
         with self._session() as session:
             return [_view(job) for job in session.scalars(query)]
 
-    def _get(self, session: Session, job_id: str, *, lock: bool = False) -> Job:
-        return row_by_id(
-            session,
-            Job,
-            job_id,
-            noun="job",
-            listing="loopml jobs list",
-            missing=JobNotFoundError,
-            lock=lock,
-        )
-
 
 def _view(job: Job) -> JobView:
-    return JobView(
-        id=job.id,
-        kind=job.kind,
-        status=job.status,
-        queue=job.queue,
-        spec_text=job.spec_text,
-        spec_source=job.spec_source,
-        model_name=job.model_name,
-        submitted_at=utc(job.submitted_at),
-        started_at=utc(job.started_at),
-        ended_at=utc(job.ended_at),
-        attempts=job.attempts,
-        worker=job.worker,
-        run_id=job.run_id,
-        current_step=job.current_step,
-        steps_done=job.steps_done,
-        steps_total=job.steps_total,
-        registered_name=job.registered_name,
-        registered_version=job.registered_version,
-        cancel_requested=bool(job.cancel_requested),
-        error=job.error,
-        details=dict(job.details or {}),
-    )
+    return view_of(job, JobView, cancel_requested=bool(job.cancel_requested))

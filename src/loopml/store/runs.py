@@ -12,13 +12,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from loopml.core.context import RegisteredModel
 from loopml.core.errors import RunNotFoundError
 from loopml.core.status import Status
 from loopml.store.clock import now, utc
-from loopml.store.session import TableStore, row_by_id
+from loopml.store.session import TableStore, view_of
 from loopml.store.tables import PipelineRun, StepRun
 
 
@@ -99,6 +99,9 @@ class Provenance:
 
 class MetadataStore(TableStore):
     """The runs and steps of every pipeline, in the database at ``url``."""
+
+    table = PipelineRun
+    noun, listing, missing = "run", "loopml runs list", RunNotFoundError
 
     def create_run(
         self,
@@ -237,55 +240,7 @@ class MetadataStore(TableStore):
         with self._session() as session:
             return [_view(run) for run in session.scalars(query)]
 
-    def _get(self, session: Session, run_id: str) -> PipelineRun:
-        return row_by_id(
-            session,
-            PipelineRun,
-            run_id,
-            noun="run",
-            listing="loopml runs list",
-            missing=RunNotFoundError,
-        )
-
 
 def _view(run: PipelineRun) -> RunView:
-    return RunView(
-        id=run.id,
-        status=run.status,
-        experiment_name=run.experiment_name,
-        model_name=run.model_name,
-        spec_text=run.spec_text,
-        spec_hash=run.spec_hash,
-        spec_source=run.spec_source,
-        created_at=utc(run.created_at),
-        started_at=utc(run.started_at),
-        ended_at=utc(run.ended_at),
-        executor=run.executor,
-        host=run.host,
-        user=run.user,
-        loopml_version=run.loopml_version,
-        git_commit=run.git_commit,
-        data_fingerprint=run.data_fingerprint,
-        mlflow_experiment_id=run.mlflow_experiment_id,
-        mlflow_run_id=run.mlflow_run_id,
-        attempts=run.attempts,
-        error=run.error,
-        traceback=run.traceback,
-        values=dict(run.values or {}),
-        steps=tuple(
-            StepView(
-                position=step.position,
-                name=step.name,
-                attempt=step.attempt,
-                status=step.status,
-                params=dict(step.params),
-                started_at=utc(step.started_at),
-                ended_at=utc(step.ended_at),
-                duration_s=step.duration_s,
-                error=step.error,
-                host=step.host,
-                outputs=dict(step.outputs or {}),
-            )
-            for step in run.steps
-        ),
-    )
+    steps = tuple(view_of(step, StepView) for step in run.steps)
+    return view_of(run, RunView, steps=steps)
