@@ -133,7 +133,7 @@ def run_demo(
                 timeline.say(f"retrain queued as job {outcome['job']}; waiting for the worker")
                 job = _wait_job(settings, outcome["job"])
                 model = job["registered_model"]
-                made = f"{model['name']} version {model['version']}" if model else "nothing registered"
+                made = f"{model['name']} v{model['version']}" if model else "nothing registered"
                 timeline.say(f"job {job['id'][:8]} {job['status']}: {made}")
                 champion = _champion(settings)
                 if champion != version:
