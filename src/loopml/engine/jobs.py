@@ -10,6 +10,7 @@ nothing. However often a message is delivered, the job ends with one run.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +21,8 @@ from loopml.engine.runner import RunObserver, resume_run, run_pipeline
 from loopml.engine.validate import CheckedSpec
 from loopml.steps.registry import StepRegistry
 from loopml.store.runs import MetadataStore, RunView
+
+log = logging.getLogger(__name__)
 
 JobAction = Literal["ran", "resumed", "skipped"]
 
@@ -34,7 +37,7 @@ class JobRun:
     @property
     def registered(self) -> RegisteredModel | None:
         """The registry version the run produced, if it registered one."""
-        return RegisteredModel.from_record(self.run.values.get("registered"))
+        return self.run.registered
 
 
 def run_job(
@@ -67,7 +70,9 @@ def run_job(
         )
         return JobRun("ran", result.run)
     if existing.status == Status.SUCCEEDED:
+        log.info("run %s already succeeded (a redelivered job); nothing to run", run_id)
         return JobRun("skipped", existing)
+    log.info("resuming run %s (attempt %d)", run_id, existing.attempts + 1)
     result = resume_run(
         run_id, settings, registry=registry, observer=observer, executor=executor, checked=checked
     )
