@@ -76,3 +76,16 @@ def sneaky(context: StepContext, params: SneakyParams) -> None:
     """Write one declared and one undeclared output."""
     context.values["allowed"] = 1
     context.values["smuggled"] = 2
+
+
+class TripParams(StepParams):
+    """Fails while the trip file exists."""
+
+    trip_file: str
+
+
+@step("tripwire", params=TripParams, outputs=())
+def tripwire(context: StepContext, params: TripParams) -> None:
+    """Raise while ``trip_file`` exists; write nothing."""
+    if Path(params.trip_file).exists():
+        raise RuntimeError(f"tripped by {params.trip_file}")

@@ -247,3 +247,60 @@ def test_the_parent_mlflow_run_carries_the_spec_main_parameters(
         "target": "Class",
         "steps": "load_data_from_file",
     }
+
+
+def test_typed_outputs_survive_a_resume_and_nothing_is_registered_twice(
+    tmp_path: Path, settings: Settings, registry: StepRegistry
+) -> None:
+    from loopml.registry.models import list_versions
+    from loopml.testing import small_frame
+
+    registry.add("tripwire", steps_for_tests.tripwire)
+    small_frame("classification", rows=200, seed=5).to_csv(tmp_path / "small.csv", index=False)
+    trip = tmp_path / "trip"
+    trip.touch()
+    name = f"resumed_{tmp_path.name}"
+    document = {
+        "pipeline": [
+            {
+                "MLSteps": [
+                    {"load_data_from_file": {"path": "small.csv"}},
+                    {"train_model": {"modeling_params": {"estimator_list": ["dt"], "fold": 2}}},
+                    {"register_model": {}},
+                    {"tripwire": {"trip_file": str(trip)}},
+                ]
+            }
+        ],
+        "experiment_config": {
+            "experiment_name": "engine-tests",
+            "model_name": name,
+            "main_metric": "F1",
+            "problem_type": "classification",
+            "target": "target",
+        },
+    }
+    spec = parse_spec(json.dumps(document), source=tmp_path / "spec.json")
+    with pytest.raises(StepError, match="tripped by"):
+        run_pipeline(spec, settings, registry=registry)
+    store = MetadataStore(settings.database)
+    (failed,) = store.list_runs(model_name=name)
+    store.close()
+    assert failed.registered is not None and failed.registered.version == "1"
+    assert set(failed.latest_steps()[2].outputs) == {"registered"}
+
+    trip.unlink()
+    result = resume_run(failed.id, settings, registry=registry)
+    context = result.context
+    assert result.run.status == "succeeded"
+    # restored typed, from the first attempt's artifacts: not run again, not registered again
+    assert context.registered == failed.registered
+    assert context.trained is not None and context.trained.estimator
+    assert context.trained.model_uri == context.registered.model_uri
+    assert [v.version for v in list_versions(settings, name)] == ["1"]
+    assert [(s.position, s.attempt) for s in result.run.steps] == [
+        (0, 1),
+        (1, 1),
+        (2, 1),
+        (3, 1),
+        (3, 2),
+    ]
