@@ -23,7 +23,7 @@ from loopml.core.spec import parse_spec
 from loopml.engine import check_spec, run_pipeline
 from loopml.registry.models import CHAMPION, list_versions, version_for_alias
 from loopml.steps.registry import StepRegistry
-from loopml.store import MetadataStore
+from loopml.store import RunStore
 from loopml.testing import small_frame
 
 PROBLEMS = ("classification", "regression")
@@ -110,7 +110,7 @@ def test_a_generated_shape_runs_through_the_engine(
 
     result = run_pipeline(checked, settings, registry=world["registry"])
 
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     try:
         run = store.get_run(result.run.id)
         runs_of_model = store.list_runs(model_name=name)
@@ -174,7 +174,7 @@ def test_orders_that_read_before_writing_are_refused_with_the_path(
     assert paths[0] == f"pipeline[0].MLSteps[{index}].{steps[index]}"
     assert f"reads {needs}, which no step before it writes" in caught.value.issues[0].message
     assert "put it after" in caught.value.issues[0].message
-    store = MetadataStore(world["settings"].database)
+    store = RunStore(world["settings"].database)
     try:
         assert store.list_runs(model_name="gen_invalid") == []  # nothing recorded
     finally:

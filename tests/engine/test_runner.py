@@ -13,7 +13,7 @@ from loopml.core.settings import Settings
 from loopml.core.spec import parse_spec
 from loopml.engine import check_spec_text, load_spec, resume_run, run_job, run_pipeline
 from loopml.steps.registry import StepRegistry
-from loopml.store import MetadataStore
+from loopml.store import RunStore
 from tests.engine import steps_for_tests
 
 
@@ -93,7 +93,7 @@ def test_resume_reruns_only_the_failed_step(
         run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings, registry=registry)
     assert caught.value.position == 2
 
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     (failed,) = store.list_runs()
     assert failed.status == "failed"
     assert failed.error is not None and "tripped by" in failed.error
@@ -147,7 +147,7 @@ def test_a_bad_spec_writes_nothing_to_any_store(
     if settings.database.startswith("sqlite"):
         assert not Path(settings.database.removeprefix("sqlite:///")).exists()
     else:
-        store = MetadataStore(settings.database)
+        store = RunStore(settings.database)
         assert store.list_runs() == []
         store.close()
 
@@ -159,7 +159,7 @@ def test_a_step_writing_what_it_did_not_declare_fails_the_run(
     with pytest.raises(StepError, match="values/smuggled") as caught:
         run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings, registry=registry)
     assert "declared: values/allowed" in str(caught.value)
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     (run,) = store.list_runs()
     store.close()
     assert run.status == "failed"
@@ -220,7 +220,7 @@ def test_run_job_runs_resumes_or_skips_one_run_per_job(
     assert resumed.action == "resumed" and resumed.run.status == "succeeded"
     again = run_job(job_id, checked, settings, registry=registry)  # a redelivered message
     assert again.action == "skipped" and again.run.id == job_id
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     runs = store.list_runs()
     store.close()
     assert [run.id for run in runs] == [job_id]  # one run for the job, however often delivered
@@ -282,7 +282,7 @@ def test_typed_outputs_survive_a_resume_and_nothing_is_registered_twice(
     spec = parse_spec(json.dumps(document), source=tmp_path / "spec.json")
     with pytest.raises(StepError, match="tripped by"):
         run_pipeline(spec, settings, registry=registry)
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     (failed,) = store.list_runs(model_name=name)
     store.close()
     assert failed.registered is not None and failed.registered.version == "1"

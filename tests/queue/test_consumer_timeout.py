@@ -21,7 +21,7 @@ from loopml.core.status import Status
 from loopml.queue import make_app
 from loopml.queue.submit import submit_spec_file
 from loopml.queue.topology import Topology
-from loopml.store.runs import MetadataStore
+from loopml.store.runs import RunStore
 from tests.queue.conftest import Stack
 from tests.queue.helpers import Worker, delete_topology, make_data, queue_depth, write_spec
 
@@ -78,7 +78,7 @@ def test_a_job_longer_than_the_consumer_timeout_does_not_loop(
         again = rabbit_stack.jobs().get(job.id)
         assert again.attempts == 1 and again.status == Status.FAILED
         assert queue_depth(topology.training) == 0
-        store = MetadataStore(settings.database)
+        store = RunStore(settings.database)
         runs = store.list_runs(model_name=name)
         store.close()
         # The limit may strike before the run is recorded; if it was, it failed, once.

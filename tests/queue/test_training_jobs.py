@@ -9,7 +9,7 @@ import pytest
 
 from loopml.core.status import Status
 from loopml.queue.submit import submit_spec_file
-from loopml.store.runs import MetadataStore
+from loopml.store.runs import RunStore
 from tests.queue.conftest import Stack
 from tests.queue.helpers import wait_for, write_spec
 
@@ -21,7 +21,7 @@ def _name(label: str) -> str:
 
 
 def _runs_of(stack: Stack, model_name: str) -> list[Any]:
-    store = MetadataStore(stack.settings.database)
+    store = RunStore(stack.settings.database)
     try:
         return store.list_runs(model_name=model_name, limit=10)
     finally:

@@ -25,7 +25,7 @@ from loopml.registry.models import (
     reference_profile,
     version_for_alias,
 )
-from loopml.store import MetadataStore
+from loopml.store import RunStore
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 from make_creditcard import make_creditcard, write_zip
@@ -124,7 +124,7 @@ def test_the_gate_promotes_a_better_challenger_and_refuses_a_worse_one(
         assert metrics["F1"] == pytest.approx(score)
 
     # The decision and figures are on the run: metadata store and MLflow parent run.
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     stored = store.get_run(better.run.id).values
     store.close()
     assert stored["gate"]["decision"] == "promoted"

@@ -86,10 +86,10 @@ def runs_list(
 ) -> None:
     """List recorded pipeline runs, newest first."""
     from loopml.cli.render import runs_table
-    from loopml.store import MetadataStore
+    from loopml.store import RunStore
 
     try:
-        store = MetadataStore(settings().database)
+        store = RunStore(settings().database)
         runs = store.list_runs(limit=limit, status=status, model_name=model)
         store.close()
     except LoopmlError as error:
@@ -108,10 +108,10 @@ def runs_show(
 ) -> None:
     """Show one run: provenance, status, and every step attempt with timings and outputs."""
     from loopml.cli.render import run_details, steps_table
-    from loopml.store import MetadataStore
+    from loopml.store import RunStore
 
     try:
-        store = MetadataStore(settings().database)
+        store = RunStore(settings().database)
         found = store.get_run(run_id)
         store.close()
     except LoopmlError as error:

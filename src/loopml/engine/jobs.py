@@ -20,7 +20,7 @@ from loopml.core.status import Status
 from loopml.engine.runner import RunObserver, resume_run, run_pipeline
 from loopml.engine.validate import CheckedSpec
 from loopml.steps.registry import StepRegistry
-from loopml.store.runs import MetadataStore, RunView
+from loopml.store.runs import RunStore, RunView
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def run_job(
     A step failure is a :class:`~loopml.core.errors.StepError` after the
     engine recorded it, as for :func:`run_pipeline`.
     """
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     try:
         existing = store.find_run(run_id)
     finally:

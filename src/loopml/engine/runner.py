@@ -37,7 +37,7 @@ from loopml.engine.validate import (
 )
 from loopml.registry.tracking import ensure_experiment, use_tracking
 from loopml.steps.registry import StepRegistry
-from loopml.store.runs import MetadataStore, RunView
+from loopml.store.runs import RunStore, RunView
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def run_pipeline(
     if not isinstance(checked, CheckedSpec):
         checked = check_spec(checked, registry or StepRegistry.with_builtins())
     spec = checked.spec
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     try:
         mlflow = use_tracking(settings)
         experiment_id = ensure_experiment(settings, spec.experiment.experiment_name)
@@ -176,7 +176,7 @@ def resume_run(
     (a redelivered job); otherwise the recorded spec text is checked here,
     without peeking at the data (a resume may run where the data moved).
     """
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     try:
         run = store.get_run(run_id)
         if run.status == Status.SUCCEEDED:
@@ -235,7 +235,7 @@ def _context(
 def _execute(
     plan: CheckedSpec,
     context: StepContext,
-    store: MetadataStore,
+    store: RunStore,
     mlflow: Any,
     observer: RunObserver,
     *,

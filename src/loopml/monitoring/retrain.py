@@ -27,7 +27,7 @@ from loopml.registry.models import CHAMPION, get_version, version_for_alias
 from loopml.steps.registry import StepRegistry
 from loopml.store.jobs import JobStore
 from loopml.store.monitoring import MonitorStore
-from loopml.store.runs import MetadataStore
+from loopml.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def champion_spec(settings: Settings, model_name: str) -> PipelineSpec:
             f"{model_name} version {version} has no {RUN_ID_TAG!r} tag: it was not registered "
             "by a loopml run, so the monitor cannot tell which spec to re-run"
         )
-    run = MetadataStore(settings.database).get_run(run_id)
+    run = RunStore(settings.database).get_run(run_id)
     return parse_spec(run.spec_text, source=Path(run.spec_source) if run.spec_source else None)
 
 

@@ -242,10 +242,10 @@ def _timed_out(error: BaseException | None) -> bool:
 
 def _close_run(settings: Settings, run_id: str, error: str) -> None:
     """Mark a run failed when the job stopped between steps (outside the engine's bookkeeping)."""
-    from loopml.store.runs import MetadataStore
+    from loopml.store.runs import RunStore
 
     _end_active_mlflow_run(settings)
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     try:
         if store.get_run(run_id).status == Status.RUNNING:
             store.finish_run(run_id, Status.FAILED, error=error)

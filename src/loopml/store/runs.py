@@ -97,7 +97,7 @@ class Provenance:
     git_commit: str | None
 
 
-class MetadataStore(TableStore):
+class RunStore(TableStore):
     """The runs and steps of every pipeline, in the database at ``url``."""
 
     table = PipelineRun
