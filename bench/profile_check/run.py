@@ -47,7 +47,8 @@ def main() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from loopml.core.profile import build_profile, check_batch, check_records
+    from loopml.core.checker import check_batch, check_records
+    from loopml.core.profile import build_profile
 
     frame = make_creditcard(args.rows, seed=1)
     profile = build_profile(frame, "Class")

@@ -132,7 +132,9 @@ def run_demo(
                 timeline.retrain_jobs.append(outcome["job"])
                 timeline.say(f"retrain queued as job {outcome['job']}; waiting for the worker")
                 job = _wait_job(settings, outcome["job"])
-                timeline.say(f"job {job['id'][:8]} {job['status']}: {job['registered_model']}")
+                model = job["registered_model"]
+                made = f"{model['name']} v{model['version']}" if model else "nothing registered"
+                timeline.say(f"job {job['id'][:8]} {job['status']}: {made}")
                 champion = _champion(settings)
                 if champion != version:
                     _wait_served(client, champion)

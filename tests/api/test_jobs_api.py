@@ -115,7 +115,7 @@ def test_submit_to_registered_model_through_the_api(
         final = _finished(client, job_id)
         assert final["status"] == "succeeded", final["error"]
         assert final["run_id"] == job_id
-        assert "via_api version 1" in final["registered_model"]
+        assert final["registered_model"] == {"name": "via_api", "version": "1"}
         assert final["progress"]["steps_done"] == final["progress"]["steps_total"] == 4
         assert final["duration_s"] > 0 and final["worker"].startswith(worker.hostname_prefix)
         listed = [job["id"] for job in client.get("/jobs").json()["jobs"]]

@@ -68,17 +68,18 @@ def test_the_cli_masks_secrets_in_jobs_and_runs(
     from loopml.cli.main import app as cli
     from loopml.core.settings import Settings, get_settings
     from loopml.engine.provenance import provenance
-    from loopml.store.jobs import FAILED, TRAINING, JobStore
-    from loopml.store.runs import MetadataStore
+    from loopml.core.status import Status
+    from loopml.store.jobs import TRAINING, JobStore
+    from loopml.store.runs import RunStore
 
     settings = Settings(home=tmp_path / "home")
     settings.ensure_home()
     text = '{"url": "postgresql://bob:hunter2-pw@db/x", "password": "pw-SECRET"}'
     jobs = JobStore(settings.database)
     jobs.create("a" * 32, kind=TRAINING, queue="training", spec_text=text)
-    jobs.finish("a" * 32, FAILED, error="cannot reach postgresql://bob:hunter2-pw@db/x")
+    jobs.finish("a" * 32, Status.FAILED, error="cannot reach postgresql://bob:hunter2-pw@db/x")
     jobs.close()
-    runs = MetadataStore(settings.database)
+    runs = RunStore(settings.database)
     run_id = runs.create_run(
         spec_text=text,
         spec_hash="0" * 64,

@@ -126,9 +126,9 @@ def test_run_list_show_and_resume(tmp_path: Path, loopml_env: Settings) -> None:
 
     listed = runner.invoke(app, ["runs", "list"])
     assert listed.exit_code == 0 and "cli-tests" in listed.output
-    from loopml.store import MetadataStore
+    from loopml.store import RunStore
 
-    store = MetadataStore(loopml_env.database)
+    store = RunStore(loopml_env.database)
     (run,) = store.list_runs()
     store.close()
     shown = runner.invoke(app, ["runs", "show", run.id[:8], "--spec"])

@@ -6,13 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from loopml.core.checker import check_batch, check_records, checker_for
 from loopml.core.errors import SkewError
 from loopml.core.profile import (
     ReferenceProfile,
     SkewThresholds,
     build_profile,
-    check_batch,
-    check_records,
 )
 
 
@@ -135,9 +134,9 @@ def test_single_records_take_the_fast_path_and_agree_with_frames(
     fast = check_records(profile, [bad])
     assert _found(fast) == expected
     assert _found(check_batch(profile, pd.DataFrame([bad]))) == expected
-    assert _found(profile.checker().check_columns(pd.DataFrame([bad]))) == expected  # vectorised
-    checker = profile.checker()
-    assert profile.checker() is checker  # compiled once per profile
+    assert _found(checker_for(profile).check_columns(pd.DataFrame([bad]))) == expected  # vectorised
+    checker = checker_for(profile)
+    assert checker_for(profile) is checker  # compiled once per profile
 
 
 def test_parsed_request_columns_agree_with_records(profile: ReferenceProfile) -> None:
@@ -146,7 +145,7 @@ def test_parsed_request_columns_agree_with_records(profile: ReferenceProfile) ->
     frame.loc[:9, "amount"] = 1e9
     frame.loc[:19, "balance"] = np.nan
     frame.loc[:4, "segment"] = "government"
-    checker = profile.checker()
+    checker = checker_for(profile)
     columns = {name: frame[name].to_numpy() for name in frame.columns if name != "channel"}
     arrays = checker.check_arrays(columns, len(frame), extra=["coupon", "label"])
     expected = {

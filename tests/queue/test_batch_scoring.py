@@ -12,11 +12,11 @@ from loopml.batch import ModelRef, load_model, score_frame
 from loopml.batch.results import count_logged
 from loopml.batch.scoring import batch_id
 from loopml.core.spec import parse_spec
+from loopml.core.status import Status
 from loopml.engine import run_pipeline
 from loopml.queue.batches import rows_of, score_through_queue
 from loopml.queue.submit import publish
 from loopml.queue.topology import SCORE_TASK
-from loopml.store.jobs import SUCCEEDED
 from loopml.store.predictions import PredictionLog
 from tests.queue.conftest import Stack
 from tests.queue.helpers import EXAMPLES, wait_for, write_spec
@@ -68,7 +68,7 @@ def test_100k_rows_through_the_queue_every_prediction_logged(
         assert scored["probability_1"].round(6).equals(local["probability_1"].round(6))
         assert seen[-1] == (100_000, 100_000)
         job = stack.jobs().get(job_id)
-        assert job.status == SUCCEEDED and job.kind == "batch"
+        assert job.status == Status.SUCCEEDED and job.kind == "batch"
         assert job.steps_done == job.steps_total == 100_000
 
         # A redelivered batch writes nothing twice: ids come from the batch id and row.

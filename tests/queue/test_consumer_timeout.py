@@ -17,11 +17,11 @@ from collections.abc import Iterator
 import pytest
 
 from loopml.core.settings import Settings
+from loopml.core.status import Status
 from loopml.queue import make_app
 from loopml.queue.submit import submit_spec_file
 from loopml.queue.topology import Topology
-from loopml.store.jobs import FAILED
-from loopml.store.runs import MetadataStore
+from loopml.store.runs import RunStore
 from tests.queue.conftest import Stack
 from tests.queue.helpers import Worker, delete_topology, make_data, queue_depth, write_spec
 
@@ -68,7 +68,7 @@ def test_a_job_longer_than_the_consumer_timeout_does_not_loop(
         _assert_declared_timeout(topology.training, 15_000)
         job = submit_spec_file(make_app(settings), settings, spec)
         final = rabbit_stack.wait_finished(job.id, timeout=120)
-        assert final.status == FAILED
+        assert final.status == Status.FAILED
         assert "LOOPML_TRAINING_TIME_LIMIT" in (final.error or ""), final.error
         assert final.attempts == 1
         assert final.started_at is not None
@@ -76,9 +76,9 @@ def test_a_job_longer_than_the_consumer_timeout_does_not_loop(
         deadline = final.started_at.timestamp() + settings.consumer_timeout + 5  # type: ignore[operator]
         time.sleep(max(0.0, deadline - time.time()))
         again = rabbit_stack.jobs().get(job.id)
-        assert again.attempts == 1 and again.status == FAILED
+        assert again.attempts == 1 and again.status == Status.FAILED
         assert queue_depth(topology.training) == 0
-        store = MetadataStore(settings.database)
+        store = RunStore(settings.database)
         runs = store.list_runs(model_name=name)
         store.close()
         # The limit may strike before the run is recorded; if it was, it failed, once.

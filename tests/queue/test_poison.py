@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
+from loopml.core.status import Status
 from loopml.queue.topology import TRAIN_TASK, Topology
-from loopml.store.jobs import FAILED, TRAINING
+from loopml.store.jobs import TRAINING
 from tests.queue.conftest import Stack
 from tests.queue.helpers import publish_raw, queue_depth, task_body, wait_for, write_spec
 
@@ -60,7 +61,7 @@ def test_malformed_messages_and_bad_specs_are_failed_and_dead_lettered(
                 timeout=120,
                 what=f"poison job {job_id} to be failed",
             )
-            assert job.status == FAILED
+            assert job.status == Status.FAILED
             assert job.error.startswith("dead-lettered:") and expected in job.error, job.error
             assert job.attempts <= 1
     finally:
@@ -95,6 +96,6 @@ def test_a_job_delivered_too_often_is_dead_lettered_not_run(rabbit_stack: Stack)
         )
     finally:
         jobs.close()
-    assert job.status == FAILED
+    assert job.status == Status.FAILED
     assert f"delivered {stack.settings.max_deliveries + 1} times" in job.error
     assert job.run_id is None  # never ran

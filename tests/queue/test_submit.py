@@ -9,9 +9,10 @@ import pytest
 
 from loopml.core.errors import BrokerError
 from loopml.core.settings import Settings
+from loopml.core.status import Status
 from loopml.queue import make_app
 from loopml.queue.submit import submit_spec_file
-from loopml.store.jobs import FAILED, JobStore
+from loopml.store.jobs import JobStore
 from tests.queue.helpers import make_data, write_spec
 
 
@@ -26,4 +27,4 @@ def test_a_broker_that_is_down_is_reported_and_the_job_failed(tmp_path: Path) ->
     jobs = JobStore(settings.database)
     (job,) = jobs.list()
     jobs.close()
-    assert job.status == FAILED and job.error.startswith("could not be queued:")
+    assert job.status == Status.FAILED and job.error.startswith("could not be queued:")

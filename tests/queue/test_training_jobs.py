@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from loopml.core.status import Status
 from loopml.queue.submit import submit_spec_file
-from loopml.store.jobs import SUCCEEDED
-from loopml.store.runs import MetadataStore
+from loopml.store.runs import RunStore
 from tests.queue.conftest import Stack
 from tests.queue.helpers import wait_for, write_spec
 
@@ -21,7 +21,7 @@ def _name(label: str) -> str:
 
 
 def _runs_of(stack: Stack, model_name: str) -> list[Any]:
-    store = MetadataStore(stack.settings.database)
+    store = RunStore(stack.settings.database)
     try:
         return store.list_runs(model_name=model_name, limit=10)
     finally:
@@ -53,9 +53,9 @@ def test_several_specs_run_in_parallel_on_two_workers(rabbit_stack: Stack) -> No
     finished = [stack.wait_finished(job.id) for job in submitted]
 
     for job, name in zip(finished, names, strict=True):
-        assert job.status == SUCCEEDED, job.error
+        assert job.status == Status.SUCCEEDED, job.error
         assert job.run_id == job.id
-        assert job.registered_model and name in job.registered_model
+        assert (job.registered_name, job.registered_version) == (name, "1")
         assert job.steps_done == job.steps_total == 4
         (run,) = _runs_of(stack, name)
         assert run.id == job.id and run.status == "succeeded"
@@ -80,14 +80,14 @@ def test_a_job_of_a_killed_worker_completes_on_the_other_exactly_once(rabbit_sta
     victim.kill()
 
     final = stack.wait_finished(job.id)
-    assert final.status == SUCCEEDED, final.error
+    assert final.status == Status.SUCCEEDED, final.error
     assert final.attempts == 2
     assert not final.worker.startswith(victim.hostname_prefix)
     (run,) = _runs_of(stack, name)  # one run for the job, not two
     assert run.id == job.id and run.status == "succeeded" and run.attempts == 2
     loads = [step for step in run.steps if step.position == 0]
     assert len(loads) == 1  # the finished load step was restored, not run again
-    assert final.registered_model and "version 1" in final.registered_model
+    assert (final.registered_name, final.registered_version) == (name, "1")
     stack.ensure_workers(2)
 
 
@@ -100,7 +100,7 @@ def test_workers_survive_a_dropped_broker_connection(rabbit_stack: Stack) -> Non
     assert stack.proxy.cut(refuse_new=False) >= 2  # every worker's connection, mid-run
 
     final = stack.wait_finished(job.id)
-    assert final.status == SUCCEEDED, final.error
+    assert final.status == Status.SUCCEEDED, final.error
     assert final.attempts == 2  # cancelled on connection loss, redelivered after reconnecting
     (run,) = _runs_of(stack, name)
     assert run.id == job.id and run.status == "succeeded"

@@ -36,7 +36,8 @@ def _load(tmp_path: Path, **params: Any) -> pd.DataFrame:
     context = _context(tmp_path)
     definition = data.load_data_from_file
     definition(context, definition.parse(params, EXPERIMENT))
-    assert context.values["data_fingerprint"] == fingerprint(context.data["train"])
+    assert context.loaded is not None
+    assert context.loaded.fingerprint == fingerprint(context.data["train"])
     return context.data["train"]
 
 
@@ -193,7 +194,8 @@ def test_kaggle_download_is_read_and_cached(
         ),
     )
     assert context.data["train"].shape == (3, 3)
-    assert context.values["data_source"] == "kaggle:mlg-ulb/creditcardfraud/creditcard.csv.zip"
+    assert context.loaded is not None
+    assert context.loaded.source == "kaggle:mlg-ulb/creditcardfraud/creditcard.csv.zip"
     (_dataset, _file_name, folder) = calls[0]
     assert Path(folder) == tmp_path / "home" / "datasets" / "kaggle" / "mlg-ulb" / "creditcardfraud"
 

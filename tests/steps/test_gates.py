@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from loopml.core.context import DataValidation
 from loopml.core.errors import SkewError, StepError
 from loopml.core.profile import ReferenceProfile
 from loopml.core.settings import Settings
@@ -24,7 +25,7 @@ from loopml.registry.models import (
     reference_profile,
     version_for_alias,
 )
-from loopml.store import MetadataStore
+from loopml.store import RunStore
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples"))
 from make_creditcard import make_creditcard, write_zip
@@ -81,6 +82,12 @@ def _run(settings: Settings, data: Path, steps: list[dict[str, Any]], name: str)
     return run_pipeline(parse_spec(_spec(data, steps, name)), settings)
 
 
+def _validation(result: PipelineResult) -> DataValidation:
+    found = result.context.data_validation
+    assert found is not None
+    return found
+
+
 def _name(prefix: str, request: pytest.FixtureRequest) -> str:
     return f"{prefix}_{request.node.callspec.id}"  # the MLflow store is shared by the session
 
@@ -91,14 +98,16 @@ def test_the_gate_promotes_a_better_challenger_and_refuses_a_worse_one(
     name = _name("gated", request)
     gate = {"validate_model": {"min_delta": 0.05}}
     first = _run(settings, data["clean"], [_train("dummy"), gate], name)
-    assert first.context.values["gate"]["decision"] == "promoted"  # no champion yet
+    assert first.context.gate.decision == "promoted"  # no champion yet
     assert version_for_alias(settings, name, CHAMPION) == "1"
 
     better = _run(settings, data["clean"], [_train("lr"), gate], name)
-    record = better.context.values["gate"]
-    assert record["decision"] == "promoted", record["reason"]
-    assert (record["challenger_version"], record["champion_version"]) == ("2", "1")
-    assert record["challenger_score"] > record["champion_score"] + 0.05
+    record = better.context.gate
+    assert record is not None
+    assert record.decision == "promoted", record.reason
+    assert (record.challenger_version, record.champion_version) == ("2", "1")
+    assert record.champion_score is not None
+    assert record.challenger_score > record.champion_score + 0.05
     assert version_for_alias(settings, name, CHAMPION) == "2"
     assert version_for_alias(settings, name, PREVIOUS) == "1"
 
@@ -108,26 +117,28 @@ def test_the_gate_promotes_a_better_challenger_and_refuses_a_worse_one(
 
     mlflow = use_tracking(settings)
     holdout = better.context.data["holdout"]
-    assert record["rows"] == len(holdout)
-    for version, key in (("2", "challenger_score"), ("1", "champion_score")):
+    assert record.rows == len(holdout)
+    for version, score in (("2", record.challenger_score), ("1", record.champion_score)):
         model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
         metrics = score_frame(model, holdout, "Class", "classification")[3]
-        assert metrics["F1"] == pytest.approx(record[key])
+        assert metrics["F1"] == pytest.approx(score)
 
     # The decision and figures are on the run: metadata store and MLflow parent run.
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     stored = store.get_run(better.run.id).values
     store.close()
-    assert stored["gate"]["decision"] == "promoted" and stored["gate_decision"] == "promoted"
+    assert stored["gate"]["decision"] == "promoted"
+    assert (stored["registered"]["name"], stored["registered"]["version"]) == (name, "2")
     parent = mlflow.get_run(better.run.mlflow_run_id)
-    assert parent.data.metrics["gate_challenger_F1"] == pytest.approx(record["challenger_score"])
-    assert parent.data.metrics["gate_champion_F1"] == pytest.approx(record["champion_score"])
+    assert parent.data.metrics["gate_challenger_F1"] == pytest.approx(record.challenger_score)
+    assert parent.data.metrics["gate_champion_F1"] == pytest.approx(record.champion_score)
     assert parent.data.tags["loopml.gate.decision"] == "promoted"
 
     worse = _run(settings, data["clean"], [_train("dummy"), gate], name)
-    refused = worse.context.values["gate"]
-    assert refused["decision"] == "refused"
-    assert refused["challenger_score"] < refused["champion_score"]
+    refused = worse.context.gate
+    assert refused is not None and refused.decision == "refused"
+    assert refused.champion_score is not None
+    assert refused.challenger_score < refused.champion_score
     assert version_for_alias(settings, name, CHAMPION) == "2"
     assert version_for_alias(settings, name, CHALLENGER) == "3"
     assert get_version(settings, name, "3").tags["loopml.gate"] == "refused"
@@ -145,33 +156,37 @@ def test_require_approval_leaves_the_challenger_waiting(
     name = _name("gate_approval", request)
     steps = [_train("lr"), {"validate_model": {"require_approval": True}}, {"register_model": {}}]
     result = _run(settings, data["clean"], steps, name)
-    assert result.context.values["gate"]["decision"] == "awaiting_approval"
+    assert result.context.gate is not None
+    assert result.context.gate.decision == "awaiting_approval"
     assert version_for_alias(settings, name, CHAMPION) is None  # register_model left it alone
     assert version_for_alias(settings, name, CHALLENGER) == "1"
-    assert result.context.values["registered_version"] == "1"  # registered once, not twice
+    assert result.context.registered is not None
+    assert result.context.registered.version == "1"  # registered once, not twice
     assert get_version(settings, name, "1").tags[APPROVAL_TAG] == "pending"
     approve(settings, name, "1", reason="checked by hand", actor="reviewer")
     assert version_for_alias(settings, name, CHAMPION) == "1"
 
 
-def test_a_threshold_refusal_undoes_a_champion_made_by_register_model(
+def test_with_a_gate_register_model_never_makes_a_champion_so_nothing_is_undone(
     data: dict[str, Path], settings: Settings, request: pytest.FixtureRequest
 ) -> None:
     name = _name("gate_bar", request)
     steps = [_train("dummy"), {"register_model": {}}, {"validate_model": {"threshold": 0.5}}]
     result = _run(settings, data["clean"], steps, name)
-    assert result.context.values["gate"]["decision"] == "refused"
-    assert "does not clear the threshold 0.5" in result.context.values["gate"]["reason"]
+    gate = result.context.gate
+    assert gate is not None and gate.decision == "refused"
+    assert "does not clear the threshold 0.5" in gate.reason
     assert version_for_alias(settings, name, CHAMPION) is None
-    assert [(m.alias, m.to_version) for m in history(settings, name)] == [
-        (CHALLENGER, "1"),
-        (CHAMPION, "1"),
-        (CHAMPION, None),
-    ]
+    # one registration, one alias move: no champion set by registration and taken back
+    assert [(m.alias, m.to_version) for m in history(settings, name)] == [(CHALLENGER, "1")]
     steps[-1] = {"validate_model": {"threshold": 0.0}}
     passed = _run(settings, data["clean"], steps, name)
-    assert passed.context.values["gate"]["decision"] == "promoted"
-    assert version_for_alias(settings, name, CHAMPION) == "2"  # register_model's move stands
+    assert passed.context.gate is not None and passed.context.gate.decision == "promoted"
+    assert version_for_alias(settings, name, CHAMPION) == "2"  # the gate's promotion
+    assert [(m.alias, m.to_version) for m in history(settings, name)][1:] == [
+        (CHALLENGER, "2"),
+        (CHAMPION, "2"),
+    ]
 
 
 def test_validate_data_logs_the_profile_with_the_model_and_checks_later_batches(
@@ -180,19 +195,19 @@ def test_validate_data_logs_the_profile_with_the_model_and_checks_later_batches(
     name = _name("profiled", request)
     steps = [{"validate_data": {}}, _train("lr"), {"validate_model": {}}]
     first = _run(settings, data["clean"], steps, name)
-    assert first.context.values["data_validation"]["status"] == "profiled"  # no champion yet
+    assert _validation(first).status == "profiled"  # no champion yet
     logged = reference_profile(settings, name, "1")
     assert logged is not None and logged.target == "Class" and len(logged.columns) == 30
     assert logged.model_dump() == first.context.reports["reference_profile"].model_dump()
 
     again = _run(settings, data["clean"], steps, name)
-    assert again.context.values["data_validation"]["status"] == "ok"
-    assert "champion (version 1)" in again.context.values["data_validation"]["reference"]
+    assert _validation(again).status == "ok"
+    assert "champion (version 1)" in _validation(again).reference
 
     check = [{"validate_data": {"on_failure": "warn"}}]
     warned = _run(settings, data["skewed"], check, name)
     assert warned.run.status == "succeeded"
-    kinds = warned.context.values["data_validation"]["kinds"]
+    kinds = _validation(warned).kinds
     assert kinds == {
         "missing_column": ["V1"],
         "extra_column": ["coupon"],
@@ -215,15 +230,9 @@ def test_validate_data_logs_the_profile_with_the_model_and_checks_later_batches(
     profile_file = tmp_path / "profile.json"
     profile_file.write_text(logged.to_json())
     by_file = [{"validate_data": {"reference": str(profile_file), "on_failure": "warn"}}]
-    assert (
-        _run(settings, data["skewed"], by_file, name).context.values["data_validation"]["kinds"]
-        == kinds
-    )
+    assert _validation(_run(settings, data["skewed"], by_file, name)).kinds == kinds
     by_alias = [{"validate_data": {"reference": f"{name}@champion", "on_failure": "warn"}}]
-    assert (
-        _run(settings, data["skewed"], by_alias, name).context.values["data_validation"]["status"]
-        == "warned"
-    )
+    assert _validation(_run(settings, data["skewed"], by_alias, name)).status == "warned"
     assert ReferenceProfile.from_json(profile_file.read_text()).rows == 1500
 
     # A champion that cannot score the new columns stops the gate with what to do.

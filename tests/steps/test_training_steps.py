@@ -76,9 +76,10 @@ def test_train_evaluate_register_round_trip(
     board = context.reports["comparison"]
     assert len(board) == 5  # dt, lr, lightgbm, blend, stack
     assert board["F1"].tolist() == sorted(board["F1"].tolist(), reverse=True)
-    assert context.values["registered_version"] == "1"
-    assert "challenger" in context.values["registered_model"]
-    assert "champion" in context.values["registered_model"]
+    assert context.registered is not None
+    assert (context.registered.name, context.registered.version) == (name, "1")
+    assert context.registered.model_uri == context.trained.model_uri  # type: ignore[union-attr]
+    assert result.run.registered == context.registered  # recorded on the run as well
     assert set(context.reports["evaluation"].columns) >= {"F1", "AUC", "Rows"}
 
     mlflow = _mlflow(settings)
@@ -89,6 +90,7 @@ def test_train_evaluate_register_round_trip(
     assert sk_model.predict_proba(raw).shape == (20, 2)
 
     client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     version = client.get_model_version_by_alias(name, "challenger")
     assert version.tags["loopml.run_id"] == result.run.id
     assert version.tags["loopml.data_fingerprint"] == result.run.data_fingerprint
@@ -115,8 +117,8 @@ def test_train_evaluate_register_round_trip(
     assert {"comparison.csv", "comparison.json"} <= parent
 
     again = run_pipeline(parse_spec(spec), settings)
-    assert again.context.values["registered_version"] == "2"
-    assert "champion" not in again.context.values["registered_model"]  # champion stays on v1
+    assert again.context.registered is not None and again.context.registered.version == "2"
+    assert str(client.get_model_version_by_alias(name, "challenger").version) == "2"
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
 
 
@@ -140,7 +142,11 @@ def test_without_register_model_nothing_is_registered(data_zip: Path, settings: 
 def test_register_model_without_a_trained_model_says_what_to_do(
     data_zip: Path, settings: Settings
 ) -> None:
-    from loopml.core.errors import StepError
+    from loopml.core.errors import SpecError
 
-    with pytest.raises(StepError, match="put train_model before it"):
+    with pytest.raises(SpecError) as caught:  # refused by the spec check: nothing runs
         run_pipeline(parse_spec(_spec(data_zip, [{"register_model": {}}], "fraud_x")), settings)
+    (issue,) = caught.value.issues
+    assert issue.path == "pipeline[0].MLSteps[1].register_model"
+    assert "register_model reads trained, which no step before it writes" in issue.message
+    assert "train_model" in issue.message

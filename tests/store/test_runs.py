@@ -6,13 +6,13 @@ import pytest
 import sqlalchemy as sa
 
 from loopml.core.errors import RunNotFoundError, StoreError
-from loopml.store import MetadataStore, connect
+from loopml.store import RunStore, connect
 from loopml.store.runs import Provenance
 
 WHO = Provenance("local", "host-a", "ada", "0.1.0", "a" * 40)
 
 
-def _run(store: MetadataStore, run_id: str | None = None) -> str:
+def _run(store: RunStore, run_id: str | None = None) -> str:
     return store.create_run(
         spec_text="{}",
         spec_hash="f" * 64,
@@ -38,7 +38,7 @@ def test_migrations_are_applied_once_and_are_idempotent(database_url: str) -> No
 
 
 def test_attempts_are_kept_per_step(database_url: str) -> None:
-    store = MetadataStore(database_url)
+    store = RunStore(database_url)
     run_id = _run(store)
     first = store.start_step(run_id, 0, "load", {"path": "x"}, "host-a")
     store.finish_step(first, "failed", error="boom")
@@ -59,7 +59,7 @@ def test_attempts_are_kept_per_step(database_url: str) -> None:
 
 
 def test_lookup_by_prefix_and_clear_misses(database_url: str) -> None:
-    store = MetadataStore(database_url)
+    store = RunStore(database_url)
     _run(store, "abcdef0000000000000000000000000a")
     _run(store, "abcdef0000000000000000000000000b")
     assert store.get_run("abcdef0000000000000000000000000a").id.endswith("a")

@@ -314,9 +314,13 @@ class TrainParams(_Params):
     """``train_model``: feature engineering, modeling, and whether to refit on all rows."""
 
     feature_engineering_params: FeatureEngineeringParams = Field(
-        default_factory=FeatureEngineeringParams
+        default_factory=FeatureEngineeringParams,
+        description="PyCaret's setup() preprocessing; default: impute, encode, nothing else.",
     )
-    modeling_params: ModelingParams = Field(default_factory=ModelingParams)
+    modeling_params: ModelingParams = Field(
+        default_factory=ModelingParams,
+        description="Which estimators, folds, tuning and ensembling; default: compare all.",
+    )
     finalize: bool = Field(
         False, description="Refit the chosen model on all rows (training and holdout)."
     )

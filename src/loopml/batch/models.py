@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopml.core.checker import ProfileChecker
+from loopml.core.checker import ProfileChecker, checker_for
 from loopml.core.errors import ModelNotFoundError
 from loopml.core.profile import ReferenceProfile
 from loopml.core.settings import Settings
@@ -120,7 +120,7 @@ def load_model(settings: Settings, ref: ModelRef) -> LoadedModel:
         raise ModelNotFoundError(f"model {pinned}: cannot be loaded ({exc.message})") from exc
     single_threaded(model)
     profile = reference_profile(settings, pinned.name, pinned.version)
-    checker = None if profile is None else profile.checker()
+    checker = None if profile is None else checker_for(profile)
     loaded = LoadedModel(pinned.name, pinned.version, model, profile, checker)
     with _lock:
         if len(_cache) >= _CACHE_SIZE:

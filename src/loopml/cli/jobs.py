@@ -9,9 +9,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from loopml.cli.main import SpecArg, err, fail, out, settings
+from loopml.cli.common import SpecArg, err, escape, fail, out, settings
 from loopml.cli.render import seconds, status, when
 from loopml.core.errors import ConfigError, LoopmlError
+from loopml.core.status import Status
 
 jobs_app = typer.Typer(
     help="Jobs sent to the queue: status, progress, cancel.", no_args_is_help=True
@@ -263,22 +264,22 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id (or a unique pr
         ("attempts", job.attempts),
         ("worker", job.worker or "-"),
         ("run id", job.run_id or "-"),
-        ("registered model", job.registered_model or "-"),
+        ("registered model", _registered(job)),
     ]
     rows += [(f"detail: {key}", value) for key, value in sorted(job.details.items())]
     if job.cancel_requested:
         rows.append(("cancel requested", "yes"))
     if job.error:
-        rows.append(("error", f"[red]{_escape(mask_secrets(job.error) or '')}[/]"))
+        rows.append(("error", f"[red]{escape(mask_secrets(job.error) or '')}[/]"))
     for name, value in rows:
         table.add_row(name, str(value))
     out.print(table)
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+def _registered(job: Any) -> str:
+    if job.registered_name is None:
+        return "-"
+    return f"{job.registered_name} version {job.registered_version}"
 
 
 @jobs_app.command("cancel")
@@ -294,7 +295,7 @@ def jobs_cancel(
         store.close()
     except LoopmlError as error:
         fail(error)
-    if job.status == "running":
+    if job.status == Status.RUNNING:
         out.print(f"job {job.id}: cancel requested; it stops before its next step")
     else:
         out.print(f"job {job.id}: {job.status}")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from loopml.cli.common import SpecArg, err, fail, out, settings
+from loopml.cli.common import escape as _escape
+from loopml.cli.jobs import install as _install_queue_commands
 from loopml.cli.models import models_app
+from loopml.cli.monitor import monitor
 from loopml.cli.serve import serve as _serve_command
 from loopml.core.errors import LoopmlError
-from loopml.core.settings import Settings, get_settings
 
 app = typer.Typer(
     name="loopml",
@@ -28,34 +29,7 @@ app.add_typer(steps_app, name="steps")
 app.add_typer(models_app, name="models")
 app.command("serve")(_serve_command)
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-SpecArg = Annotated[
-    Path, typer.Argument(help="Pipeline spec, JSON (lenient) or YAML.", show_default=False)
-]
-
-
-def fail(error: LoopmlError) -> NoReturn:
-    """Print a loopml error for a person and exit with its code (2 for bad input)."""
-    err.print(f"[bold red]error:[/] {_escape(str(error))}", highlight=False)
-    raise typer.Exit(error.exit_code)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
-def settings() -> Settings:
-    try:
-        return get_settings()
-    except LoopmlError as error:
-        fail(error)
-    except Exception as error:  # pydantic's ValidationError for a malformed LOOPML_* variable
-        err.print(f"[bold red]error:[/] invalid LOOPML_* setting: {_escape(str(error))}")
-        raise typer.Exit(2) from error
+__all__ = ["SpecArg", "app", "err", "fail", "out", "settings"]
 
 
 @app.callback()
@@ -75,13 +49,13 @@ def validate(spec: SpecArg) -> None:
     from loopml.steps.registry import StepRegistry
 
     try:
-        parsed, steps = load_spec(spec, StepRegistry.with_builtins())
+        checked = load_spec(spec, StepRegistry.with_builtins())
     except LoopmlError as error:
         fail(error)
     out.print(
-        f"[green]ok[/] {spec}: {len(steps)} steps "
-        f"({', '.join(item.call.name for item in steps)}), "
-        f"target {parsed.experiment.target!r}, main metric {parsed.experiment.main_metric}"
+        f"[green]ok[/] {spec}: {len(checked.steps)} steps "
+        f"({', '.join(checked.step_names)}), "
+        f"target {checked.experiment.target!r}, main metric {checked.experiment.main_metric}"
     )
 
 
@@ -96,9 +70,9 @@ def run(spec: SpecArg) -> None:
     config = settings()
     registry = StepRegistry.with_builtins()
     try:
-        parsed, _ = load_spec(spec, registry)
+        checked = load_spec(spec, registry)
         with RichObserver(out) as observer:
-            result = run_pipeline(parsed, config, registry=registry, observer=observer)
+            result = run_pipeline(checked, config, registry=registry, observer=observer)
     except LoopmlError as error:
         fail(error)
     print_result(out, result)
@@ -112,10 +86,10 @@ def runs_list(
 ) -> None:
     """List recorded pipeline runs, newest first."""
     from loopml.cli.render import runs_table
-    from loopml.store import MetadataStore
+    from loopml.store import RunStore
 
     try:
-        store = MetadataStore(settings().database)
+        store = RunStore(settings().database)
         runs = store.list_runs(limit=limit, status=status, model_name=model)
         store.close()
     except LoopmlError as error:
@@ -134,10 +108,10 @@ def runs_show(
 ) -> None:
     """Show one run: provenance, status, and every step attempt with timings and outputs."""
     from loopml.cli.render import run_details, steps_table
-    from loopml.store import MetadataStore
+    from loopml.store import RunStore
 
     try:
-        store = MetadataStore(settings().database)
+        store = RunStore(settings().database)
         found = store.get_run(run_id)
         store.close()
     except LoopmlError as error:
@@ -200,10 +174,5 @@ def version() -> None:
     out.print(loopml.__version__)
 
 
-from loopml.cli.monitor import monitor  # noqa: E402
-
 app.command()(monitor)
-
-from loopml.cli.jobs import install as _install_queue_commands  # noqa: E402
-
 _install_queue_commands(app)

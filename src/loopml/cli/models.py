@@ -37,8 +37,8 @@ def models_list(
     """Every registered model with its aliases, or every version of one model."""
     from rich.table import Table
 
-    from loopml.cli.main import fail, out, settings
-    from loopml.core.errors import LoopmlError
+    from loopml.cli.common import fail, out, settings
+    from loopml.core.errors import LoopmlError, ModelNotFoundError
     from loopml.registry.models import list_models, list_versions
 
     config = settings()
@@ -58,7 +58,11 @@ def models_list(
     except LoopmlError as error:
         fail(error)
     if not versions:
-        fail(LoopmlError(f"no registered model named {name!r}; `loopml models list` shows them"))
+        fail(
+            ModelNotFoundError(
+                f"no registered model named {name!r}; `loopml models list` shows them"
+            )
+        )
     table = Table(title=f"{name} versions")
     for column in ("version", "aliases", "registered", "metric", "gate", "approval", "run"):
         table.add_column(column)
@@ -91,7 +95,7 @@ def models_promote(
     actor: ActorOpt = None,
 ) -> None:
     """Make VERSION champion now; the champion it replaces becomes `previous`."""
-    from loopml.cli.main import fail, settings
+    from loopml.cli.common import fail, settings
     from loopml.core.errors import LoopmlError
     from loopml.lifecycle import promote
 
@@ -109,7 +113,7 @@ def models_rollback(
     actor: ActorOpt = None,
 ) -> None:
     """Put the previous champion back in one step (recorded)."""
-    from loopml.cli.main import fail, settings
+    from loopml.cli.common import fail, settings
     from loopml.core.errors import LoopmlError
     from loopml.lifecycle import rollback
 
@@ -128,7 +132,7 @@ def models_approve(
     actor: ActorOpt = None,
 ) -> None:
     """Promote a challenger the gate left waiting for approval (require_approval: true)."""
-    from loopml.cli.main import fail, settings
+    from loopml.cli.common import fail, settings
     from loopml.core.errors import LoopmlError
     from loopml.lifecycle import approve
 
@@ -154,7 +158,7 @@ def models_history(
     """Every recorded alias move of NAME: when, which alias, from and to which version, who, why."""
     from rich.table import Table
 
-    from loopml.cli.main import fail, out, settings
+    from loopml.cli.common import fail, out, settings
     from loopml.core.errors import ConfigError, LoopmlError
     from loopml.lifecycle import history, served_at
     from loopml.registry.models import CHAMPION
@@ -196,7 +200,7 @@ def models_history(
 
 
 def _print_moves(moves: list[AliasMove]) -> None:
-    from loopml.cli.main import out
+    from loopml.cli.common import out
 
     for move in moves:
         out.print(

@@ -80,7 +80,7 @@ def monitor(
     made the champion on the policy's fresh data (one retrain in flight per
     model, then a cool-down); schema skew only alerts.
     """
-    from loopml.cli.main import err, fail, out, settings
+    from loopml.cli.common import err, fail, out, settings
     from loopml.monitoring import WindowSpec, load_policies, policy_for, write_report
     from loopml.monitoring.service import PassOptions, ReferenceCache
     from loopml.store.monitoring import MonitorStore
@@ -120,7 +120,7 @@ def monitor(
 
 
 def _one_pass(config: Settings, name: str, options: PassOptions, cache: ReferenceCache) -> None:
-    from loopml.cli.main import err, out
+    from loopml.cli.common import err, out
     from loopml.monitoring.service import monitor_pass
 
     with Progress(

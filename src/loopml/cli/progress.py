@@ -16,6 +16,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from loopml.core.status import Status
+
 
 class RichObserver:
     """Shows step progress and in-step progress (estimators, folds) while a run goes."""
@@ -67,7 +69,7 @@ class RichObserver:
         for task in self._work.values():
             self.progress.remove_task(task)
         self._work.clear()
-        mark = "[green]done[/]" if status == "succeeded" else f"[red]{status}[/]"
+        mark = "[green]done[/]" if status == Status.SUCCEEDED else f"[red]{status}[/]"
         self.console.print(f"  step {position} {name}: {mark} in {seconds:.2f}s")
         if self._steps is not None:
             self.progress.advance(self._steps)

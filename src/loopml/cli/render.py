@@ -7,9 +7,14 @@ from typing import Any
 
 from rich.table import Table
 
+from loopml.core.status import Status
 from loopml.store.runs import RunView
 
-_STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "yellow"}
+_STATUS_STYLE: dict[str, str] = {
+    Status.SUCCEEDED: "green",
+    Status.FAILED: "red",
+    Status.RUNNING: "yellow",
+}
 
 
 def when(moment: datetime | None) -> str:
@@ -40,7 +45,7 @@ def runs_table(runs: list[RunView]) -> Table:
         table.add_column(column)
     for run in runs:
         latest = run.latest_steps()
-        done = sum(1 for step in latest.values() if step.status == "succeeded")
+        done = sum(1 for step in latest.values() if step.status == Status.SUCCEEDED)
         table.add_row(
             run.id,
             status(run.status),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from loopml.cli.render import frame_table, run_details
+from loopml.core.context import StepContext
 from loopml.engine import PipelineResult
 
 
@@ -16,7 +17,22 @@ def print_result(console: Console, result: PipelineResult) -> None:
     for name, report in context.reports.items():
         if isinstance(report, pd.DataFrame):
             console.print(frame_table(report, name, highlight=context.experiment.main_metric))
-    registered = context.values.get("registered_model")
-    if registered:
-        console.print(f"[bold green]registered[/] {registered}")
+    registered = context.registered
+    if registered is not None:
+        console.print(
+            f"[bold green]registered[/] {registered.name} version {registered.version}"
+            + _aliases(context, registered.name, registered.version)
+        )
     console.print(run_details(result.run))
+
+
+def _aliases(context: StepContext, name: str, version: str) -> str:
+    """`` (aliases: challenger, champion)`` as the registry has them now, or nothing."""
+    from loopml.core.errors import LoopmlError
+    from loopml.registry.models import get_version
+
+    try:
+        aliases = get_version(context.settings, name, version).aliases
+    except LoopmlError:
+        return ""
+    return f" (aliases: {', '.join(sorted(aliases))})" if aliases else ""

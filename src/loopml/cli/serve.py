@@ -33,7 +33,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve a registered model: /predict, MLflow's /invocations and Open Inference /v2."""
-    from loopml.cli.main import err, fail, settings
+    from loopml.cli.common import err, fail, settings
     from loopml.serving.model import ModelRef
     from loopml.serving.run import serve as run_server
 

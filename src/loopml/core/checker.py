@@ -56,7 +56,7 @@ class _Tally:
 class ProfileChecker:
     """A profile compiled for fast checks: column lookups, ranges and category sets precomputed.
 
-    Build it once per model (``profile.checker()`` caches it) and call
+    Build it once per model (:func:`checker_for` caches it on the profile) and call
     :meth:`check_records` per request: a one-row request costs a few
     microseconds of dictionary lookups, no pandas.
     """
@@ -327,3 +327,37 @@ def _category_psi(reference: Mapping[str, float], known: pd.Series) -> float:
         return 0.0
     shares = known.value_counts(normalize=True)
     return psi(list(reference.values()), [float(shares.get(key, 0.0)) for key in reference])
+
+
+def checker_for(
+    profile: ReferenceProfile, thresholds: SkewThresholds | None = None
+) -> ProfileChecker:
+    """The compiled checker of ``profile`` for ``thresholds``, built once and kept on the profile.
+
+    Serving calls this on its hot path; a hot swap brings a new profile and
+    so a new checker.
+    """
+    key = thresholds or SkewThresholds()
+    found: ProfileChecker | None = profile._checkers.get(key)
+    if found is None:
+        found = profile._checkers[key] = ProfileChecker(profile, key)
+    return found
+
+
+def check_batch(
+    profile: ReferenceProfile, frame: pd.DataFrame, thresholds: SkewThresholds | None = None
+) -> SkewReport:
+    """Every schema and value difference between ``frame`` and ``profile``, in one report.
+
+    A target column named in the profile is ignored when present.
+    """
+    return checker_for(profile, thresholds).check_frame(frame)
+
+
+def check_records(
+    profile: ReferenceProfile,
+    records: Sequence[Mapping[str, Any]],
+    thresholds: SkewThresholds | None = None,
+) -> SkewReport:
+    """:func:`check_batch` for a few JSON-like rows, without building a frame (serving)."""
+    return checker_for(profile, thresholds).check_records(records)

@@ -18,7 +18,12 @@
     ├── MessageError              a queue message is malformed (dead-lettered)
     ├── BrokerError               the message broker cannot be reached
     ├── ModelNotFoundError        a model reference names no registered version
-    └── ModelLoadError            a registered model cannot be resolved or loaded for serving
+    ├── ModelLoadError            a registered model cannot be resolved or loaded for serving
+    ├── ProtocolError             (loopml.serving.mlflow_protocol) a request MLflow would refuse
+    └── V2Error                   (loopml.serving.v2) a request Open Inference V2 rules out
+
+The two protocol errors live with their protocol, whose HTTP status and error
+body they carry, but they are ``LoopmlError``s like every other refusal.
 
 Every message says what was wrong, where (spec path, column, setting) and
 what would be right, so the CLI can print it as is.

@@ -3,7 +3,7 @@
 :func:`build_profile` summarises a training frame (columns, dtypes, ranges,
 category sets, null rates, quantiles, binned distributions) into a small
 JSON-serialisable :class:`ReferenceProfile` that travels with the model.
-:func:`check_batch` compares any later frame with it and returns one
+:func:`loopml.core.checker.check_batch` compares any later frame with it and returns one
 :class:`SkewReport` holding every schema issue (missing, extra, retyped
 columns) and value issue (out-of-range values, unseen categories, null-rate
 jumps, distribution shift) at once.
@@ -14,13 +14,13 @@ rather than with pandera: a profile implies a handful of vectorised
 comparisons, two of which (null-rate jumps and distribution shift against a
 reference) pandera does not express, and scoring a single request must cost
 microseconds, which :class:`loopml.core.checker.ProfileChecker` gets from lookups precomputed
-once per profile. One implementation serves training, batch scoring and
+once per profile (``checker_for(profile)``; the checker imports this module, never the
+reverse, so the two form no cycle). One implementation serves training, batch scoring and
 serving, so the three can never disagree about what skew is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,8 +38,6 @@ from loopml.core.skew import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from loopml.core.checker import ProfileChecker
-
 __all__ = [
     "PROFILE_FILE",
     "SCHEMA_KINDS",
@@ -50,8 +48,6 @@ __all__ = [
     "SkewReport",
     "SkewThresholds",
     "build_profile",
-    "check_batch",
-    "check_records",
     "psi",
 ]
 
@@ -95,7 +91,8 @@ class ReferenceProfile(BaseModel):
     target_column: ColumnProfile | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
-    _checkers: dict[SkewThresholds, ProfileChecker] = PrivateAttr(default_factory=dict)
+    _checkers: dict[SkewThresholds, Any] = PrivateAttr(default_factory=dict)
+    """Compiled checkers by thresholds, filled by ``loopml.core.checker.checker_for``."""
 
     @property
     def column_names(self) -> list[str]:
@@ -115,16 +112,6 @@ class ReferenceProfile(BaseModel):
     def from_json(cls, text: str | bytes) -> ReferenceProfile:
         return cls.model_validate_json(text)
 
-    def checker(self, thresholds: SkewThresholds | None = None) -> ProfileChecker:
-        """The compiled checker for ``thresholds``, built once and kept (serving's hot path)."""
-        key = thresholds or SkewThresholds()
-        found = self._checkers.get(key)
-        if found is None:
-            from loopml.core.checker import ProfileChecker
-
-            found = self._checkers[key] = ProfileChecker(self, key)
-        return found
-
 
 def build_profile(frame: pd.DataFrame, target: str | None = None) -> ReferenceProfile:
     """The reference profile of ``frame``; ``target`` is profiled apart from the features."""
@@ -140,25 +127,6 @@ def build_profile(frame: pd.DataFrame, target: str | None = None) -> ReferencePr
     return ReferenceProfile(
         target=target, rows=int(frame.shape[0]), columns=columns, target_column=target_column
     )
-
-
-def check_batch(
-    profile: ReferenceProfile, frame: pd.DataFrame, thresholds: SkewThresholds | None = None
-) -> SkewReport:
-    """Every schema and value difference between ``frame`` and ``profile``, in one report.
-
-    A target column named in the profile is ignored when present.
-    """
-    return profile.checker(thresholds).check_frame(frame)
-
-
-def check_records(
-    profile: ReferenceProfile,
-    records: Sequence[Mapping[str, Any]],
-    thresholds: SkewThresholds | None = None,
-) -> SkewReport:
-    """:func:`check_batch` for a few JSON-like rows, without building a frame (serving)."""
-    return profile.checker(thresholds).check_records(records)
 
 
 def _kind_of(series: pd.Series) -> Kind | None:

@@ -2,8 +2,10 @@
 
 Frames go as Parquet, everything else as pickle, into the pipeline's MLflow
 parent run under ``loopml/steps/<position>_<name>/``. The metadata store keeps
-the artifact URIs as the step's outputs, so a resume on any machine that sees
-the same artifact store can pick them up.
+the artifact URIs as the step's outputs, keyed by the output's name
+(``data/train``, ``trained``, ``registered``...), so a resume on any machine
+that sees the same artifact store can pick them up and put each back where it
+was.
 """
 
 from __future__ import annotations
@@ -13,42 +15,43 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from loopml.core.context import SLOTS, StepContext
+from loopml.core.context import StepContext
 
-Snapshot = dict[str, dict[str, int]]
+Snapshot = dict[str, int]
 
 
 def snapshot(context: StepContext) -> Snapshot:
-    """Identity of every entry, to tell afterwards what a step added or replaced."""
-    return {slot: {key: id(value) for key, value in context.slot(slot).items()} for slot in SLOTS}
+    """Identity of every output, to tell afterwards what a step added or replaced.
+
+    Typed outputs are frozen dataclasses (and ``warnings`` a tuple), so a step
+    that changes one replaces it, and the identity changes with it.
+    """
+    return {name: id(value) for name, value in context.entries().items()}
 
 
-def changed(context: StepContext, before: Snapshot) -> list[tuple[str, str]]:
-    """(slot, key) pairs the step added or replaced since ``before``."""
-    return [
-        (slot, key)
-        for slot in SLOTS
-        for key, value in context.slot(slot).items()
-        if before[slot].get(key) != id(value)
-    ]
+def changed(context: StepContext, before: Snapshot) -> list[str]:
+    """Names (``"slot/key"`` or a typed field) the step added or replaced since ``before``."""
+    return [name for name, value in context.entries().items() if before.get(name) != id(value)]
 
 
 def persist(
-    context: StepContext, entries: list[tuple[str, str]], artifact_path: str, mlflow: Any
+    context: StepContext, names: list[str], artifact_path: str, mlflow: Any
 ) -> dict[str, str]:
-    """Write ``entries`` to the active MLflow run; ``{"slot/key": artifact URI}``."""
-    if not entries:
+    """Write the outputs ``names`` to the active MLflow run; ``{name: artifact URI}``."""
+    if not names:
         return {}
+    entries = context.entries()
     pointers: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="loopml-outputs-") as folder:
         root = Path(folder)
-        for slot, key in entries:
-            value = context.slot(slot)[key]
-            file_name = _file_name(slot, key, value)
-            target = root / slot / file_name
+        for name in names:
+            value = entries[name]
+            slot, separator, key = name.partition("/")
+            relative = f"{slot}/{_file_name(key, value)}" if separator else _file_name(name, value)
+            target = root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            _write(value, target, slot)
-            pointers[f"{slot}/{key}"] = f"{artifact_path}/{slot}/{file_name}"
+            _write(value, target)
+            pointers[name] = f"{artifact_path}/{relative}"
         mlflow.log_artifacts(str(root), artifact_path=artifact_path)
     return {name: mlflow.get_artifact_uri(path) for name, path in pointers.items()}
 
@@ -56,13 +59,12 @@ def persist(
 def restore(context: StepContext, outputs: dict[str, str], mlflow: Any) -> None:
     """Put a finished step's persisted outputs back into ``context``."""
     for name, uri in outputs.items():
-        slot, _, key = name.partition("/")
         with tempfile.TemporaryDirectory(prefix="loopml-restore-") as folder:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder))
-            context.slot(slot)[key] = _read(local)
+            context.put(name, _read(local))
 
 
-def _file_name(slot: str, key: str, value: Any) -> str:
+def _file_name(key: str, value: Any) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
     return f"{safe}.parquet" if _is_frame(value) else f"{safe}.pkl"
 
@@ -73,7 +75,7 @@ def _is_frame(value: Any) -> bool:
     return isinstance(value, pd.DataFrame)
 
 
-def _write(value: Any, target: Path, slot: str) -> None:
+def _write(value: Any, target: Path) -> None:
     if target.suffix == ".parquet":
         value.to_parquet(target, index=True)
         return

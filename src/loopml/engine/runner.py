@@ -1,9 +1,11 @@
 """The engine: run a checked spec step by step, record everything, resume after a failure.
 
 The CLI, the worker and the API all call :func:`run_pipeline` and
-:func:`resume_run`; none of them re-implements a rule. A run is recorded in
-the metadata store only after the whole spec has been checked, so a bad spec
-leaves nothing behind.
+:func:`resume_run` (the worker through :func:`loopml.engine.run_job`); none
+of them re-implements a rule. Both take a :class:`CheckedSpec`, made once per
+process by ``load_spec``/``check_spec``, so a spec is never checked (nor its
+data header read) twice. A run is recorded in the metadata store only after
+the whole spec has been checked, so a bad spec leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ from loopml.core.access import DataPolicy
 from loopml.core.context import StepContext
 from loopml.core.errors import DataError, LoopmlError, StepError
 from loopml.core.settings import Settings
-from loopml.core.spec import PipelineSpec, parse_spec
+from loopml.core.spec import PipelineSpec
+from loopml.core.status import Status
 from loopml.engine import outputs
 from loopml.engine.provenance import provenance
-from loopml.engine.validate import TRAINING_FRAME, CheckedStep, check_spec, target_issue
+from loopml.engine.validate import (
+    TRAINING_FRAME,
+    CheckedSpec,
+    CheckedStep,
+    check_spec,
+    check_spec_text,
+    target_issue,
+)
 from loopml.registry.tracking import ensure_experiment, use_tracking
 from loopml.steps.registry import StepRegistry
-from loopml.store.runs import FAILED, SUCCEEDED, MetadataStore, RunView
+from loopml.store.runs import RunStore, RunView
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +77,8 @@ class PipelineResult:
     context: StepContext
 
 
-@dataclass
-class _Plan:
-    spec: PipelineSpec
-    steps: list[CheckedStep]
-
-
 def run_pipeline(
-    spec: PipelineSpec,
+    checked: CheckedSpec | PipelineSpec,
     settings: Settings,
     *,
     registry: StepRegistry | None = None,
@@ -82,14 +86,21 @@ def run_pipeline(
     executor: str = "local",
     run_id: str | None = None,
 ) -> PipelineResult:
-    """Check ``spec``, record a new run and execute every step; the finished run.
+    """Record a new run of ``checked`` and execute every step; the finished run.
 
-    Raises :class:`SpecError` before anything is recorded, and
-    :class:`StepError` after recording the failure (resume it by run id).
+    A :class:`CheckedSpec` runs as it is; a bare :class:`PipelineSpec` is
+    checked first (with ``registry``), raising :class:`SpecError` before
+    anything is recorded. Raises :class:`StepError` after recording a step's
+    failure (resume it by run id).
     """
-    registry = registry or StepRegistry.with_builtins()
-    plan = _Plan(spec, check_spec(spec, registry, policy=DataPolicy.from_settings(settings)))
-    store = MetadataStore(settings.database)
+    if not isinstance(checked, CheckedSpec):
+        checked = check_spec(
+            checked,
+            registry or StepRegistry.with_builtins(),
+            policy=DataPolicy.from_settings(settings),
+        )
+    spec = checked.spec
+    store = RunStore(settings.database)
     try:
         mlflow = use_tracking(settings)
         experiment_id = ensure_experiment(settings, spec.experiment.experiment_name)
@@ -116,18 +127,43 @@ def run_pipeline(
                 new_id, mlflow_experiment_id=experiment_id, mlflow_run_id=parent.info.run_id
             )
             mlflow.log_text(spec.text, "loopml/spec.txt")
+            mlflow.log_params(spec_params(checked))
         except Exception as exc:
             store.finish_run(
                 new_id,
-                FAILED,
+                Status.FAILED,
                 error=f"{type(exc).__name__}: {exc}",
                 traceback=traceback.format_exc(),
             )
             raise
-        context = _context(new_id, spec, settings, parent.info.run_id)
-        return _execute(plan, context, store, mlflow, observer or _Silent(), first=0)
+        context = _context(new_id, checked, settings, parent.info.run_id)
+        return _execute(checked, context, store, mlflow, observer or _Silent(), first=0)
     finally:
         store.close()
+
+
+def spec_params(checked: CheckedSpec) -> dict[str, str]:
+    """The spec's main choices as MLflow params of the parent run, to filter and compare runs.
+
+    The estimator list and fold come from the first ``train_model`` step.
+    """
+    experiment = checked.experiment
+    params = {
+        "experiment_name": experiment.experiment_name,
+        "model_name": experiment.model_name,
+        "main_metric": experiment.main_metric,
+        "problem_type": experiment.problem_type,
+        "target": experiment.target,
+        "steps": ",".join(checked.step_names),
+    }
+    for item in checked.steps:
+        modeling = getattr(item.params, "modeling_params", None)
+        if item.call.name == "train_model" and modeling is not None:
+            estimators = modeling.estimator_list
+            params["estimators"] = ",".join(estimators) if estimators else "all"
+            params["fold"] = str(modeling.fold)
+            break
+    return {key: value[:500] for key, value in params.items()}
 
 
 def resume_run(
@@ -137,35 +173,49 @@ def resume_run(
     registry: StepRegistry | None = None,
     observer: RunObserver | None = None,
     executor: str = "local",
+    checked: CheckedSpec | None = None,
 ) -> PipelineResult:
-    """Re-run ``run_id`` from its first unfinished step, restoring what earlier steps made."""
-    registry = registry or StepRegistry.with_builtins()
-    store = MetadataStore(settings.database)
+    """Re-run ``run_id`` from its first unfinished step, restoring what earlier steps made.
+
+    ``checked`` is the run's own spec when the caller has already checked it
+    (a redelivered job); otherwise the recorded spec text is checked here,
+    without peeking at the data (a resume may run where the data moved).
+    """
+    store = RunStore(settings.database)
     try:
         run = store.get_run(run_id)
-        if run.status == SUCCEEDED:
+        if run.status == Status.SUCCEEDED:
             raise LoopmlError(f"run {run.id} already succeeded; nothing to resume")
-        spec = parse_spec(run.spec_text, source=_source(run))
-        plan = _Plan(
-            spec,
-            check_spec(spec, registry, peek_data=False, policy=DataPolicy.from_settings(settings)),
-        )
+        if checked is None:
+            checked = check_spec_text(
+                run.spec_text,
+                registry or StepRegistry.with_builtins(),
+                source=_source(run),
+                peek_data=False,
+                policy=DataPolicy.from_settings(settings),
+            )
+        elif checked.spec_hash != run.spec_hash:
+            raise LoopmlError(
+                f"run {run.id} was recorded with spec {run.spec_hash[:12]}, not the spec given "
+                f"({checked.spec_hash[:12]}); resume it without a spec, or start a new run"
+            )
         latest = run.latest_steps()
         first = next(
             (
                 item.position
-                for item in plan.steps
-                if latest.get(item.position) is None or latest[item.position].status != SUCCEEDED
+                for item in checked.steps
+                if latest.get(item.position) is None
+                or latest[item.position].status != Status.SUCCEEDED
             ),
-            len(plan.steps),
+            len(checked.steps),
         )
         mlflow = use_tracking(settings)
         mlflow.start_run(run_id=run.mlflow_run_id)
-        store.reopen_run(run.id, provenance(executor, spec.base_dir))
-        context = _context(run.id, spec, settings, run.mlflow_run_id)
+        store.reopen_run(run.id, provenance(executor, checked.base_dir))
+        context = _context(run.id, checked, settings, run.mlflow_run_id)
         for position in range(first):
             outputs.restore(context, latest[position].outputs, mlflow)
-        return _execute(plan, context, store, mlflow, observer or _Silent(), first=first)
+        return _execute(checked, context, store, mlflow, observer or _Silent(), first=first)
     finally:
         store.close()
 
@@ -175,22 +225,23 @@ def _source(run: RunView) -> Path | None:
 
 
 def _context(
-    run_id: str, spec: PipelineSpec, settings: Settings, mlflow_run_id: str | None
+    run_id: str, checked: CheckedSpec, settings: Settings, mlflow_run_id: str | None
 ) -> StepContext:
     return StepContext(
         run_id=run_id,
-        experiment=spec.experiment,
+        experiment=checked.experiment,
         settings=settings,
-        base_dir=spec.base_dir,
-        spec_hash=spec.spec_hash,
+        base_dir=checked.base_dir,
+        spec_hash=checked.spec_hash,
         mlflow_run_id=mlflow_run_id,
+        pipeline=checked.step_names,
     )
 
 
 def _execute(
-    plan: _Plan,
+    plan: CheckedSpec,
     context: StepContext,
-    store: MetadataStore,
+    store: RunStore,
     mlflow: Any,
     observer: RunObserver,
     *,
@@ -210,34 +261,33 @@ def _execute(
         try:
             item.definition(context, item.params)
             _check_target(context, item)
+            written = outputs.changed(context, before)
+            _check_declared(item, written)
             pointers = outputs.persist(
-                context,
-                outputs.changed(context, before),
-                f"loopml/steps/{item.position:02d}_{name}",
-                mlflow,
+                context, written, f"loopml/steps/{item.position:02d}_{name}", mlflow
             )
         except BaseException as exc:
             seconds = time.perf_counter() - started
-            store.finish_step(step_id, FAILED, error=f"{type(exc).__name__}: {exc}")
+            store.finish_step(step_id, Status.FAILED, error=f"{type(exc).__name__}: {exc}")
             store.finish_run(
                 context.run_id,
-                FAILED,
+                Status.FAILED,
                 error=f"{type(exc).__name__}: {exc}",
                 traceback=traceback.format_exc(),
             )
             mlflow.end_run(status="FAILED")
-            observer.step_finished(item.position, name, FAILED, seconds)
+            observer.step_finished(item.position, name, Status.FAILED, seconds)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             raise StepError(name, item.position, exc) from exc
-        store.finish_step(step_id, SUCCEEDED, outputs=pointers)
-        observer.step_finished(item.position, name, SUCCEEDED, time.perf_counter() - started)
+        store.finish_step(step_id, Status.SUCCEEDED, outputs=pointers)
+        observer.step_finished(item.position, name, Status.SUCCEEDED, time.perf_counter() - started)
         store.update_run(
             context.run_id,
-            data_fingerprint=context.values.get("data_fingerprint"),
-            values=_jsonable(context.values),
+            data_fingerprint=context.loaded.fingerprint if context.loaded else None,
+            values={**_jsonable(context.values), **context.output_record()},
         )
-    store.finish_run(context.run_id, SUCCEEDED)
+    store.finish_run(context.run_id, Status.SUCCEEDED)
     mlflow.end_run(status="FINISHED")
     return PipelineResult(store.get_run(context.run_id), context)
 
@@ -249,6 +299,17 @@ def _check_target(context: StepContext, item: CheckedStep) -> None:
     if frame is not None and target not in frame.columns:
         issue = target_issue(target, [str(c) for c in frame.columns], item.call.path)
         raise DataError(issue.render())
+
+
+def _check_declared(item: CheckedStep, written: list[str]) -> None:
+    """Refuse a step that wrote outputs it did not declare (see ``loopml.steps.base``)."""
+    extra = item.definition.undeclared(item.params, written)
+    if extra:
+        declared = item.definition.declared_outputs(item.params) or ()
+        raise DataError(
+            f"step {item.call.name!r} wrote {', '.join(extra)}, which it does not declare "
+            f"(declared: {', '.join(declared) or 'nothing'}); add them to outputs= in its @step"
+        )
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

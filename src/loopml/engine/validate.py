@@ -11,6 +11,7 @@ raised together.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,54 @@ class CheckedStep:
     params: BaseModel
 
 
+@dataclass(frozen=True)
+class CheckedSpec:
+    """A spec that passed every check, with its steps resolved and parameters validated.
+
+    Only :func:`load_spec`, :func:`check_spec` and :func:`check_spec_text`
+    make one, so holding a ``CheckedSpec`` is the proof that the checks ran:
+    :func:`loopml.engine.run_pipeline` and :func:`loopml.engine.run_job` take
+    it as it is and never check again (nor read the data's header again).
+    """
+
+    spec: PipelineSpec
+    steps: tuple[CheckedStep, ...]
+
+    @property
+    def text(self) -> str:
+        """The spec as written, recorded with every run."""
+        return self.spec.text
+
+    @property
+    def spec_hash(self) -> str:
+        return self.spec.spec_hash
+
+    @property
+    def source(self) -> Path | None:
+        """The spec file, when it came from one."""
+        return self.spec.source
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative data paths resolve against."""
+        return self.spec.base_dir
+
+    @property
+    def experiment(self) -> ExperimentConfig:
+        return self.spec.experiment
+
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        return tuple(item.call.name for item in self.steps)
+
+
 def load_spec(
     path: Path,
     registry: StepRegistry,
     *,
     peek_data: bool = True,
     policy: DataPolicy | None = None,
-) -> tuple[PipelineSpec, list[CheckedStep]]:
+) -> CheckedSpec:
     """Read the spec at ``path`` and check everything; all issues of the file in one SpecError."""
     return check_spec_text(
         read_spec_text(path), registry, source=path.resolve(), peek_data=peek_data, policy=policy
@@ -58,7 +100,7 @@ def check_spec_text(
     source: Path | None = None,
     peek_data: bool = True,
     policy: DataPolicy | None = None,
-) -> tuple[PipelineSpec, list[CheckedStep]]:
+) -> CheckedSpec:
     """Parse spec ``text`` and check everything; every issue (frame, steps, data) in one SpecError.
 
     ``peek_data=False`` checks structure and vocabulary only: no file is opened,
@@ -68,12 +110,13 @@ def check_spec_text(
     draft = draft_spec(text, source=source)
     issues = list(draft.issues)
     checked = _check_steps(draft.steps, draft.experiment, registry, issues)
+    issues.extend(_order_issues(checked))
     allowed = _allowed(checked, draft.source, policy or DataPolicy(), issues)
     if peek_data and draft.experiment is not None:
         issues.extend(_target_issues(draft.experiment.target, draft.source, checked, allowed))
     if issues or draft.experiment is None:
         raise SpecError(issues, draft.label)
-    return draft.complete(), checked
+    return CheckedSpec(draft.complete(), tuple(checked))
 
 
 def check_spec(
@@ -82,8 +125,8 @@ def check_spec(
     *,
     peek_data: bool = True,
     policy: DataPolicy | None = None,
-) -> list[CheckedStep]:
-    """The spec's steps, ready to run, or one SpecError listing every problem.
+) -> CheckedSpec:
+    """The spec with its steps ready to run, or one SpecError listing every problem.
 
     ``peek_data`` lets loaders read a file header or run a zero-row read-only
     query to find the target column; steps that need the network are never
@@ -91,11 +134,12 @@ def check_spec(
     """
     issues: list[SpecIssue] = []
     checked = _check_steps(spec.steps, spec.experiment, registry, issues)
+    issues.extend(_order_issues(checked))
     allowed = _allowed(checked, spec.source, policy or DataPolicy(), issues)
     if peek_data:
         issues.extend(_target_issues(spec.experiment.target, spec.source, checked, allowed))
     _raise_if(issues, spec)
-    return checked
+    return CheckedSpec(spec, tuple(checked))
 
 
 def _allowed(
@@ -148,6 +192,46 @@ def _check_steps(
             continue
         checked.append(CheckedStep(position, call, definition, params))
     return checked
+
+
+def _order_issues(checked: list[CheckedStep]) -> list[SpecIssue]:
+    """Steps placed before every step that writes what they read (their declared inputs).
+
+    A step that declares no outputs (an old plugin) may write anything, so
+    from there on nothing is refused.
+    """
+    issues: list[SpecIssue] = []
+    written: list[str] = []
+    for item in checked:
+        declared = item.definition.declared_outputs(item.params)
+        for need in item.definition.declared_inputs(item.params):
+            if any(fnmatch.fnmatchcase(need, pattern) for pattern in written):
+                continue
+            makers = [
+                later.call.name
+                for later in checked
+                if later.position > item.position
+                and any(
+                    fnmatch.fnmatchcase(need, pattern)
+                    for pattern in later.definition.declared_outputs(later.params) or ()
+                )
+            ]
+            remedy = (
+                f"put it after {makers[0]}"
+                if makers
+                else "add a step before it that writes it (a load_data_* step writes data/<frame>, "
+                "train_model writes the model)"
+            )
+            issues.append(
+                SpecIssue(
+                    item.call.path,
+                    f"{item.call.name} reads {need}, which no step before it writes; {remedy}",
+                )
+            )
+        if declared is None:
+            return issues
+        written.extend(declared)
+    return issues
 
 
 def _definition(

@@ -19,14 +19,15 @@ from typing import Any
 from loopml.core.errors import ConfigError, LoopmlError
 from loopml.core.settings import Settings
 from loopml.core.spec import PipelineSpec, parse_spec
+from loopml.core.status import Status
 from loopml.engine import check_spec
 from loopml.monitoring.monitor import Retrain
 from loopml.monitoring.policy import MonitorPolicy, policy_for
 from loopml.registry.models import CHAMPION, get_version, version_for_alias
 from loopml.steps.registry import StepRegistry
-from loopml.store.jobs import FAILED, SUCCEEDED, JobStore
+from loopml.store.jobs import JobStore
 from loopml.store.monitoring import MonitorStore
-from loopml.store.runs import MetadataStore
+from loopml.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def champion_spec(settings: Settings, model_name: str) -> PipelineSpec:
             f"{model_name} version {version} has no {RUN_ID_TAG!r} tag: it was not registered "
             "by a loopml run, so the monitor cannot tell which spec to re-run"
         )
-    run = MetadataStore(settings.database).get_run(run_id)
+    run = RunStore(settings.database).get_run(run_id)
     return parse_spec(run.spec_text, source=Path(run.spec_source) if run.spec_source else None)
 
 
@@ -113,8 +114,8 @@ def settle_retrains(store: MonitorStore, jobs: JobStore, model_name: str) -> int
         job = jobs.find(request.job_id)
         if job is None or not job.finished:
             continue
-        error = None if job.status == SUCCEEDED else (job.error or f"job ended {job.status}")
-        if job.status == FAILED or error is not None:
+        error = None if job.status == Status.SUCCEEDED else (job.error or f"job ended {job.status}")
+        if job.status == Status.FAILED or error is not None:
             log.warning("retrain job %s of %s ended %s: %s", job.id, model_name, job.status, error)
         store.finish_retrain(request.id, error=error)
         closed += 1

@@ -20,9 +20,10 @@ from loopml.batch.results import count_by_batch, fetch_scores
 from loopml.batch.scoring import batch_id
 from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings
+from loopml.core.status import Status
 from loopml.queue.submit import new_job_id, publish, record_batch_job
 from loopml.queue.topology import SCORE_TASK, Topology
-from loopml.store.jobs import FAILED, SUCCEEDED, JobStore
+from loopml.store.jobs import JobStore
 from loopml.store.predictions import PredictionLog
 
 Progress = Callable[[int, int], None]
@@ -82,10 +83,10 @@ def score_through_queue(
         results = _collect(jobs, log, job_id, sizes, progress, poll_seconds, timeout_seconds)
         scored = pd.concat([results[batch] for batch in sizes])
         scored.index = frame.index
-        jobs.finish(job_id, SUCCEEDED)
+        jobs.finish(job_id, Status.SUCCEEDED)
         return job_id, frame.join(scored)
     except BaseException as error:
-        jobs.finish(job_id, FAILED, error=f"{type(error).__name__}: {error}")
+        jobs.finish(job_id, Status.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     finally:
         jobs.close()
@@ -121,7 +122,7 @@ def _collect(
         if not pending:
             return results
         job = jobs.get(job_id)
-        if job.status == FAILED:
+        if job.status == Status.FAILED:
             raise LoopmlError(f"batch scoring job {job_id} failed: {job.error}")
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
             raise LoopmlError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from loopml.core.errors import JobCancelledError
+from loopml.core.status import Status
 from loopml.store.jobs import JobStore
 
 
@@ -33,5 +34,5 @@ class JobObserver:
         return None
 
     def step_finished(self, position: int, name: str, status: str, seconds: float) -> None:
-        if status == "succeeded":
+        if status == Status.SUCCEEDED:
             self.jobs.progress(self.job_id, steps_done=position + 1)

@@ -11,8 +11,9 @@ import logging
 import re
 from typing import Any
 
+from loopml.core.status import Status
 from loopml.queue.topology import TRAIN_TASK
-from loopml.store.jobs import FAILED, TRAINING, JobStore
+from loopml.store.jobs import TRAINING, JobStore
 
 log = logging.getLogger(__name__)
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -30,7 +31,7 @@ def record_poison(app: Any, message: Any, reason: str) -> None:
         try:
             queue = str((getattr(message, "delivery_info", None) or {}).get("routing_key", ""))
             jobs.create(job_id, kind=TRAINING, queue=queue)
-            jobs.finish(job_id, FAILED, error=f"dead-lettered: {reason}")
+            jobs.finish(job_id, Status.FAILED, error=f"dead-lettered: {reason}")
         finally:
             jobs.close()
     except Exception:  # the message is dead-lettered either way

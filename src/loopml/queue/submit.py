@@ -18,8 +18,9 @@ from loopml.core.access import HTTP, LOCAL, DataPolicy
 from loopml.core.errors import BrokerError
 from loopml.core.settings import Settings
 from loopml.core.spec import PipelineSpec
+from loopml.core.status import Status
 from loopml.queue.topology import TRAIN_TASK, Topology
-from loopml.store.jobs import BATCH, FAILED, TRAINING, JobStore, JobView
+from loopml.store.jobs import BATCH, TRAINING, JobStore, JobView
 
 
 def new_job_id() -> str:
@@ -53,7 +54,7 @@ def submit_training(
                 app, TRAIN_TASK, job_id, {"job_id": job_id, "spec": spec.text, "source": source}
             )
         except BrokerError as error:
-            jobs.finish(job_id, FAILED, error=f"could not be queued: {error}")
+            jobs.finish(job_id, Status.FAILED, error=f"could not be queued: {error}")
             raise
         return job
     finally:
@@ -79,8 +80,8 @@ def submit_spec_file(app: Celery, settings: Settings, path: Path) -> JobView:
     from loopml.engine import load_spec
     from loopml.steps.registry import StepRegistry
 
-    spec, _ = load_spec(path, StepRegistry.with_builtins())
-    return submit_training(app, settings, spec)
+    checked = load_spec(path, StepRegistry.with_builtins())
+    return submit_training(app, settings, checked.spec)
 
 
 def submit_spec_text(
@@ -95,14 +96,14 @@ def submit_spec_text(
     from loopml.engine import check_spec_text
     from loopml.steps.registry import StepRegistry
 
-    spec, _ = check_spec_text(
+    checked = check_spec_text(
         text,
         StepRegistry.with_builtins(),
         source=Path(source) if source else None,
         peek_data=False,
         policy=DataPolicy.from_settings(settings, restricted=True),
     )
-    return submit_training(app, settings, spec, origin=HTTP)
+    return submit_training(app, settings, checked.spec, origin=HTTP)
 
 
 def record_batch_job(

@@ -30,6 +30,7 @@ from loopml.core.errors import (
     StepError,
 )
 from loopml.core.settings import Settings
+from loopml.core.status import Status
 from loopml.queue.messages import (
     BatchMessage,
     TrainingMessage,
@@ -38,7 +39,7 @@ from loopml.queue.messages import (
 )
 from loopml.queue.observer import JobObserver
 from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, Topology
-from loopml.store.jobs import BATCH, CANCELLED, FAILED, SUCCEEDED, TRAINING, JobStore
+from loopml.store.jobs import BATCH, TRAINING, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class _TrainingTask(Task):  # type: ignore[misc]
         jobs = JobStore(settings.database)
         try:
             if jobs.find(job_id) is not None:
-                jobs.finish(job_id, FAILED, error=text)
+                jobs.finish(job_id, Status.FAILED, error=text)
         finally:
             jobs.close()
         _close_run(settings, job_id, text)
@@ -113,7 +114,7 @@ def preload() -> None:
 def _dead_letter(jobs: JobStore, job_id: str | None, error: str) -> Reject:
     """Mark the job failed and return the Reject that dead-letters its message."""
     if job_id is not None:
-        jobs.finish(job_id, FAILED, error=f"dead-lettered: {error}")
+        jobs.finish(job_id, Status.FAILED, error=f"dead-lettered: {error}")
     log.error("dead-lettering job %s: %s", job_id, error)
     return Reject(error, requeue=False)
 
@@ -147,8 +148,8 @@ def run_training_job(
             log.info("job %s already %s; nothing to do", message.job_id, before.status)
             return {"job_id": message.job_id, "status": before.status}
         if before.cancel_requested:
-            jobs.finish(message.job_id, CANCELLED, error="cancelled before it started")
-            return {"job_id": message.job_id, "status": CANCELLED}
+            jobs.finish(message.job_id, Status.CANCELLED, error="cancelled before it started")
+            return {"job_id": message.job_id, "status": Status.CANCELLED}
         attempt = before.attempts + 1
         if attempt > settings.max_deliveries:
             raise _dead_letter(
@@ -165,52 +166,34 @@ def run_training_job(
 def _train(
     settings: Settings, jobs: JobStore, message: TrainingMessage, attempt: int, worker: str
 ) -> dict[str, Any]:
-    from loopml.core.spec import parse_spec
-    from loopml.engine import check_spec, resume_run, run_pipeline
+    from loopml.engine import check_spec_text, run_job
     from loopml.steps.registry import StepRegistry
-    from loopml.store.runs import SUCCEEDED as RUN_SUCCEEDED
-    from loopml.store.runs import MetadataStore
 
     job_id = message.job_id
     registry = StepRegistry.with_builtins()
-    observer = JobObserver(jobs, job_id)
-    executor = f"celery:{worker}"
     if jobs.get(job_id).details.get("origin") == HTTP:  # a stranger's spec: restricted data
         settings = settings.model_copy(update={"restrict_data": True})
     try:
         _end_active_mlflow_run(settings)
         try:
-            spec = parse_spec(message.spec, source=Path(message.source) if message.source else None)
-            policy = DataPolicy.from_settings(settings)
-            check_spec(spec, registry, peek_data=attempt == 1, policy=policy)
+            checked = check_spec_text(
+                message.spec,
+                registry,
+                source=Path(message.source) if message.source else None,
+                peek_data=attempt == 1,
+                policy=DataPolicy.from_settings(settings),
+            )
         except SpecError as error:
             raise _dead_letter(jobs, job_id, str(error)) from error
-        jobs.progress(job_id, model_name=spec.experiment.model_name)
-        store = MetadataStore(settings.database)
-        try:
-            existing = store.get_run(job_id)
-        except RunNotFoundError:
-            existing = None
-        finally:
-            store.close()
-        if existing is None:
-            result = run_pipeline(
-                spec,
-                settings,
-                registry=registry,
-                observer=observer,
-                executor=executor,
-                run_id=job_id,
-            )
-            values = result.run.values
-        elif existing.status == RUN_SUCCEEDED:
-            values = existing.values  # the previous attempt finished the run, then died
-        else:
-            log.info("job %s: resuming run %s (attempt %d)", job_id, job_id, attempt)
-            result = resume_run(
-                job_id, settings, registry=registry, observer=observer, executor=executor
-            )
-            values = result.run.values
+        jobs.progress(job_id, model_name=checked.experiment.model_name)
+        outcome = run_job(
+            job_id,
+            checked,
+            settings,
+            registry=registry,
+            observer=JobObserver(jobs, job_id),
+            executor=f"celery:{worker}",
+        )
     except StepError as error:
         status, text = _failure(error.cause, str(error))
         jobs.finish(job_id, status, error=text)
@@ -223,23 +206,27 @@ def _train(
     except Reject:
         raise
     except LoopmlError as error:
-        jobs.finish(job_id, FAILED, error=str(error))
-        return {"job_id": job_id, "status": FAILED}
+        jobs.finish(job_id, Status.FAILED, error=str(error))
+        return {"job_id": job_id, "status": Status.FAILED}
+    registered = outcome.registered
+    pair = None if registered is None else (registered.name, registered.version)
     jobs.progress(job_id, run_id=job_id)
-    jobs.finish(job_id, SUCCEEDED, registered_model=values.get("registered_model"))
+    jobs.finish(job_id, Status.SUCCEEDED, registered=pair)
     return {
         "job_id": job_id,
-        "status": SUCCEEDED,
-        "registered_model": values.get("registered_model"),
+        "status": Status.SUCCEEDED,
+        "registered_model": None
+        if registered is None
+        else {"name": registered.name, "version": registered.version},
     }
 
 
 def _failure(cause: BaseException, text: str) -> tuple[str, str]:
     if isinstance(cause, JobCancelledError):
-        return CANCELLED, str(cause)
+        return Status.CANCELLED, str(cause)
     if _timed_out(cause):
-        return FAILED, "stopped: the job ran past LOOPML_TRAINING_TIME_LIMIT"
-    return FAILED, text
+        return Status.FAILED, "stopped: the job ran past LOOPML_TRAINING_TIME_LIMIT"
+    return Status.FAILED, text
 
 
 def _timed_out(error: BaseException | None) -> bool:
@@ -259,14 +246,13 @@ def _timed_out(error: BaseException | None) -> bool:
 
 def _close_run(settings: Settings, run_id: str, error: str) -> None:
     """Mark a run failed when the job stopped between steps (outside the engine's bookkeeping)."""
-    from loopml.store.runs import FAILED as RUN_FAILED
-    from loopml.store.runs import RUNNING, MetadataStore
+    from loopml.store.runs import RunStore
 
     _end_active_mlflow_run(settings)
-    store = MetadataStore(settings.database)
+    store = RunStore(settings.database)
     try:
-        if store.get_run(run_id).status == RUNNING:
-            store.finish_run(run_id, RUN_FAILED, error=error)
+        if store.get_run(run_id).status == Status.RUNNING:
+            store.finish_run(run_id, Status.FAILED, error=error)
     except RunNotFoundError:
         pass
     finally:
@@ -328,7 +314,7 @@ def run_batch(
         raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
     if job_id is not None:
         job = jobs.find(job_id)
-        if job is not None and job.status in (FAILED, CANCELLED):
+        if job is not None and job.status in (Status.FAILED, Status.CANCELLED):
             return {"batch_id": message.batch_id, "status": job.status}
     try:
         model = load_model(settings, ModelRef.parse(message.model))

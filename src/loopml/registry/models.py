@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from loopml.core.errors import LoopmlError
+from loopml.core.errors import LoopmlError, ModelNotFoundError
 from loopml.core.settings import Settings
 from loopml.registry.tracking import use_tracking
 
@@ -155,7 +155,7 @@ def get_version(settings: Settings, name: str, version: str) -> RegisteredVersio
     try:
         return _version_view(_client(settings).get_model_version(name, version))
     except MlflowException as exc:
-        raise LoopmlError(
+        raise ModelNotFoundError(
             f"model {name!r} has no version {version!r}: {exc.message}. "
             f"`loopml models list {name}` shows its versions"
         ) from exc
@@ -225,7 +225,7 @@ def reference_profile(settings: Settings, name: str, version: str) -> ReferenceP
     """The reference profile logged next to version ``version`` of ``name``, if it has one.
 
     Serving and batch scoring call this once per model they load, then
-    :func:`loopml.core.profile.check_records` / ``check_batch`` per request.
+    :func:`loopml.core.checker.check_records` / ``check_batch`` per request.
     """
     import tempfile
     from pathlib import Path

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from loopml.core.errors import InputError
+from loopml.core.errors import InputError, LoopmlError
 from loopml.serving.table import InputSchema, Table
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -26,8 +26,10 @@ REQUIRED_INPUT_FORMAT = (
 BAD_REQUEST, INVALID_PARAMETER_VALUE = "BAD_REQUEST", "INVALID_PARAMETER_VALUE"
 
 
-class ProtocolError(Exception):
+class ProtocolError(LoopmlError):
     """A request MLflow itself would refuse: HTTP status, MLflow error code, message."""
+
+    exit_code = 2
 
     def __init__(self, status: int, error_code: str, message: str, plain: bool = False) -> None:
         super().__init__(message)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopml.core.checker import ProfileChecker
+from loopml.core.checker import ProfileChecker, checker_for
 from loopml.core.errors import InputError, ModelLoadError
 from loopml.core.profile import ReferenceProfile
 from loopml.core.settings import Settings
@@ -217,7 +217,7 @@ def load_model(settings: Settings, ref: ModelRef, version: str | None = None) ->
         run_id=pyfunc.metadata.run_id,
         output_schema=output.to_dict() if output is not None else [],
         profile=profile,
-        checker=None if profile is None else profile.checker(),
+        checker=None if profile is None else checker_for(profile),
     )
     try:
         served.warm_up()

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from loopml.core.errors import InputError
+from loopml.core.errors import InputError, LoopmlError
 from loopml.serving.table import InputSchema, Table
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -49,8 +49,10 @@ _SIGNATURE_TYPES = {
 OUTPUTS = ("predict", "predict_proba", "prediction_id")
 
 
-class V2Error(Exception):
+class V2Error(LoopmlError):
     """A request the protocol itself rules out; answered ``{"error": ...}`` with ``status``."""
+
+    exit_code = 2
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)

@@ -5,11 +5,23 @@ pydantic model. The model is the single source of truth for what a spec may
 say under that step: its field names, types, defaults and docs. Declaring it
 with :func:`step` gives the engine everything it needs to validate a spec
 before anything runs.
+
+A step also declares the outputs it may write (``outputs``): names of
+context entries, ``"slot/key"`` for frames, models, reports and values, or a
+typed field (``"trained"``, ``"registered"``...). A name may use the step's
+parameters (``"data/{frame}"``) and shell wildcards (``"values/*"``). The
+engine refuses a step that writes anything else, so what a resume restores
+and what a later step may rely on is written down next to the step.
+``loopml.testing.check_step`` checks a third-party step against this
+contract. ``inputs`` names, the same way, what the step reads; the spec
+check refuses a step placed before every step that writes what it reads
+(``evaluate_model`` before ``train_model``), naming the step's path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fnmatch
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -45,6 +57,9 @@ class StepDefinition(Generic[P]):
     policy does not allow (checked without reading anything). A step that can
     read data (it peeks or needs the network) and has no such check is refused
     for specs submitted over HTTP.
+    ``outputs`` names what the step may write (see the module doc); ``None``
+    means undeclared, which the engine tolerates for old plugins but
+    ``check_step`` refuses.
     """
 
     name: str
@@ -59,6 +74,32 @@ class StepDefinition(Generic[P]):
     def reads_data(self) -> bool:
         """Whether the step reads files, databases or the network (so the data policy applies)."""
         return self.peek_columns is not None or self.needs_network or self.check_access is not None
+
+    outputs: tuple[str, ...] | None = None
+    inputs: tuple[str, ...] = ()
+
+    def declared_inputs(self, params: BaseModel) -> tuple[str, ...]:
+        """What the step reads, named like outputs, with ``{param}`` placeholders filled."""
+        values = params.model_dump()
+        return tuple(pattern.format(**values) for pattern in self.inputs)
+
+    def declared_outputs(self, params: BaseModel) -> tuple[str, ...] | None:
+        """The output names with ``{param}`` placeholders filled from ``params``."""
+        if self.outputs is None:
+            return None
+        values = params.model_dump()
+        return tuple(pattern.format(**values) for pattern in self.outputs)
+
+    def undeclared(self, params: BaseModel, written: Iterable[str]) -> list[str]:
+        """The names in ``written`` the step did not declare (none when it declared nothing)."""
+        declared = self.declared_outputs(params)
+        if declared is None:
+            return []
+        return [
+            name
+            for name in written
+            if not any(fnmatch.fnmatchcase(name, pattern) for pattern in declared)
+        ]
 
     def parse(self, raw: dict[str, Any], experiment: ExperimentConfig | None) -> P:
         """Validate raw spec parameters; the experiment config (if valid) is the context."""
@@ -80,8 +121,10 @@ def step(
     peek_columns: PeekColumns[P] | None = None,
     needs_network: bool = False,
     check_access: CheckAccess[P] | None = None,
+    outputs: Iterable[str] | None = None,
+    inputs: Iterable[str] = (),
 ) -> Callable[[StepFunction[P]], StepDefinition[P]]:
-    """Declare ``func`` as the step ``name`` taking ``params``.
+    """Declare ``func`` as step ``name``: takes ``params``, reads ``inputs``, writes ``outputs``.
 
     The function's docstring becomes the step's summary in ``loopml steps list``.
     """
@@ -96,6 +139,8 @@ def step(
             peek_columns=peek_columns,
             needs_network=needs_network,
             check_access=check_access,
+            outputs=None if outputs is None else tuple(outputs),
+            inputs=tuple(inputs),
         )
 
     return register

@@ -81,7 +81,17 @@ def _peek_file(params: FileSource, base_dir: Path) -> list[str] | None:
     return [str(name) for name in head.columns]
 
 
-@step("load_data_from_file", params=FileSource, peek_columns=_peek_file, check_access=_file_access)
+LOADER_OUTPUTS = ("data/{frame}", "loaded")
+"""What every loader writes: the frame under its name, and what was read."""
+
+
+@step(
+    "load_data_from_file",
+    params=FileSource,
+    peek_columns=_peek_file,
+    check_access=_file_access,
+    outputs=LOADER_OUTPUTS,
+)
 def load_data_from_file(context: StepContext, params: FileSource) -> None:
     """Load a CSV, Parquet, JSON or zipped-CSV file (local or fsspec URL)."""
     policy = DataPolicy.from_settings(context.settings)
@@ -235,7 +245,13 @@ def _peek_sql(params: SqlSource, base_dir: Path) -> list[str] | None:
         engine.dispose()
 
 
-@step("load_data_from_sql", params=SqlSource, peek_columns=_peek_sql, check_access=_sql_access)
+@step(
+    "load_data_from_sql",
+    params=SqlSource,
+    peek_columns=_peek_sql,
+    check_access=_sql_access,
+    outputs=LOADER_OUTPUTS,
+)
 def load_data_from_sql(context: StepContext, params: SqlSource) -> None:
     """Load the result of one SELECT (any database SQLAlchemy speaks), read-only where possible."""
     import pandas as pd

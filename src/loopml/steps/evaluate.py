@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from loopml.core.context import StepContext
+from loopml.core.context import Evaluation, StepContext
 from loopml.core.errors import DataError
 from loopml.steps.base import StepParams, step
 
@@ -21,7 +21,12 @@ class EvaluateParams(StepParams):
     model: str = Field(default="best", description="Model to score; train_model makes 'best'.")
 
 
-@step("evaluate_model", params=EvaluateParams)
+@step(
+    "evaluate_model",
+    params=EvaluateParams,
+    outputs=("reports/evaluation", "evaluation"),
+    inputs=("models/{model}", "data/{frame}"),
+)
 def evaluate_model(context: StepContext, params: EvaluateParams) -> None:
     """Score the trained model on the holdout (or another frame); log metrics and plots."""
     import pandas as pd
@@ -56,10 +61,15 @@ def evaluate_model(context: StepContext, params: EvaluateParams) -> None:
     )
     for name, figure in figures.items():
         mlflow.log_figure(figure, f"evaluation/{params.frame}/{name}.png")
+    shown = (
+        context.trained.estimator
+        if params.model == "best" and context.trained is not None
+        else params.model
+    )
     table = pd.DataFrame(
         [
             {
-                "Model": context.values.get("best_model", params.model),
+                "Model": shown,
                 "Frame": params.frame,
                 "Rows": len(frame),
                 **{k: round(v, 4) for k, v in metrics.items()},
@@ -67,7 +77,9 @@ def evaluate_model(context: StepContext, params: EvaluateParams) -> None:
         ]
     )
     context.reports["evaluation"] = table
-    context.values["evaluation"] = {"frame": params.frame, **metrics}
+    context.evaluation = Evaluation(
+        model=shown, frame=params.frame, rows=len(frame), metrics=dict(metrics)
+    )
 
 
 def score_frame(

@@ -119,7 +119,12 @@ def check_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 def store_frame(context: StepContext, name: str, frame: pd.DataFrame, source: str) -> None:
     """Put a freshly loaded frame into the context with its fingerprint and origin."""
     frame = check_columns(frame, source)
+    from loopml.core.context import LoadedData
+
     context.data[name] = frame
-    context.values["data_fingerprint"] = fingerprint(frame)
-    context.values["data_source"] = source
-    context.values["data_shape"] = [int(frame.shape[0]), int(frame.shape[1])]
+    context.loaded = LoadedData(
+        frame=name,
+        fingerprint=fingerprint(frame),
+        source=source,
+        shape=(int(frame.shape[0]), int(frame.shape[1])),
+    )

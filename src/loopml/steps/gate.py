@@ -8,10 +8,12 @@ it replaces stays reachable as ``previous``. With ``require_approval`` a
 passing challenger stays registered, tagged ``loopml.approval=pending``, until
 ``loopml models approve`` promotes it.
 
-Place it after ``train_model``. It registers the challenger itself when no
-``register_model`` did so earlier in the run; a ``register_model`` after it
-reuses that version and leaves ``champion`` alone. A ``register_model``
-before it that made the first version champion is undone if the gate refuses.
+Place it after ``train_model``. It needs a registered version to judge, so
+it registers the challenger itself when no ``register_model`` did so earlier
+in the run (one registration per run either way); a ``register_model``
+before or after it reuses that version. Promotion is the gate's alone: with
+a gate in the pipeline ``register_model`` never touches ``champion``, so
+nothing here takes back what registration did.
 
 With ``finalize: true`` the challenger was refitted on the holdout too, so
 its holdout figure flatters it; keep ``finalize`` off in gated specs.
@@ -19,18 +21,16 @@ its holdout figure flatters it; keep ``finalize`` off in gated specs.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from loopml.core.context import StepContext
+from loopml.core.context import GateDecision, GateVerdict, StepContext
 from loopml.core.errors import DataError
 from loopml.core.validation import choice_error
 from loopml.core.vocabulary import LOWER_IS_BETTER, METRICS, canonical_metric
 from loopml.steps.base import StepParams, step
-from loopml.steps.register import GATE_VALUE
-
-Decision = Literal["promoted", "refused", "awaiting_approval", "already_champion"]
+from loopml.steps.register import GATE_STEP, give_alias, register_once
 
 
 class GateParams(StepParams):
@@ -78,13 +78,17 @@ def clears(metric: str, score: float, threshold: float | None) -> bool:
     return score <= threshold if metric in LOWER_IS_BETTER else score >= threshold
 
 
-@step("validate_model", params=GateParams)
+@step(
+    GATE_STEP,
+    params=GateParams,
+    outputs=("registered", "gate"),
+    inputs=("trained", "models/best", "data/{frame}"),
+)
 def validate_model(context: StepContext, params: GateParams) -> None:
     """Promote the challenger only if it beats the champion on the same holdout."""
-    from loopml.lifecycle import move_alias, promote
+    from loopml.lifecycle import promote
     from loopml.registry.models import APPROVAL_TAG, CHAMPION, set_version_tag, version_for_alias
     from loopml.registry.tracking import use_tracking
-    from loopml.steps.register import register_challenger
     from loopml.steps.tracking import metric_key
 
     if "best" not in context.models:
@@ -93,13 +97,10 @@ def validate_model(context: StepContext, params: GateParams) -> None:
     name = params.model_name or experiment.model_name
     metric = params.metric or experiment.main_metric
     frame = context.require_frame(params.frame)
-    version = register_challenger(context, name)
+    registered = register_once(context, name)
+    give_alias(context, registered, "challenger")
+    version = registered.version
     champion = version_for_alias(context.settings, name, CHAMPION)
-    undo_register = (
-        champion == version and context.values.get("champion_set_by_register") == version
-    )
-    if undo_register:
-        champion = None
 
     context.progress(f"scoring challenger and champion on {len(frame)} rows", 0, 2)
     challenger_score = _score(context, context.models["best"], frame, metric)
@@ -116,29 +117,24 @@ def validate_model(context: StepContext, params: GateParams) -> None:
     context.progress(f"scoring challenger and champion on {len(frame)} rows", 2, 2)
 
     decision, reason = _decide(params, metric, version, challenger_score, champion, champion_score)
-    record: dict[str, Any] = {
-        "decision": decision,
-        "reason": reason,
-        "model_name": name,
-        "metric": metric,
-        "frame": params.frame,
-        "rows": len(frame),
-        "challenger_version": version,
-        "challenger_score": challenger_score,
-        "champion_version": champion,
-        "champion_score": champion_score,
-        "threshold": params.threshold,
-        "min_delta": params.min_delta,
-    }
-    context.values[GATE_VALUE] = record
-    context.values["gate_decision"] = decision
+    context.gate = GateDecision(
+        decision=decision,
+        reason=reason,
+        model_name=name,
+        metric=metric,
+        frame=params.frame,
+        rows=len(frame),
+        challenger_version=version,
+        challenger_score=challenger_score,
+        champion_version=champion,
+        champion_score=champion_score,
+        threshold=params.threshold,
+        min_delta=params.min_delta,
+    )
 
     settings = context.settings
     if decision == "promoted":
-        if not undo_register:  # else register_model already made it champion in this run
-            promote(settings, name, version, reason=f"gate: {reason}", run_id=context.run_id)
-    elif undo_register:
-        move_alias(settings, name, CHAMPION, None, reason=f"gate: {reason}", run_id=context.run_id)
+        promote(settings, name, version, reason=f"gate: {reason}", run_id=context.run_id)
     if decision == "awaiting_approval":
         set_version_tag(settings, name, version, APPROVAL_TAG, "pending")
     set_version_tag(settings, name, version, "loopml.gate", decision)
@@ -174,7 +170,7 @@ def _decide(
     score: float,
     champion: str | None,
     champion_score: float | None,
-) -> tuple[Decision, str]:
+) -> tuple[GateVerdict, str]:
     bar = "" if params.threshold is None else f" threshold {params.threshold:g}"
     if champion == version:
         return "already_champion", f"version {version} is already champion"

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from loopml.core.context import StepContext
 from loopml.core.errors import DataError
 from loopml.steps.base import StepParams, step
+from loopml.steps.data import LOADER_OUTPUTS
 from loopml.steps.frames import infer_format, read_table, store_frame
 
 
@@ -26,7 +27,9 @@ class KaggleSource(StepParams):
 
     kaggle_dataset_name: str = Field(description="owner/dataset, e.g. mlg-ulb/creditcardfraud.")
     training_file_name: str = Field(description="The file inside the dataset, e.g. creditcard.csv.")
-    read_options: dict[str, Any] = Field(default_factory=dict)
+    read_options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments for the pandas reader."
+    )
     frame: str = Field(default="train", description="Name the loaded frame gets.")
 
     @field_validator("kaggle_dataset_name")
@@ -85,7 +88,7 @@ def download(api: Any, dataset: str, file_name: str, folder: Path) -> Path:
     )
 
 
-@step("load_data_from_kaggle", params=KaggleSource, needs_network=True)
+@step("load_data_from_kaggle", params=KaggleSource, needs_network=True, outputs=LOADER_OUTPUTS)
 def load_data_from_kaggle(context: StepContext, params: KaggleSource) -> None:
     """Download one file of a Kaggle dataset (official client) and load it."""
     folder = context.settings.home / "datasets" / "kaggle" / params.kaggle_dataset_name

@@ -1,21 +1,24 @@
-"""The step that puts the chosen model in the registry and marks it challenger (or champion).
+"""The step that puts this run's trained model in the registry and names it challenger.
 
-Registration is shared with ``validate_model``: whichever of the two runs
-first registers the model of ``train_model`` once, and the other reuses that
-version. Once the gate has decided in a run, ``register_model`` leaves
-``champion`` to it.
+Roles are split so that no step undoes another: registration happens once
+per run and model name (:func:`register_once`, shared with
+``validate_model``, which needs a version to judge); ``register_model`` gives
+the version its alias; promotion to ``champion`` is ``validate_model``'s
+alone. Only in a pipeline without ``validate_model`` does ``register_model``
+make the first version of a model champion (``champion_if_none``), so a
+gate never has to take back what registration did.
 """
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from loopml.core.context import StepContext
+from loopml.core.context import RegisteredModel, StepContext
 from loopml.core.errors import DataError
 from loopml.steps.base import StepParams, step
 
-GATE_VALUE = "gate"
-"""Where ``validate_model`` leaves its decision in ``context.values``."""
+GATE_STEP = "validate_model"
+"""The step that owns promotion when it is in the pipeline."""
 
 
 class RegisterParams(StepParams):
@@ -28,86 +31,87 @@ class RegisterParams(StepParams):
     champion_if_none: bool = Field(
         default=True,
         description=(
-            "Also make it champion when the model has no champion yet (ignored once "
-            "validate_model has decided in this run)."
+            "Also make it champion when the model has no champion yet; ignored when the "
+            "pipeline has validate_model, which decides promotion."
         ),
     )
     tags: dict[str, str] = Field(default_factory=dict, description="Extra version tags.")
 
 
-@step("register_model", params=RegisterParams)
+@step("register_model", params=RegisterParams, outputs=("registered",), inputs=("trained",))
 def register_model(context: StepContext, params: RegisterParams) -> None:
-    """Register the best model of train_model and set its aliases."""
+    """Register the best model of train_model and set its alias."""
     from loopml.lifecycle import move_alias
-    from loopml.registry.models import CHAMPION, get_version, version_for_alias
+    from loopml.registry.models import CHAMPION, set_version_tag, version_for_alias
 
     name = params.model_name or context.experiment.model_name
-    version = register_challenger(context, name, params.alias, params.tags)
-    aliases = [params.alias]
-    gate_decided = GATE_VALUE in context.values
+    reused = context.registered is not None and context.registered.name == name
+    registered = register_once(context, name, params.tags)
+    if reused:
+        for key, value in params.tags.items():
+            set_version_tag(context.settings, name, registered.version, key, value)
+    give_alias(context, registered, params.alias)
     if (
         params.champion_if_none
-        and not gate_decided
+        and GATE_STEP not in context.pipeline
         and version_for_alias(context.settings, name, CHAMPION) is None
     ):
         move_alias(
             context.settings,
             name,
             CHAMPION,
-            version,
+            registered.version,
             reason="register_model: first version of a model without a champion",
             run_id=context.run_id,
         )
-        context.values["champion_set_by_register"] = version
-        aliases.append(CHAMPION)
-    aliases = sorted(set(aliases) | set(get_version(context.settings, name, version).aliases))
-    context.values["registered_model"] = f"{name} version {version} (aliases: {', '.join(aliases)})"
 
 
-def register_challenger(
-    context: StepContext,
-    name: str,
-    alias: str = "challenger",
-    extra_tags: dict[str, str] | None = None,
-) -> str:
+def register_once(
+    context: StepContext, name: str, extra_tags: dict[str, str] | None = None
+) -> RegisteredModel:
     """The version of ``name`` holding this run's trained model, registered on first call.
 
-    Gives the version ``alias`` (audited). A second call in the same run, from
-    the other of register_model and validate_model, reuses the version.
+    A second call in the same run (``register_model`` and ``validate_model``
+    both need the version) returns the same version instead of a new one.
     """
-    from loopml.lifecycle import move_alias
     from loopml.registry.models import register_version
 
-    model_uri = context.values.get("model_uri")
-    if not model_uri:
+    trained = context.trained
+    if trained is None:
         raise DataError("there is no trained model to register: put train_model before it")
-    if (
-        context.values.get("registered_name") == name
-        and context.values.get("registered_model_uri") == model_uri
-    ):
-        version = str(context.values["registered_version"])
-    else:
-        tags = {
-            "loopml.run_id": context.run_id,
-            "loopml.spec_hash": context.spec_hash,
-            "loopml.data_fingerprint": str(context.values.get("data_fingerprint", "")),
-            "loopml.pipeline_mlflow_run_id": context.mlflow_run_id or "",
-            "loopml.model_mlflow_run_id": str(context.values.get("model_mlflow_run_id", "")),
-            "loopml.main_metric": context.experiment.main_metric,
-            "loopml.main_metric_value": str(context.values.get("main_metric_value", "")),
-            **(extra_tags or {}),
-        }
-        context.progress(f"registering {name}", 0, None)
-        version = register_version(context.settings, str(model_uri), name, tags).version
-        context.values["registered_version"] = version
-        context.values["registered_name"] = name
-        context.values["registered_model_uri"] = model_uri
+    found = context.registered
+    if found is not None and found.name == name and found.model_uri == trained.model_uri:
+        return found
+    tags = {
+        "loopml.run_id": context.run_id,
+        "loopml.spec_hash": context.spec_hash,
+        "loopml.data_fingerprint": context.loaded.fingerprint if context.loaded else "",
+        "loopml.pipeline_mlflow_run_id": context.mlflow_run_id or "",
+        "loopml.model_mlflow_run_id": trained.mlflow_run_id,
+        "loopml.main_metric": context.experiment.main_metric,
+        "loopml.main_metric_value": str(trained.main_metric_value),
+        **(extra_tags or {}),
+    }
+    context.progress(f"registering {name}", 0, None)
+    version = register_version(context.settings, trained.model_uri, name, tags).version
+    context.registered = RegisteredModel(
+        name=name, version=str(version), model_uri=trained.model_uri
+    )
+    return context.registered
+
+
+def give_alias(context: StepContext, registered: RegisteredModel, alias: str) -> None:
+    """Point ``alias`` of the registered model at this run's version (audited, once)."""
+    from loopml.lifecycle import move_alias
+    from loopml.registry.models import version_for_alias
+
+    if version_for_alias(context.settings, registered.name, alias) == registered.version:
+        return
     move_alias(
         context.settings,
-        name,
+        registered.name,
         alias,
-        version,
+        registered.version,
         reason=f"registered by run {context.run_id}",
         run_id=context.run_id,
     )
-    return version

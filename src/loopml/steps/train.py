@@ -11,11 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from loopml.automl.config import TrainParams
-from loopml.core.context import StepContext
+from loopml.core.context import StepContext, TrainedModel
 from loopml.steps.base import step
 
 
-@step("train_model", params=TrainParams)
+@step(
+    "train_model",
+    params=TrainParams,
+    outputs=("data/holdout", "models/best", "reports/comparison", "trained"),
+    inputs=("data/train",),
+)
 def train_model(context: StepContext, params: TrainParams) -> None:
     """Compare estimators on shared CV folds (+ tune, blend, stack); log all to MLflow."""
     from loopml.automl.run import run_automl
@@ -46,14 +51,13 @@ def train_model(context: StepContext, params: TrainParams) -> None:
     context.data["holdout"] = holdout
     context.models["best"] = best.model
     context.reports["comparison"] = result.leaderboard
-    context.values.update(
-        {
-            "best_model": best.name,
-            "model_uri": model_uris[best.id][1],
-            "model_mlflow_run_id": model_uris[best.id][0],
-            "main_metric_value": best.mean_metrics[experiment.main_metric],
-            "train_seconds": round(result.seconds, 3),
-        }
+    context.trained = TrainedModel(
+        estimator=best.name,
+        model_uri=model_uris[best.id][1],
+        mlflow_run_id=model_uris[best.id][0],
+        main_metric=experiment.main_metric,
+        main_metric_value=float(best.mean_metrics[experiment.main_metric]),
+        seconds=round(result.seconds, 3),
     )
 
 

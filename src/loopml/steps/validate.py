@@ -16,15 +16,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from loopml.core.context import StepContext
+from loopml.core.checker import check_batch
+from loopml.core.context import DataValidation, StepContext
 from loopml.core.errors import DataError, LoopmlError, SkewError
-from loopml.core.profile import (
-    PROFILE_FILE,
-    ReferenceProfile,
-    SkewThresholds,
-    build_profile,
-    check_batch,
-)
+from loopml.core.profile import PROFILE_FILE, ReferenceProfile, SkewThresholds, build_profile
 from loopml.steps.base import StepParams, step
 
 log = logging.getLogger(__name__)
@@ -68,7 +63,12 @@ class ValidateDataParams(StepParams):
         return value
 
 
-@step("validate_data", params=ValidateDataParams)
+@step(
+    "validate_data",
+    params=ValidateDataParams,
+    outputs=("reports/reference_profile", "reports/skew", "data_validation", "warnings"),
+    inputs=("data/{frame}",),
+)
 def validate_data(context: StepContext, params: ValidateDataParams) -> None:
     """Profile the data for the model; report schema and value skew against a reference."""
     from loopml.registry.tracking import use_tracking
@@ -80,7 +80,7 @@ def validate_data(context: StepContext, params: ValidateDataParams) -> None:
     mlflow.log_text(profile.to_json(), PROFILE_FILE)
     reference, source = _reference(context, params)
     if reference is None:
-        context.values["data_validation"] = {"reference": source, "status": "profiled"}
+        context.data_validation = DataValidation(reference=source, status="profiled")
         return
     report = check_batch(reference, frame, params.thresholds)
     context.reports["skew"] = report.to_dict()
@@ -92,13 +92,12 @@ def validate_data(context: StepContext, params: ValidateDataParams) -> None:
         }
     )
     messages = [issue.message for issue in report.issues]
-    status = "ok" if report.ok else ("failed" if params.on_failure == "fail" else "warned")
-    context.values["data_validation"] = {
-        "reference": source,
-        "status": status,
-        "issues": messages,
-        "kinds": report.kinds(),
-    }
+    context.data_validation = DataValidation(
+        reference=source,
+        status="ok" if report.ok else ("failed" if params.on_failure == "fail" else "warned"),
+        issues=tuple(messages),
+        kinds=report.kinds(),
+    )
     if report.ok:
         return
     text = (
@@ -110,7 +109,7 @@ def validate_data(context: StepContext, params: ValidateDataParams) -> None:
             report,
         )
     log.warning(text)
-    context.values["warnings"] = [*context.values.get("warnings", []), *messages]
+    context.warnings = (*context.warnings, *messages)
 
 
 def _reference(

@@ -1,6 +1,6 @@
 """The metadata store: every pipeline run and step, in SQL (SQLite or PostgreSQL)."""
 
 from loopml.store.db import connect
-from loopml.store.runs import MetadataStore, RunView, StepView
+from loopml.store.runs import RunStore, RunView, StepView
 
-__all__ = ["MetadataStore", "RunView", "StepView", "connect"]
+__all__ = ["RunStore", "RunView", "StepView", "connect"]

@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
-from loopml.store.clock import utc
-from loopml.store.db import connect
+from loopml.store.session import TableStore, view_of
 from loopml.store.tables import Base
 
 
@@ -51,28 +49,11 @@ class AliasMoveView:
 
 
 def _view(row: AliasMoveRow) -> AliasMoveView:
-    return AliasMoveView(
-        id=row.id,
-        model_name=row.model_name,
-        alias=row.alias,
-        from_version=row.from_version,
-        to_version=row.to_version,
-        actor=row.actor,
-        reason=row.reason,
-        run_id=row.run_id,
-        moved_at=utc(row.moved_at),
-    )
+    return view_of(row, AliasMoveView)
 
 
-class AliasLog:
+class AliasLog(TableStore):
     """Append-only record of alias moves in the metadata store at ``url``."""
-
-    def __init__(self, url: str | Engine) -> None:
-        self.engine = url if isinstance(url, Engine) else connect(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    def close(self) -> None:
-        self.engine.dispose()
 
     def record(
         self,

@@ -15,22 +15,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import JSON, Boolean, Integer, String, Text
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
 from loopml.core.errors import JobNotFoundError
-from loopml.store.clock import now, utc
-from loopml.store.db import connect
+from loopml.core.status import FINISHED, Status
+from loopml.store.clock import now
+from loopml.store.session import TableStore, view_of
 from loopml.store.tables import Base
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
-FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED})
 TRAINING, BATCH = "training", "batch"
 
 
@@ -55,7 +47,8 @@ class Job(Base):
     current_step: Mapped[str | None] = mapped_column(String(255))
     steps_done: Mapped[int] = mapped_column(Integer, default=0)
     steps_total: Mapped[int | None] = mapped_column(Integer)
-    registered_model: Mapped[str | None] = mapped_column(Text)
+    registered_name: Mapped[str | None] = mapped_column(String(255))
+    registered_version: Mapped[str | None] = mapped_column(String(32))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -81,7 +74,8 @@ class JobView:
     current_step: str | None
     steps_done: int
     steps_total: int | None
-    registered_model: str | None
+    registered_name: str | None
+    registered_version: str | None
     cancel_requested: bool
     error: str | None
     details: dict[str, Any]
@@ -118,25 +112,22 @@ class JobView:
                 "steps_done": self.steps_done,
                 "steps_total": self.steps_total,
             },
-            "registered_model": self.registered_model,
+            "registered_model": (
+                None
+                if self.registered_name is None
+                else {"name": self.registered_name, "version": self.registered_version}
+            ),
             "cancel_requested": self.cancel_requested,
             "error": self.error,
             "details": self.details,
         }
 
 
-class JobStore:
+class JobStore(TableStore):
     """The ``jobs`` table of the metadata store at ``url``."""
 
-    def __init__(self, url: str | Engine) -> None:
-        self.engine = url if isinstance(url, Engine) else connect(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def _session(self) -> Session:
-        return self._sessions()
+    table = Job
+    noun, listing, missing = "job", "loopml jobs list", JobNotFoundError
 
     def create(
         self,
@@ -156,7 +147,7 @@ class JobStore:
                 job = Job(
                     id=job_id,
                     kind=kind,
-                    status=QUEUED,
+                    status=Status.QUEUED,
                     queue=queue,
                     spec_text=spec_text,
                     spec_source=spec_source,
@@ -187,7 +178,7 @@ class JobStore:
             if job.status not in FINISHED:
                 job.attempts += 1
                 job.worker = worker
-                job.status = RUNNING
+                job.status = Status.RUNNING
                 job.error = None
                 job.started_at = job.started_at or now()
             return before
@@ -209,9 +200,12 @@ class JobStore:
         status: str,
         *,
         error: str | None = None,
-        registered_model: str | None = None,
+        registered: tuple[str, str] | None = None,
     ) -> None:
-        """Record how the job ended; a job that already ended keeps its first ending."""
+        """Record how the job ended; a job that already ended keeps its first ending.
+
+        ``registered`` is the (model name, version) the job's run registered.
+        """
         with self._session() as session, session.begin():
             job = self._get(session, job_id, lock=True)
             if job.status in FINISHED:
@@ -219,9 +213,9 @@ class JobStore:
             job.status = status
             job.error = error
             job.ended_at = now()
-            if registered_model is not None:
-                job.registered_model = registered_model
-            if status == SUCCEEDED:
+            if registered is not None:
+                job.registered_name, job.registered_version = registered
+            if status == Status.SUCCEEDED:
                 job.current_step = None
 
     def request_cancel(self, job_id: str) -> JobView:
@@ -231,8 +225,8 @@ class JobStore:
             if job.status in FINISHED:
                 return _view(job)
             job.cancel_requested = True
-            if job.status == QUEUED:
-                job.status = CANCELLED
+            if job.status == Status.QUEUED:
+                job.status = Status.CANCELLED
                 job.ended_at = now()
                 job.error = "cancelled before it started"
             return _view(job)
@@ -266,46 +260,6 @@ class JobStore:
         with self._session() as session:
             return [_view(job) for job in session.scalars(query)]
 
-    def _get(self, session: Session, job_id: str, *, lock: bool = False) -> Job:
-        query = sa.select(Job).where(Job.id == job_id)
-        if lock:
-            query = query.with_for_update()
-        job = session.scalars(query).first()
-        if job is not None:
-            return job
-        if len(job_id) >= 6:
-            matches = session.scalars(
-                sa.select(Job).where(Job.id.startswith(job_id)).limit(2)
-            ).all()
-            if len(matches) == 1:
-                return matches[0]
-            if len(matches) > 1:
-                raise JobNotFoundError(f"job id prefix {job_id!r} matches several jobs; give more")
-        raise JobNotFoundError(
-            f"no job with id {job_id!r} in the metadata store; `loopml jobs list` shows the ids"
-        )
-
 
 def _view(job: Job) -> JobView:
-    return JobView(
-        id=job.id,
-        kind=job.kind,
-        status=job.status,
-        queue=job.queue,
-        spec_text=job.spec_text,
-        spec_source=job.spec_source,
-        model_name=job.model_name,
-        submitted_at=utc(job.submitted_at),
-        started_at=utc(job.started_at),
-        ended_at=utc(job.ended_at),
-        attempts=job.attempts,
-        worker=job.worker,
-        run_id=job.run_id,
-        current_step=job.current_step,
-        steps_done=job.steps_done,
-        steps_total=job.steps_total,
-        registered_model=job.registered_model,
-        cancel_requested=bool(job.cancel_requested),
-        error=job.error,
-        details=dict(job.details or {}),
-    )
+    return view_of(job, JobView, cancel_requested=bool(job.cancel_requested))

@@ -19,12 +19,12 @@ from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from loopml.core.status import Status
 from loopml.store.clock import utc
 from loopml.store.db import connect
 from loopml.store.tables import Base
 
 OK, ALERT = "ok", "alert"
-REQUESTED, SUCCEEDED, FAILED = "requested", "succeeded", "failed"
 
 
 class MonitorCheck(Base):
@@ -230,7 +230,7 @@ class MonitorStore:
                         "id": request_id,
                         "model_name": model_name,
                         "reason": reason,
-                        "status": REQUESTED,
+                        "status": Status.REQUESTED,
                         "requested_at": now,
                     },
                 )
@@ -259,7 +259,11 @@ class MonitorStore:
                 return
             connection.execute(
                 sa.update(RetrainRequest).where(RetrainRequest.id == request_id),
-                {"status": FAILED if error else SUCCEEDED, "finished_at": now, "error": error},
+                {
+                    "status": Status.FAILED if error else Status.SUCCEEDED,
+                    "finished_at": now,
+                    "error": error,
+                },
             )
             connection.execute(
                 sa.update(RetrainGuard).where(

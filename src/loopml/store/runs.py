@@ -7,21 +7,19 @@ can lazily hit the database after the session is gone.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import selectinload
 
+from loopml.core.context import RegisteredModel
 from loopml.core.errors import RunNotFoundError
+from loopml.core.status import Status
 from loopml.store.clock import now, utc
-from loopml.store.db import connect
+from loopml.store.session import TableStore, view_of
 from loopml.store.tables import PipelineRun, StepRun
-
-RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,11 @@ class RunView:
             return None
         return (self.ended_at - self.started_at).total_seconds()
 
+    @property
+    def registered(self) -> RegisteredModel | None:
+        """The registry version this run produced (name and version), if it registered one."""
+        return RegisteredModel.from_record(self.values.get("registered"))
+
     def latest_steps(self) -> dict[int, StepView]:
         """The newest attempt of each step position."""
         latest: dict[int, StepView] = {}
@@ -94,18 +97,11 @@ class Provenance:
     git_commit: str | None
 
 
-class MetadataStore:
+class RunStore(TableStore):
     """The runs and steps of every pipeline, in the database at ``url``."""
 
-    def __init__(self, url: str | Engine) -> None:
-        self.engine = url if isinstance(url, Engine) else connect(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def _session(self) -> Session:
-        return self._sessions()
+    table = PipelineRun
+    noun, listing, missing = "run", "loopml runs list", RunNotFoundError
 
     def create_run(
         self,
@@ -129,7 +125,7 @@ class MetadataStore:
                     spec_source=spec_source,
                     experiment_name=experiment_name,
                     model_name=model_name,
-                    status=RUNNING,
+                    status=Status.RUNNING,
                     created_at=now(),
                     started_at=now(),
                     executor=provenance.executor,
@@ -147,7 +143,7 @@ class MetadataStore:
         """Mark a failed run running again for a resume attempt."""
         with self._session() as session, session.begin():
             run = self._get(session, run_id)
-            run.status = RUNNING
+            run.status = Status.RUNNING
             run.error = None
             run.traceback = None
             run.ended_at = None
@@ -193,7 +189,7 @@ class MetadataStore:
                 name=name,
                 attempt=(previous or 0) + 1,
                 params=params,
-                status=RUNNING,
+                status=Status.RUNNING,
                 started_at=now(),
                 host=host,
                 outputs={},
@@ -220,6 +216,12 @@ class MetadataStore:
             row.error = error
             row.outputs = outputs or {}
 
+    def find_run(self, run_id: str) -> RunView | None:
+        """The run with exactly the id ``run_id``, or ``None`` (no prefix matching)."""
+        with self._session() as session:
+            run = session.get(PipelineRun, run_id)
+            return None if run is None else _view(run)
+
     def get_run(self, run_id: str) -> RunView:
         """The run ``run_id`` (a unique prefix of at least 6 characters is enough)."""
         with self._session() as session:
@@ -238,61 +240,7 @@ class MetadataStore:
         with self._session() as session:
             return [_view(run) for run in session.scalars(query)]
 
-    def _get(self, session: Session, run_id: str) -> PipelineRun:
-        run = session.get(PipelineRun, run_id)
-        if run is not None:
-            return run
-        if len(run_id) >= 6:
-            matches: Sequence[PipelineRun] = session.scalars(
-                sa.select(PipelineRun).where(PipelineRun.id.startswith(run_id)).limit(2)
-            ).all()
-            if len(matches) == 1:
-                return matches[0]
-            if len(matches) > 1:
-                raise RunNotFoundError(f"run id prefix {run_id!r} matches several runs; give more")
-        raise RunNotFoundError(
-            f"no run with id {run_id!r} in the metadata store; `loopml runs list` shows the ids"
-        )
-
 
 def _view(run: PipelineRun) -> RunView:
-    return RunView(
-        id=run.id,
-        status=run.status,
-        experiment_name=run.experiment_name,
-        model_name=run.model_name,
-        spec_text=run.spec_text,
-        spec_hash=run.spec_hash,
-        spec_source=run.spec_source,
-        created_at=utc(run.created_at),
-        started_at=utc(run.started_at),
-        ended_at=utc(run.ended_at),
-        executor=run.executor,
-        host=run.host,
-        user=run.user,
-        loopml_version=run.loopml_version,
-        git_commit=run.git_commit,
-        data_fingerprint=run.data_fingerprint,
-        mlflow_experiment_id=run.mlflow_experiment_id,
-        mlflow_run_id=run.mlflow_run_id,
-        attempts=run.attempts,
-        error=run.error,
-        traceback=run.traceback,
-        values=dict(run.values or {}),
-        steps=tuple(
-            StepView(
-                position=step.position,
-                name=step.name,
-                attempt=step.attempt,
-                status=step.status,
-                params=dict(step.params),
-                started_at=utc(step.started_at),
-                ended_at=utc(step.ended_at),
-                duration_s=step.duration_s,
-                error=step.error,
-                host=step.host,
-                outputs=dict(step.outputs or {}),
-            )
-            for step in run.steps
-        ),
-    )
+    steps = tuple(view_of(step, StepView) for step in run.steps)
+    return view_of(run, RunView, steps=steps)
