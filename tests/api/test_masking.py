@@ -67,8 +67,8 @@ def test_the_cli_masks_secrets_in_jobs_and_runs(
 
     from loopml.cli.main import app as cli
     from loopml.core.settings import Settings, get_settings
-    from loopml.engine.provenance import provenance
     from loopml.core.status import Status
+    from loopml.engine.provenance import provenance
     from loopml.store.jobs import TRAINING, JobStore
     from loopml.store.runs import RunStore
 
