@@ -93,6 +93,15 @@ class Settings(BaseSettings):
             "others can write to."
         ),
     )
+    trusted_registrars: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Registrars (the MLflow user_id of a version, set by an authenticated tracking "
+            "server) whose versions load without a loopml trust record, comma-separated; `*` "
+            "trusts every version registered outside loopml. Artifacts changed since a "
+            "recorded registration are refused regardless (docs/security.md, Model trust)."
+        ),
+    )
     alert_webhook_url: str | None = Field(
         default=None,
         description="Monitoring alerts are POSTed here as JSON (and always logged).",
@@ -154,7 +163,7 @@ class Settings(BaseSettings):
         description="Optional YAML or JSON file of settings; the environment wins over it.",
     )
 
-    @field_validator("serve_api_keys", mode="before")
+    @field_validator("serve_api_keys", "trusted_registrars", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -75,8 +75,7 @@ def register_challenger(
     Gives the version ``alias`` (audited). A second call in the same run, from
     the other of register_model and validate_model, reuses the version.
     """
-    from loopml.lifecycle import move_alias
-    from loopml.registry.models import register_version
+    from loopml.lifecycle import move_alias, register
 
     model_uri = context.values.get("model_uri")
     if not model_uri:
@@ -98,7 +97,10 @@ def register_challenger(
             **(extra_tags or {}),
         }
         context.progress(f"registering {name}", 0, None)
-        version = register_version(context.settings, str(model_uri), name, tags).version
+        registered, _ = register(
+            context.settings, str(model_uri), name, tags, run_id=context.run_id
+        )
+        version = registered.version
         context.values["registered_version"] = version
         context.values["registered_name"] = name
         context.values["registered_model_uri"] = model_uri
