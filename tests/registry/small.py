@@ -34,7 +34,11 @@ def log_model(settings: Settings, seed: int = 0) -> str:
     experiment = ensure_experiment(settings, "trust-tests")
     with mlflow.start_run(experiment_id=experiment):
         info = mlflow.sklearn.log_model(
-            model, name="model", input_example=data.head(3), serialization_format="cloudpickle"
+            model,
+            name="model",
+            input_example=data.head(3),
+            serialization_format="cloudpickle",
+            pip_requirements=["scikit-learn"],  # no slow inference of requirements
         )
     return str(info.model_uri)
 
