@@ -86,8 +86,8 @@ def load_version(
     from loopml.registry.trust import downloaded
 
     started = time.perf_counter()
-    version = version or ref.resolve(settings)
-    registered = get_version(settings, ref.name, version)
+    version = version or ref.version or ref.resolve(settings)
+    registered = get_version(settings, ref.name, version)  # ModelNotFoundError naming what exists
     uri = f"models:/{ref.name}/{version}"
     try:
         with downloaded(settings, uri) as folder:
