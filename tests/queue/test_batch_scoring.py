@@ -115,7 +115,7 @@ def test_a_batch_for_an_unknown_model_is_refused_or_dead_lettered(rabbit_stack: 
 
     stack = rabbit_stack
     stack.ensure_workers(1)
-    with pytest.raises(ModelNotFoundError, match="no version has the alias .champion."):
+    with pytest.raises(ModelNotFoundError, match="no version has the alias 'champion'"):
         score_through_queue(
             stack.app, stack.settings, ModelRef.parse("nobody@champion"), _frame(10), batch_rows=5
         )
