@@ -9,6 +9,7 @@ serving and batch scoring use.
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 import pytest
@@ -124,10 +125,16 @@ def test_a_version_registered_outside_loopml_needs_a_trusted_registrar_or_an_app
         _load(settings, name, version)
     assert "registered outside loopml" in str(caught.value)
     assert "LOOPML_TRUSTED_REGISTRARS" in str(caught.value)
+    # without an authenticating tracking server, MLflow knows only the run's user
+    run_user = getpass.getuser()
+    assert f"by {run_user!r}" in str(caught.value)
+    loaded = _load(settings.model_copy(update={"trusted_registrars": [run_user]}), name, version)
+    assert f"trusted registrar {run_user}" in loaded.trust.basis
 
+    # the version's own user_id (set by an authenticating server) wins over the run's user
     small.set_mlflow_registrar(settings, name, version, "alice")
     with pytest.raises(UntrustedModelError, match="by 'alice'"):
-        _load(settings.model_copy(update={"trusted_registrars": ["bob"]}), name, version)
+        _load(settings.model_copy(update={"trusted_registrars": ["bob", run_user]}), name, version)
     loaded = _load(
         settings.model_copy(update={"trusted_registrars": ["bob", "alice"]}), name, version
     )

@@ -96,8 +96,8 @@ class Settings(BaseSettings):
     trusted_registrars: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
-            "Registrars (the MLflow user_id of a version, set by an authenticated tracking "
-            "server) whose versions load without a loopml trust record, comma-separated; `*` "
+            "Registrars (the MLflow user_id of a version, else the user of the run that logged "
+            "it) whose versions load without a loopml trust record, comma-separated; `*` "
             "trusts every version registered outside loopml. Artifacts changed since a "
             "recorded registration are refused regardless (docs/security.md, Model trust)."
         ),

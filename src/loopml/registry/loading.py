@@ -28,7 +28,7 @@ from loopml.core.checker import ProfileChecker
 from loopml.core.errors import LoopmlError, ModelLoadError
 from loopml.core.profile import PROFILE_FILE, ReferenceProfile
 from loopml.core.settings import Settings
-from loopml.registry.models import get_version
+from loopml.registry.models import RegisteredVersion, get_version
 from loopml.registry.reference import ModelReference
 from loopml.registry.tracking import use_tracking
 from loopml.registry.trust import SHA256_TAG, TrustRecords, TrustVerdict, artifact_sha256, verify
@@ -97,7 +97,7 @@ def load_version(
                 version,
                 artifact_sha256(folder),
                 records=records,
-                mlflow_registrar=registered.user_id,
+                mlflow_registrar=registrar(settings, registered),
                 tagged_sha256=registered.tags.get(SHA256_TAG),
             )
             pyfunc, pipeline = _load_pyfunc(settings, folder, uri)
@@ -122,6 +122,26 @@ def load_version(
         run_id=pyfunc.metadata.run_id,
         load_seconds=time.perf_counter() - started,
     )
+
+
+def registrar(settings: Settings, registered: RegisteredVersion) -> str | None:
+    """Who MLflow says registered the version: its ``user_id`` (an MLflow server with
+    authentication sets it), else the user MLflow recorded for the run that logged the model.
+
+    Both are only as trustworthy as the tracking server's authentication; see
+    docs/security.md. ``None`` when MLflow knows neither.
+    """
+    if registered.user_id:
+        return registered.user_id
+    if not registered.run_id:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = use_tracking(settings).MlflowClient().get_run(registered.run_id)
+    except MlflowException:
+        return None
+    return str(run.info.user_id) if run.info.user_id else None
 
 
 def _load_pyfunc(settings: Settings, folder: Any, uri: str) -> tuple[Any, Any]:
