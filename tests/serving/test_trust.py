@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from loopml.lifecycle import approve_files, move_alias
 from tests.registry import small
 from tests.serving.conftest import live_server, serving_settings, wait_for
+
+SERVE = [sys.executable, "-m", "loopml", "serve", "--model"]
 
 
 def _rows(count: int) -> list[dict[str, Any]]:
@@ -24,7 +27,10 @@ def _rows(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def test_serve_refuses_to_start_on_altered_artifacts(tracking_uri: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_refuses_to_start_on_altered_artifacts(
+    tracking_uri: str, tmp_path: Path, workers: int
+) -> None:
     settings = serving_settings(
         tmp_path / "home", tracking_uri, f"sqlite:///{tmp_path / 'm.db'}", trusted_registrars=[]
     )
@@ -45,7 +51,7 @@ def test_serve_refuses_to_start_on_altered_artifacts(tracking_uri: str, tmp_path
         COLUMNS="300",
     )
     done = subprocess.run(
-        [sys.executable, "-m", "loopml", "serve", "--model", name, "--port", str(port)],
+        [*SERVE, name, "--port", str(port), "--workers", str(workers)],
         env=env,
         capture_output=True,
         text=True,

@@ -11,9 +11,9 @@ from __future__ import annotations
 from loopml.core.settings import Settings
 from loopml.lifecycle.aliases import current_actor
 from loopml.registry import models as registry
-from loopml.registry.loading import LoadedVersion, load_version
+from loopml.registry.loading import LoadedVersion, check_version, load_version
 from loopml.registry.reference import ModelReference
-from loopml.registry.trust import REGISTRAR_TAG, SHA256_TAG, uri_sha256
+from loopml.registry.trust import REGISTRAR_TAG, SHA256_TAG, TrustVerdict, uri_sha256
 from loopml.store.trust import Approval, Registration, TrustTable
 
 
@@ -65,3 +65,9 @@ def load_trusted(
     """Load ``ref`` (at ``version``) judged against this metadata store's trust records."""
     with TrustTable(settings.database) as table:
         return load_version(settings, ref, records=table, version=version)
+
+
+def check_trusted(settings: Settings, ref: ModelReference) -> TrustVerdict:
+    """Judge what ``ref`` points at now without loading it (``UntrustedModelError`` if refused)."""
+    with TrustTable(settings.database) as table:
+        return check_version(settings, ref, records=table)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,19 +88,10 @@ def load_version(
 
     started = time.perf_counter()
     version = version or ref.version or ref.resolve(settings)
-    registered = get_version(settings, ref.name, version)  # ModelNotFoundError naming what exists
     uri = f"models:/{ref.name}/{version}"
     try:
         with downloaded(settings, uri) as folder:
-            verdict = verify(
-                settings,
-                ref.name,
-                version,
-                artifact_sha256(folder),
-                records=records,
-                mlflow_registrar=registrar(settings, registered),
-                tagged_sha256=registered.tags.get(SHA256_TAG),
-            )
+            verdict = judge(settings, ref.name, version, folder, records)
             pyfunc, pipeline = _load_pyfunc(settings, folder, uri)
             profile = _read_profile(folder, uri)
     except LoopmlError:
@@ -121,6 +113,41 @@ def load_version(
         trust=verdict,
         run_id=pyfunc.metadata.run_id,
         load_seconds=time.perf_counter() - started,
+    )
+
+
+def check_version(
+    settings: Settings,
+    ref: ModelReference,
+    *,
+    records: TrustRecords,
+    version: str | None = None,
+) -> TrustVerdict:
+    """Judge ``ref`` (at ``version``) as :func:`load_version` would, without loading it.
+
+    For a parent process that forks servers: it refuses early, once, and
+    unpickles nothing; each loading process still checks its own copy.
+    """
+    from loopml.registry.trust import downloaded
+
+    version = version or ref.version or ref.resolve(settings)
+    with downloaded(settings, f"models:/{ref.name}/{version}") as folder:
+        return judge(settings, ref.name, version, folder, records)
+
+
+def judge(
+    settings: Settings, name: str, version: str, folder: Path, records: TrustRecords
+) -> TrustVerdict:
+    """The trust verdict on version ``version`` of ``name`` whose files are in ``folder``."""
+    registered = get_version(settings, name, version)  # ModelNotFoundError naming what exists
+    return verify(
+        settings,
+        name,
+        version,
+        artifact_sha256(folder),
+        records=records,
+        mlflow_registrar=registrar(settings, registered),
+        tagged_sha256=registered.tags.get(SHA256_TAG),
     )
 
 
@@ -168,8 +195,6 @@ def _read_profile(folder: Any, uri: str) -> ReferenceProfile | None:
     exists but cannot be read fails the load rather than silently scoring
     without the checks it promised.
     """
-    from pathlib import Path
-
     path = Path(folder) / PROFILE_FILE
     if not path.is_file():
         return None
