@@ -198,3 +198,19 @@ def test_models_trust_command_records_who_and_refuses_a_missing_version(
     assert "there is no version 9" in missing.output
     with pytest.raises(ModelNotFoundError, match="there is no registered model"):
         approve_files(settings, small.new_name(), "1", reason="x")
+
+
+def test_a_missing_version_is_not_found_before_anything_is_downloaded(settings: Settings) -> None:
+    from loopml.lifecycle import check_trusted
+
+    name = small.new_name()
+    small.register_with_loopml(settings, name)
+    for attempt in (
+        lambda: _load(settings, name, "9"),
+        lambda: check_trusted(settings, ModelReference(name, version="9")),
+        lambda: check_trusted(settings, ModelReference(name, alias="nope")),
+    ):
+        with pytest.raises(ModelNotFoundError) as caught:
+            attempt()
+        assert "its versions: 1" in str(caught.value)
+        assert settings.tracking in str(caught.value)

@@ -88,10 +88,11 @@ def load_version(
 
     started = time.perf_counter()
     version = version or ref.version or ref.resolve(settings)
-    uri = f"models:/{ref.name}/{version}"
+    registered = get_version(settings, ref.name, version)  # ModelNotFoundError naming what exists
+    uri = registered.uri
     try:
         with downloaded(settings, uri) as folder:
-            verdict = judge(settings, ref.name, version, folder, records)
+            verdict = judge(settings, registered, folder, records)
             pyfunc, pipeline = _load_pyfunc(settings, folder, uri)
             profile = _read_profile(folder, uri)
     except LoopmlError:
@@ -131,19 +132,19 @@ def check_version(
     from loopml.registry.trust import downloaded
 
     version = version or ref.version or ref.resolve(settings)
-    with downloaded(settings, f"models:/{ref.name}/{version}") as folder:
-        return judge(settings, ref.name, version, folder, records)
+    registered = get_version(settings, ref.name, version)  # ModelNotFoundError naming what exists
+    with downloaded(settings, registered.uri) as folder:
+        return judge(settings, registered, folder, records)
 
 
 def judge(
-    settings: Settings, name: str, version: str, folder: Path, records: TrustRecords
+    settings: Settings, registered: RegisteredVersion, folder: Path, records: TrustRecords
 ) -> TrustVerdict:
-    """The trust verdict on version ``version`` of ``name`` whose files are in ``folder``."""
-    registered = get_version(settings, name, version)  # ModelNotFoundError naming what exists
+    """The trust verdict on ``registered`` whose downloaded files are in ``folder``."""
     return verify(
         settings,
-        name,
-        version,
+        registered.name,
+        registered.version,
         artifact_sha256(folder),
         records=records,
         mlflow_registrar=registrar(settings, registered),
