@@ -115,7 +115,7 @@ def test_a_batch_for_an_unknown_model_is_refused_or_dead_lettered(rabbit_stack: 
 
     stack = rabbit_stack
     stack.ensure_workers(1)
-    with pytest.raises(ModelNotFoundError, match="alias 'champion' is not set"):
+    with pytest.raises(ModelNotFoundError, match="no version has the alias 'champion'"):
         score_through_queue(
             stack.app, stack.settings, ModelRef.parse("nobody@champion"), _frame(10), batch_rows=5
         )
@@ -138,4 +138,4 @@ def test_a_batch_for_an_unknown_model_is_refused_or_dead_lettered(rabbit_stack: 
     job = wait_for(lambda: (found := jobs.get(job_id)).finished and found, timeout=120, what="job")
     jobs.close()
     assert job.status == "failed"
-    assert job.error.startswith("dead-lettered: model nobody/3"), job.error
+    assert job.error.startswith("dead-lettered: model 'nobody': there is no version 3"), job.error

@@ -96,6 +96,15 @@ class Settings(BaseSettings):
             "others can write to."
         ),
     )
+    trusted_registrars: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Registrars (the MLflow user_id of a version, else the user of the run that logged "
+            "it) whose versions load without a loopml trust record, comma-separated; `*` "
+            "trusts every version registered outside loopml. Artifacts changed since a "
+            "recorded registration are refused regardless (docs/security.md, Model trust)."
+        ),
+    )
     alert_webhook_url: str | None = Field(
         default=None,
         description="Monitoring alerts are POSTed here as JSON (and always logged).",
@@ -207,7 +216,14 @@ class Settings(BaseSettings):
         description="Optional YAML or JSON file of settings; the environment wins over it.",
     )
 
-    @field_validator("serve_api_keys", "api_keys", "api_allowed_hosts", "data_roots", mode="before")
+    @field_validator(
+        "serve_api_keys",
+        "api_keys",
+        "api_allowed_hosts",
+        "data_roots",
+        "trusted_registrars",
+        mode="before",
+    )
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):

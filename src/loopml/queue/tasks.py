@@ -23,11 +23,14 @@ from loopml.core.errors import (
     JobCancelledError,
     LoopmlError,
     MessageError,
+    ModelLoadError,
     ModelNotFoundError,
+    ModelReferenceError,
     RunNotFoundError,
     SkewError,
     SpecError,
     StepError,
+    UntrustedModelError,
 )
 from loopml.core.settings import Settings
 from loopml.core.status import Status
@@ -318,7 +321,7 @@ def run_batch(
             return {"batch_id": message.batch_id, "status": job.status}
     try:
         model = load_model(settings, ModelRef.parse(message.model))
-    except ModelNotFoundError as error:
+    except (ModelNotFoundError, ModelReferenceError, UntrustedModelError, ModelLoadError) as error:
         raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
     try:
         score_and_log(model, frame, message.batch_id, _prediction_log(settings))
