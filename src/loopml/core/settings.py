@@ -20,6 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+_REMOTE_TRACKING_SCHEMES = frozenset({"http", "https", "databricks"})
+
 
 class Settings(BaseSettings):
     """Where loopml keeps its state and which services it talks to.
@@ -43,7 +45,11 @@ class Settings(BaseSettings):
     )
     artifact_root: str | None = Field(
         default=None,
-        description="Where new MLflow experiments keep artifacts; default $LOOPML_HOME/artifacts.",
+        description=(
+            "Where new MLflow experiments keep artifacts (a path, file:// or s3:// URI). Default: "
+            "$LOOPML_HOME/artifacts with a local tracking store; with a tracking server "
+            "(http/https) the server chooses (its --default-artifact-root or artifact proxy)."
+        ),
     )
     database_url: str | None = Field(
         default=None,
@@ -166,8 +172,8 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser().resolve()
         if self.tracking_uri is None:
             self.tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
-        if self.artifact_root is None:
-            self.artifact_root = (self.home / "artifacts").as_uri()
+        if self.artifact_root is None and not self.tracking_is_remote:
+            self.artifact_root = self._default_artifact_root
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.home / 'loopml.db'}"
         if self.consumer_timeout is None:
@@ -206,10 +212,23 @@ class Settings(BaseSettings):
         return self.database_url
 
     @property
-    def artifacts(self) -> str:
-        """The default artifact root, never ``None`` after validation."""
-        assert self.artifact_root is not None
+    def tracking_is_remote(self) -> bool:
+        """Whether MLflow is reached through a tracking server rather than a store it opens.
+
+        A server is shared by machines that do not share a disk, so it chooses where
+        artifacts go unless ``LOOPML_ARTIFACT_ROOT`` says otherwise.
+        """
+        scheme = (self.tracking_uri or "").split(":", 1)[0].lower()
+        return scheme in _REMOTE_TRACKING_SCHEMES
+
+    @property
+    def artifacts(self) -> str | None:
+        """Where new experiments keep artifacts; ``None``: the tracking server decides."""
         return self.artifact_root
+
+    @property
+    def _default_artifact_root(self) -> str:
+        return (self.home / "artifacts").as_uri()
 
     @property
     def broker(self) -> str:
@@ -232,7 +251,8 @@ class Settings(BaseSettings):
     def ensure_home(self) -> Path:
         """Create ``$LOOPML_HOME`` when something is about to be written there."""
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "artifacts").mkdir(exist_ok=True)
+        if self.artifact_root == self._default_artifact_root:
+            (self.home / "artifacts").mkdir(exist_ok=True)
         return self.home
 
 
