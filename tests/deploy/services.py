@@ -270,9 +270,10 @@ def mlflow_server(folder: Path, backend: str, s3_endpoint: str) -> tuple[Service
         "--port",
         str(port),
         "--workers",
-        "2",
+        "1",
     ]
     env = {
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # loopml uses no server-side jobs
         "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -107,6 +107,14 @@ class Settings(BaseSettings):
         default=None,
         description="YAML/JSON of monitoring thresholds per model name (`default`: the rest).",
     )
+    monitor_lease_s: float = Field(
+        default=60.0,
+        ge=1,
+        description=(
+            "Seconds a monitor's lease on a model lasts unless renewed (every third of it): "
+            "only the holder runs passes; when it dies, another replica takes over after this."
+        ),
+    )
     serve_model: str | None = Field(
         default=None,
         description=(
