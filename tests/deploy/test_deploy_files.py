@@ -292,3 +292,28 @@ def test_the_deploy_extra_and_the_tools_lock_agree() -> None:
     lock = (ROOT / "requirements-deploy.lock").read_text()
     for pin in listed:
         assert re.search(rf"^{re.escape(pin)}$", lock, flags=re.MULTILINE), pin
+
+
+# --- KEDA objects: no schema in kubernetes-validate, so a vendored part of the CRDs ---
+
+SCHEMAS = Path(__file__).parent / "schemas"
+
+
+def test_the_keda_objects_match_the_vendored_crd_schemas(tmp_path: Path) -> None:
+    documents = [d for d in yaml.safe_load_all(kustomize(DEPLOY / "k8s")) if d]
+    for kind in ("ScaledObject", "TriggerAuthentication"):
+        found = [d for d in documents if d["kind"] == kind]
+        assert len(found) == 1, kind
+        file = tmp_path / f"{kind}.yaml"
+        file.write_text(yaml.safe_dump(found[0]))
+        schema = SCHEMAS / f"keda-{kind.lower()}.json"
+        result = run(tool("check-jsonschema"), "--schemafile", schema, file)
+        assert result.returncode == 0, output(result)
+
+
+def test_the_keda_schema_fails_an_hpa_word_in_a_scaled_object() -> None:
+    schema = SCHEMAS / "keda-scaledobject.json"
+    broken = BROKEN / "keda-scaledobject.yaml"
+    result = run(tool("check-jsonschema"), "--schemafile", schema, broken)
+    assert result.returncode != 0
+    assert "minReplicas" in output(result)

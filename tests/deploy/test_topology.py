@@ -11,7 +11,6 @@ promotion, the MLflow REST API and the S3 API to look at what was stored.
 from __future__ import annotations
 
 import csv
-import json
 import time
 import urllib.parse
 import uuid
@@ -42,6 +41,7 @@ from tests.queue.helpers import (
     delete_topology,
     make_data,
     wait_for,
+    write_spec,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -52,36 +52,8 @@ MODEL = "topology_fraud"
 
 
 def _spec(data: Path, estimator: str) -> str:
-    spec = {
-        "pipeline": [
-            {
-                "MLSteps": [
-                    {"load_data_from_file": {"path": str(data)}},
-                    {
-                        "train_model": {
-                            "modeling_params": {
-                                "estimator_list": [estimator],
-                                "fold": 2,
-                                "n_select": 1,
-                                "tune": False,
-                            },
-                            "finalize": False,
-                        }
-                    },
-                    {"evaluate_model": {}},
-                    {"register_model": {}},
-                ]
-            }
-        ],
-        "experiment_config": {
-            "experiment_name": f"{MODEL}-experiment",
-            "model_name": MODEL,
-            "main_metric": "F1",
-            "problem_type": "classification",
-            "target": "Class",
-        },
-    }
-    return json.dumps(spec)
+    """The spec text a client posts: load, train one estimator, evaluate, register."""
+    return write_spec(data.parent, data, MODEL, estimators=(estimator,)).read_text()
 
 
 def _feature_rows(data: Path, count: int) -> list[dict[str, Any]]:
@@ -290,6 +262,7 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
             # What the tracking server and the bucket hold.
             registered = _registered(tracking)
             assert {"alias": "champion", "version": other} in registered["aliases"]
+            assert {"alias": "previous", "version": champion} in registered["aliases"]
             keys = s3_keys(s3_endpoint)
             for version in _versions(tracking):
                 model_id = version["source"].removeprefix("models:/")
@@ -300,7 +273,7 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
             status, body = http(
                 "GET",
                 f"{tracking}/api/2.0/mlflow/experiments/get-by-name?"
-                + urllib.parse.urlencode({"experiment_name": f"{MODEL}-experiment"}),
+                + urllib.parse.urlencode({"experiment_name": f"exp-{MODEL}"}),
             )
             assert status == 200, body
             assert body["experiment"]["artifact_location"].startswith("mlflow-artifacts:"), body
