@@ -11,6 +11,7 @@ promotion, the MLflow REST API and the S3 API to look at what was stored.
 from __future__ import annotations
 
 import csv
+import re
 import time
 import urllib.parse
 import uuid
@@ -146,13 +147,22 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
             import pandas as pd
 
             pd.read_csv(data).to_csv(csv_data, index=False)
-            job_ids = []
-            for estimator in ("dt", "lr"):
-                status, body = http(
-                    "POST", f"{api_url}/jobs", {"spec": _spec(data, estimator)}, headers=AUTH
-                )
-                assert status == 202, body
-                job_ids.append(body["id"])
+            # One spec through the API (as a service would), one with `loopml submit` from a
+            # client machine; each worker trains one, both register a version.
+            status, body = http(
+                "POST", f"{api_url}/jobs", {"spec": _spec(data, "dt")}, headers=AUTH
+            )
+            assert status == 202, body
+            job_ids = [body["id"]]
+            client = tmp_path / "client"
+            client.mkdir()
+            spec_file = client / "lr.json"
+            spec_file.write_text(_spec(data, "lr"))
+            submitted = run_cli(client, ["submit", str(spec_file)], env)
+            assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+            queued = re.search(r"job (\w+) queued", submitted.stdout)
+            assert queued, submitted.stdout
+            job_ids.append(queued.group(1))
             store = JobStore(meta_db)
             try:
                 finished = [
@@ -195,8 +205,6 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
             assert status == 401, "the model server must refuse a request without the key"
 
             # Batch scoring on the inference workers, from a client machine.
-            client = tmp_path / "client"
-            client.mkdir()
             batch_in, batch_out = client / "batch.csv", client / "scored.csv"
             with batch_in.open("w", newline="") as file:
                 writer = csv.DictWriter(file, fieldnames=list(rows[0]))
@@ -293,6 +301,7 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
             assert not kept, kept
             assert sorted(p.name for p in files_under(client, skip=[client / "tmp"])) == [
                 "batch.csv",
+                "lr.json",
                 "scored.csv",
             ]
         finally:
