@@ -150,3 +150,32 @@ def test_s3_server_identity_file_is_what_the_test_wrote(tmp_path: Path) -> None:
         {"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}
     ]
     assert "-ip.bind=127.0.0.1" in service.command and endpoint.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"key": "AKIA0000", "secret": "s3cr3t"},
+        {"client_kwargs": {"aws_secret_access_key": "x", "endpoint_url": "http://s3:8333"}},
+        {"token": "t"},
+        {"account_key": "azure"},
+        {"Password": "p"},
+    ],
+)
+def test_a_spec_cannot_carry_storage_credentials(options: dict[str, object]) -> None:
+    from pydantic import ValidationError
+
+    from loopml.steps.data import FileSource
+
+    with pytest.raises(ValidationError) as caught:
+        FileSource(path="s3://bucket/data.csv", storage_options=options)
+    assert "credentials do not belong in a spec" in str(caught.value)
+    assert "AWS_ACCESS_KEY_ID" in str(caught.value)
+
+
+def test_a_spec_may_name_an_endpoint_and_other_non_secret_options() -> None:
+    from loopml.steps.data import FileSource
+
+    options = {"anon": False, "client_kwargs": {"endpoint_url": "http://s3:8333"}}
+    source = FileSource(path="s3://bucket/data.csv", storage_options=options)
+    assert source.storage_options == options

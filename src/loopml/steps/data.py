@@ -23,7 +23,11 @@ class FileSource(StepParams):
         default_factory=dict, description="Keyword arguments for the pandas reader."
     )
     storage_options: dict[str, Any] = Field(
-        default_factory=dict, description="fsspec options (credentials, endpoints) for URLs."
+        default_factory=dict,
+        description=(
+            "fsspec options for URLs (endpoint, region, anon...). Never credentials: the "
+            "reading process takes them from its environment (AWS_ACCESS_KEY_ID...)."
+        ),
     )
     frame: str = Field(default="train", description="Name the loaded frame gets.")
 
@@ -34,12 +38,41 @@ class FileSource(StepParams):
             raise choice_error("file format", value, FORMATS)
         return value
 
+    @field_validator("storage_options")
+    @classmethod
+    def _no_credentials(cls, value: dict[str, Any]) -> dict[str, Any]:
+        found = _credential_keys(value)
+        if found:
+            raise ValueError(
+                f"{', '.join(found)}: credentials do not belong in a spec (specs are kept as "
+                "plain text in the metadata store and in MLflow); give the processes that read "
+                "the data AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or a profile or role) in "
+                "their environment"
+            )
+        return value
+
     @field_validator("path")
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must name a file")
         return value
+
+
+_CREDENTIAL_WORDS = ("secret", "password", "token", "credential", "access_key", "account_key")
+
+
+def _credential_keys(options: Any, prefix: str = "") -> list[str]:
+    """Keys of ``options`` (at any depth) that name a credential, as dotted paths."""
+    found: list[str] = []
+    if isinstance(options, dict):
+        for name, value in options.items():
+            path = f"{prefix}{name}"
+            lowered = str(name).lower()
+            if lowered == "key" or any(word in lowered for word in _CREDENTIAL_WORDS):
+                found.append(path)
+            found.extend(_credential_keys(value, f"{path}."))
+    return found
 
 
 def _peek_file(params: FileSource, base_dir: Path) -> list[str] | None:
