@@ -196,8 +196,9 @@ def test_two_scheduled_monitors_one_model_one_runs_and_the_other_takes_over(
             assert not _overlapping(passes, {h: killed for h in holders})
             assert sum(first.owns(p.holder) for p in passes) >= 3
 
-            # A graceful stop hands the lease back: a one-shot monitor gets it at once.
-            second.signal(signal.SIGINT)
+            # A graceful stop (SIGTERM, as a container runtime sends) hands the lease back:
+            # a one-shot monitor gets it at once.
+            second.signal(signal.SIGTERM)
             assert second.process.wait(timeout=60) == 0, second.output()[-2000:]
             released = store.lease(model)
             assert released is not None and second.owns(released.holder)

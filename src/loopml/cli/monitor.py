@@ -89,6 +89,8 @@ def monitor(
     from loopml.store.monitoring import MonitorStore
 
     config = settings()
+    if every is not None:
+        _stop_on_sigterm()
     try:
         options = PassOptions(
             window=WindowSpec.parse(window),
@@ -158,6 +160,16 @@ def _one_pass(config: Settings, name: str, options: PassOptions, cache: Referenc
     for outcome in done.run.outcomes:
         if outcome.alert_sent is False:
             err.print(f"[yellow]warning:[/] alert for window {outcome.result.index} not delivered")
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a container stopping) ends the loop like Ctrl-C: the lease is handed back."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _lease_held(name: str, lease: LeaseKeeper) -> None:
