@@ -317,3 +317,36 @@ def test_the_keda_schema_fails_an_hpa_word_in_a_scaled_object() -> None:
     result = run(tool("check-jsonschema"), "--schemafile", schema, broken)
     assert result.returncode != 0
     assert "minReplicas" in output(result)
+
+
+# --- the image's entrypoint: roles map to commands -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["api"], "loopml api --host 0.0.0.0 --port 8100"),
+        (["serve", "--workers", "2"], "loopml serve --host 0.0.0.0 --port 8080 --workers 2"),
+        (["worker", "--queues", "training"], "loopml worker --queues training"),
+        (["monitor", "fraud", "--every", "60"], "loopml monitor fraud --every 60"),
+        (["tracking", "--workers", "2"], "mlflow server --host 0.0.0.0 --port 5000 --workers 2"),
+        ([], "loopml serve --host 0.0.0.0 --port 8080"),
+        (["loopml", "models", "promote", "fraud", "3"], "loopml models promote fraud 3"),
+    ],
+)
+def test_the_entrypoint_runs_the_role_it_is_given(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    for name in ("loopml", "mlflow"):
+        fake = tmp_path / name
+        fake.write_text(f'#!/bin/sh\necho {name} "$@"\n')
+        fake.chmod(0o755)
+    result = subprocess.run(
+        ["sh", str(DEPLOY / "docker-entrypoint.sh"), *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
