@@ -77,6 +77,7 @@ def test_a_server_experiment_on_a_local_path_is_reported(
         assert location in caplog.text and "LOOPML_ARTIFACT_ROOT" in caplog.text
 
 
+@pytest.mark.slow
 def test_direct_s3_artifacts_with_credentials_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
