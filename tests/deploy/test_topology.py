@@ -184,7 +184,9 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
             champion = _aliases(tracking)["champion"]
             other = next(v for v in versions if v != champion)
 
-            # The model server loads the champion from the tracking server (artifacts proxied).
+            # At once, as in the compose file: the model server and the scheduled monitor load
+            # the champion from the tracking server (artifacts proxied), and a client machine
+            # scores a file on the inference workers.
             serve_port = free_port()
             serve = start(
                 loopml(
@@ -194,47 +196,6 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
                     env,
                 )
             )
-            serve_url = f"http://127.0.0.1:{serve_port}"
-            wait_http(f"{serve_url}/v2/health/ready", serve, timeout=180, ok=lambda s: s == 200)
-            rows = _feature_rows(csv_data, 120)
-            status, body = http("POST", f"{serve_url}/predict", rows, headers=AUTH)
-            assert status == 200, body
-            assert body["model"]["version"] == champion
-            assert len(body["predictions"]) == len(rows)
-            status, _ = http("POST", f"{serve_url}/predict", rows)
-            assert status == 401, "the model server must refuse a request without the key"
-
-            # Batch scoring on the inference workers, from a client machine.
-            batch_in, batch_out = client / "batch.csv", client / "scored.csv"
-            with batch_in.open("w", newline="") as file:
-                writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(_feature_rows(csv_data, 300))
-            batch = run_cli(
-                client,
-                [
-                    "predict-batch",
-                    "--model",
-                    f"{MODEL}@champion",
-                    "--input",
-                    str(batch_in),
-                    "--output",
-                    str(batch_out),
-                    "--queue",
-                    "--batch-rows",
-                    "100",
-                    "--timeout",
-                    "240",
-                ],
-                env,
-            )
-            assert batch.returncode == 0, batch.stdout + batch.stderr
-            with batch_out.open() as file:
-                assert len(list(csv.DictReader(file))) == 300
-            logged = _count(meta_db, "SELECT count(*) FROM predictions")
-            assert logged == 120 + 300, logged
-
-            # The scheduled monitor checks the log's windows, reference from the champion.
             monitor = start(
                 loopml(
                     "monitor",
@@ -243,15 +204,52 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
                     env,
                 )
             )
+            rows = _feature_rows(csv_data, 120)
+            batch_in, batch_out = client / "batch.csv", client / "scored.csv"
+            with batch_in.open("w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(_feature_rows(csv_data, 300))
+            batch_args = ["predict-batch", "--model", f"{MODEL}@champion", "--queue"]
+            batch_args += ["--input", str(batch_in), "--output", str(batch_out)]
+            batch_args += ["--batch-rows", "100", "--timeout", "240"]
+            batch = start(loopml("batch", client, batch_args, env))
+
+            serve_url = f"http://127.0.0.1:{serve_port}"
+            wait_http(f"{serve_url}/v2/health/ready", serve, timeout=180, ok=lambda s: s == 200)
+            status, body = http("POST", f"{serve_url}/predict", rows, headers=AUTH)
+            assert status == 200, body
+            assert body["model"]["version"] == champion
+            assert len(body["predictions"]) == len(rows)
+            status, _ = http("POST", f"{serve_url}/predict", rows)
+            assert status == 401, "the model server must refuse a request without the key"
+
+            assert batch.process is not None
+            assert batch.process.wait(timeout=300) == 0, batch.tail()
+            with batch_out.open() as file:
+                assert len(list(csv.DictReader(file))) == 300
+            # The server logs its predictions in the background: wait for them, then count.
+            wait_for(
+                lambda: _count(meta_db, "SELECT count(*) FROM predictions") >= 120 + 300,
+                timeout=120,
+                what="every prediction in the log",
+            )
+            logged = _count(meta_db, "SELECT count(*) FROM predictions")
+            assert logged == 120 + 300, logged
+
+            # The scheduled monitor checks the log's windows, reference from the champion.
             wait_for(
                 lambda: (
                     monitor.check_alive()
                     or _count(
-                        meta_db, f"SELECT count(*) FROM monitor_checks WHERE model_name = '{MODEL}'"
+                        meta_db,
+                        "SELECT count(DISTINCT window_index) FROM monitor_checks "
+                        f"WHERE model_name = '{MODEL}' AND complete",
                     )
+                    >= 4
                 ),
                 timeout=180,
-                what="the monitor's first checks",
+                what="the monitor's checks of four complete windows",
             )
 
             # Promote the other version; the server follows the alias without a restart.
@@ -290,7 +288,8 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
             # mlruns anywhere, and no MLmodel outside the S3 server's and the services'
             # own temp folders.
             for service in services:
-                service.check_alive()
+                if service is not batch:
+                    service.check_alive()
             loopml_folders = [tmp_path / n for n in ("api", "worker0", "worker1", "serve")]
             for folder in [*loopml_folders, tmp_path / "monitor", client]:
                 artifacts = folder / "home" / "artifacts"
@@ -301,6 +300,7 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
             assert not kept, kept
             assert sorted(p.name for p in files_under(client, skip=[client / "tmp"])) == [
                 "batch.csv",
+                "batch.log",
                 "lr.json",
                 "scored.csv",
             ]
