@@ -20,6 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+_REMOTE_TRACKING_SCHEMES = frozenset({"http", "https", "databricks"})
+
 
 class Settings(BaseSettings):
     """Where loopml keeps its state and which services it talks to.
@@ -46,7 +48,11 @@ class Settings(BaseSettings):
     )
     artifact_root: str | None = Field(
         default=None,
-        description="Where new MLflow experiments keep artifacts; default $LOOPML_HOME/artifacts.",
+        description=(
+            "Where new MLflow experiments keep artifacts (a path, file:// or s3:// URI). Default: "
+            "$LOOPML_HOME/artifacts with a local tracking store; with a tracking server "
+            "(http/https) the server chooses (its --default-artifact-root or artifact proxy)."
+        ),
     )
     database_url: str | None = Field(
         default=None,
@@ -104,6 +110,14 @@ class Settings(BaseSettings):
         default=None,
         description="YAML/JSON of monitoring thresholds per model name (`default`: the rest).",
     )
+    monitor_lease_s: float = Field(
+        default=60.0,
+        ge=1,
+        description=(
+            "Seconds a monitor's lease on a model lasts unless renewed (every third of it): "
+            "only the holder runs passes; when it dies, another replica takes over after this."
+        ),
+    )
     serve_model: str | None = Field(
         default=None,
         description=(
@@ -119,7 +133,7 @@ class Settings(BaseSettings):
         ),
     )
     serve_max_body_bytes: int = Field(
-        default=64 * 1024 * 1024,
+        default=16 * 1024 * 1024,
         gt=0,
         description=(
             "Largest request body `loopml serve` reads; a larger one is answered 413 before it "
@@ -243,8 +257,8 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser().resolve()
         if self.tracking_uri is None:
             self.tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
-        if self.artifact_root is None:
-            self.artifact_root = (self.home / "artifacts").as_uri()
+        if self.artifact_root is None and not self.tracking_is_remote:
+            self.artifact_root = self._default_artifact_root
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.home / 'loopml.db'}"
         if self.consumer_timeout is None:
@@ -283,10 +297,23 @@ class Settings(BaseSettings):
         return self.database_url
 
     @property
-    def artifacts(self) -> str:
-        """The default artifact root, never ``None`` after validation."""
-        assert self.artifact_root is not None
+    def tracking_is_remote(self) -> bool:
+        """Whether MLflow is reached through a tracking server rather than a store it opens.
+
+        A server is shared by machines that do not share a disk, so it chooses where
+        artifacts go unless ``LOOPML_ARTIFACT_ROOT`` says otherwise.
+        """
+        scheme = (self.tracking_uri or "").split(":", 1)[0].lower()
+        return scheme in _REMOTE_TRACKING_SCHEMES
+
+    @property
+    def artifacts(self) -> str | None:
+        """Where new experiments keep artifacts; ``None``: the tracking server decides."""
         return self.artifact_root
+
+    @property
+    def _default_artifact_root(self) -> str:
+        return (self.home / "artifacts").as_uri()
 
     @property
     def broker(self) -> str:
@@ -309,7 +336,8 @@ class Settings(BaseSettings):
     def ensure_home(self) -> Path:
         """Create ``$LOOPML_HOME`` when something is about to be written there."""
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "artifacts").mkdir(exist_ok=True)
+        if self.artifact_root == self._default_artifact_root:
+            (self.home / "artifacts").mkdir(exist_ok=True)
         return self.home
 
 

@@ -115,7 +115,7 @@ class ServerMetrics:
             self.model_version.labels(name).set(-1)
 
 
-DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class GateMiddleware:
