@@ -240,3 +240,64 @@ def make_data(folder: Path, rows: int, seed: int = 5) -> Path:
     return write_zip(
         make_creditcard(rows, positive_rate=0.05, seed=seed), folder / f"cc_{rows}_{seed}.zip"
     )
+
+
+def publish_amqp(
+    queue: str,
+    body: bytes,
+    *,
+    headers: dict[str, Any],
+    content_type: str | None = "application/json",
+    content_encoding: str | None = "utf-8",
+    correlation_id: str | None = None,
+    message_id: str | None = None,
+) -> None:
+    """Publish any bytes with any properties to ``queue``: what a hostile or broken client sends."""
+    import amqp
+
+    properties: dict[str, Any] = {"delivery_mode": 2, "application_headers": headers}
+    for key, value in (
+        ("content_type", content_type),
+        ("content_encoding", content_encoding),
+        ("correlation_id", correlation_id),
+        ("message_id", message_id),
+    ):
+        if value is not None:
+            properties[key] = value
+    connection = amqp_connection()
+    try:
+        connection.channel().basic_publish(
+            amqp.Message(body, **properties), exchange="", routing_key=queue
+        )
+    finally:
+        connection.close()
+
+
+def drain_queue(name: str) -> list[Any]:
+    """Take (and acknowledge) every message ready in queue ``name``."""
+    connection = amqp_connection()
+    taken: list[Any] = []
+    try:
+        channel = connection.channel()
+        while (message := channel.basic_get(name, no_ack=True)) is not None:
+            taken.append(message)
+    finally:
+        connection.close()
+    return taken
+
+
+def protocol_headers(task: str, task_id: str | None) -> dict[str, Any]:
+    """Protocol-2 headers as ``publish_raw`` sends them; ``task_id`` None leaves ``id`` out."""
+    headers: dict[str, Any] = {
+        "lang": "py",
+        "task": task,
+        "root_id": task_id,
+        "parent_id": None,
+        "group": None,
+        "retries": 0,
+        "eta": None,
+        "expires": None,
+    }
+    if task_id is not None:
+        headers["id"] = task_id
+    return headers

@@ -22,7 +22,7 @@ from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings
 from loopml.queue.submit import new_job_id, publish, record_batch_job
 from loopml.queue.topology import SCORE_TASK, Topology
-from loopml.store.jobs import FAILED, SUCCEEDED, JobStore
+from loopml.store.jobs import FAILED, REJECTED, SUCCEEDED, JobStore
 from loopml.store.predictions import PredictionLog
 
 Progress = Callable[[int, int], None]
@@ -121,8 +121,8 @@ def _collect(
         if not pending:
             return results
         job = jobs.get(job_id)
-        if job.status == FAILED:
-            raise LoopmlError(f"batch scoring job {job_id} failed: {job.error}")
+        if job.status in (FAILED, REJECTED):
+            raise LoopmlError(f"batch scoring job {job_id} {job.status}: {job.error}")
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
             raise LoopmlError(
                 f"batch scoring job {job_id}: {done} of {total} predictions logged after "
