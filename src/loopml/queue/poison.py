@@ -128,10 +128,12 @@ def _publish(
     properties = getattr(message, "properties", None) or {}
     extra = {key: properties[key] for key in _COPIED_PROPERTIES if properties.get(key)}
     target = topology.dead_letter_queue() if dead else _work_queue(topology, queue)
+    # kombu's virtual transports drop what is sent to a fanout exchange; the embedded
+    # broker takes the queue name on the default exchange (RabbitMQ's exchange is bound)
     with app.producer_pool.acquire(block=True, timeout=30) as producer:
         producer.publish(
             body,
-            exchange=target.exchange,
+            exchange=target.exchange if topology.amqp else "",
             routing_key=queue,
             declare=[target],
             content_type=content_type or "application/octet-stream",

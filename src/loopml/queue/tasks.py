@@ -122,9 +122,7 @@ def preload() -> None:
     StepRegistry.with_builtins().load_all()
 
 
-def _dead_letter(
-    jobs: JobStore, job_id: str | None, error: str, status: str = REJECTED
-) -> Reject:
+def _dead_letter(jobs: JobStore, job_id: str | None, error: str, status: str = REJECTED) -> Reject:
     """Mark the job ``status`` (rejected: it could never run) and return the dead-lettering Reject.
 
     The Reject's reason travels with the dead letter (``x-loopml-reason``).
