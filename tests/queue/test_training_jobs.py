@@ -87,6 +87,11 @@ def test_a_job_of_a_killed_worker_completes_on_the_other_exactly_once(rabbit_sta
     assert run.id == job.id and run.status == "succeeded" and run.attempts == 2
     loads = [step for step in run.steps if step.position == 0]
     assert len(loads) == 1  # the finished load step was restored, not run again
+    # the step the killed worker was in is closed as abandoned, and ran again to success
+    assert [step for step in run.steps if step.status == "running"] == []
+    (abandoned,) = [step for step in run.steps if (step.error or "").startswith("abandoned:")]
+    assert abandoned.status == "failed" and victim.hostname_prefix in abandoned.error
+    assert run.latest_steps()[abandoned.position].status == "succeeded"
     assert final.registered_model and "version 1" in final.registered_model
     stack.ensure_workers(2)
 
