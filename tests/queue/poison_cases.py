@@ -213,4 +213,12 @@ def cases(marker: Path) -> list[Case]:
         task=SCORE_TASK,
         queue="inference",
     )
+    j = _id()
+    add(
+        "training job on the inference queue",
+        task_body(_train(j)),
+        "belongs on",
+        job=j,
+        queue="inference",
+    )
     return out

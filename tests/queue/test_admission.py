@@ -23,6 +23,7 @@ from tests.queue.helpers import protocol_headers, task_body
 from tests.queue.poison_cases import cases
 
 LIMITS = {TRAIN_TASK: 100.0}
+QUEUES = {TRAIN_TASK: "training", SCORE_TASK: "inference"}
 
 
 def _message(
@@ -32,6 +33,7 @@ def _message(
     content_type: Any = "application/json",
     content_encoding: Any = "utf-8",
     properties: dict[str, Any] | None = None,
+    queue: str = "training",
 ) -> Message:
     message = Message(
         body=body,
@@ -39,7 +41,7 @@ def _message(
         content_encoding=content_encoding,
         headers={},
         properties=properties or {},
-        delivery_info={"routing_key": "training", "redelivered": False},
+        delivery_info={"routing_key": queue, "redelivered": False},
     )
     message.headers = headers  # any shape: kombu's constructor would refuse some
     return message
@@ -60,7 +62,8 @@ def test_the_messages_loopml_clients_send_are_admitted() -> None:
     scoring = _celery_message(
         SCORE_TASK, batch["batch_id"], {**batch, "columns": ["x"], "rows": []}
     )
-    verdict = examine(scoring, LIMITS)
+    scoring.delivery_info["routing_key"] = "inference"
+    verdict = examine(scoring, LIMITS, QUEUES)
     assert verdict.reason is None and verdict.job_id == "b" * 32 and verdict.kind == "batch"
     raw = _message(task_body({"job_id": "c1", "spec": "{}"}), protocol_headers(TRAIN_TASK, "c1"))
     assert examine(raw, LIMITS).reason is None  # the documented hand-written contract
@@ -77,8 +80,9 @@ def test_every_malformed_kind_is_refused_with_its_reason(case: Any) -> None:
         content_type=case.content_type,
         content_encoding=case.content_encoding,
         properties={"correlation_id": case.correlation_id} if case.correlation_id else None,
+        queue=case.queue,
     )
-    verdict = examine(message, LIMITS)
+    verdict = examine(message, LIMITS, QUEUES)
     if case.name == "spec does not parse":  # the task's job, in a pool process
         assert verdict.reason is None
         return

@@ -118,11 +118,17 @@ class Verdict:
         return KINDS.get(self.task or "", "unknown")
 
 
-def examine(message: Any, time_limits: Mapping[str, float] | None = None) -> Verdict:
+def examine(
+    message: Any,
+    time_limits: Mapping[str, float] | None = None,
+    queues: Mapping[str, str] | None = None,
+) -> Verdict:
     """Check a kombu message as delivered; never raises, never deserializes anything but JSON.
 
     ``time_limits`` maps a task name to its hard limit in seconds: a
-    ``timelimit`` header may shorten it, never extend it.
+    ``timelimit`` header may shorten it, never extend it. ``queues`` maps a
+    task name to its queue: a training job on the inference queue (or the
+    reverse) would run on workers sized for the other kind, so it is refused.
     """
     headers = getattr(message, "headers", None)
     headers = headers if isinstance(headers, dict) else {}
@@ -130,6 +136,7 @@ def examine(message: Any, time_limits: Mapping[str, float] | None = None) -> Ver
     ids = _candidate_ids(message, headers, {})
     try:
         reason, kwargs = _check(message, headers, time_limits or {})
+        reason = reason or _wrong_queue(message, task, queues or {})
     except Exception as error:  # a check that trips over something even stranger
         reason, kwargs = f"the message could not be read: {type(error).__name__}: {error}", {}
     if kwargs:
@@ -236,6 +243,15 @@ def _check_body(headers: dict[str, Any], decoded: Any) -> tuple[str | None, dict
             kwargs,
         )
     return None, kwargs
+
+
+def _wrong_queue(message: Any, task: str | None, queues: Mapping[str, str]) -> str | None:
+    info = getattr(message, "delivery_info", None)
+    arrived = info.get("routing_key") if isinstance(info, dict) else None
+    expected = queues.get(task or "")
+    if expected and arrived in queues.values() and arrived != expected:
+        return f"task {task} arrived on queue {arrived!r}; it belongs on {expected!r}"
+    return None
 
 
 def _candidate_ids(message: Any, headers: dict[str, Any], kwargs: dict[str, Any]) -> str | None:

@@ -34,7 +34,7 @@ from celery.worker.request import Request
 
 from loopml.queue.admission import Verdict, examine
 from loopml.queue.poison import Recorder, dead_letter, queue_of, republish
-from loopml.queue.topology import TRAIN_TASK
+from loopml.queue.topology import SCORE_TASK, TRAIN_TASK
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +59,25 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
         settings = self.app.loopml_settings
         recorder = _recorder(self.app)
         limits = {TRAIN_TASK: float(settings.training_hard_limit)}
+        topology = self.app.loopml_topology
+        queues = {TRAIN_TASK: topology.training, SCORE_TASK: topology.inference}
         broker_errors = tuple(self.connection_errors) + tuple(self.channel_errors)
 
         def on_task_received(message: Any) -> Any:
             try:
-                verdict = examine(message, limits)
+                verdict = examine(message, limits, queues)
             except Exception as error:  # examine never raises; this is the last guard
                 verdict = Verdict(reason=f"the message could not be checked: {error!r}")
-            if verdict.reason is not None:
-                return self._refuse(message, verdict, verdict.reason, recorder)
-            if _redelivered(message):
-                return self._count_delivery(message, verdict, recorder)
             try:
+                if verdict.reason is not None:
+                    return self._refuse(message, verdict, verdict.reason, recorder)
+                if _redelivered(message):
+                    return self._count_delivery(message, verdict, recorder)
                 return handler(message)
             except broker_errors:
-                raise
+                raise  # Celery reconnects; the unacknowledged message comes back
             except Exception as error:
-                log.exception("Celery could not take a message loopml had admitted")
+                log.exception("could not take a message; dead-lettering it")
                 reason = f"the worker could not accept the task: {type(error).__name__}: {error}"
                 return self._refuse(message, verdict, reason, recorder)
 
