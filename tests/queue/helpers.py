@@ -167,17 +167,7 @@ def publish_raw(
         content_encoding="utf-8",
         delivery_mode=2,
         correlation_id=task_id,
-        application_headers={
-            "lang": "py",
-            "task": task,
-            "id": task_id,
-            "root_id": task_id,
-            "parent_id": None,
-            "group": None,
-            "retries": 0,
-            "eta": None,
-            "expires": None,
-        },
+        application_headers=protocol_headers(task, task_id),
     )
     connection = amqp_connection()
     try:
@@ -288,16 +278,30 @@ def drain_queue(name: str) -> list[Any]:
 
 def protocol_headers(task: str, task_id: str | None) -> dict[str, Any]:
     """Protocol-2 headers as ``publish_raw`` sends them; ``task_id`` None leaves ``id`` out."""
-    headers: dict[str, Any] = {
-        "lang": "py",
-        "task": task,
-        "root_id": task_id,
-        "parent_id": None,
-        "group": None,
-        "retries": 0,
-        "eta": None,
-        "expires": None,
-    }
+    headers: dict[str, Any] = {"lang": "py", "task": task}
     if task_id is not None:
         headers["id"] = task_id
+    headers.update(root_id=task_id, parent_id=None, group=None, retries=0, eta=None, expires=None)
     return headers
+
+
+def rabbit_settings(folder: Path, prefix: str, database: str, tracking: str, **extra: Any) -> Any:
+    """Settings for a stack of its own on the shared RabbitMQ and PostgreSQL servers."""
+    return Settings(
+        home=folder / "home",
+        broker_url=RABBIT_URL,
+        tracking_uri=tracking,
+        database_url=database,
+        artifact_root=(folder / "artifacts").as_uri(),
+        queue_prefix=prefix,
+        **extra,
+    )
+
+
+def wait_job_finished(jobs: Any, job_id: str, *, timeout: float = 180, what: str = "") -> Any:
+    """The job ``job_id`` once it ended (it may not exist yet: a worker creates raw jobs' rows)."""
+    return wait_for(
+        lambda: (found := jobs.find(job_id)) and found.finished and found,
+        timeout=timeout,
+        what=what or f"job {job_id} to end",
+    )

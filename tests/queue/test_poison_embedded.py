@@ -23,7 +23,15 @@ from loopml.queue import make_app
 from loopml.queue.topology import TRAIN_TASK, Topology
 from loopml.store.jobs import REJECTED, SUCCEEDED, JobStore
 from tests.queue.conftest import init_stores
-from tests.queue.helpers import Worker, make_data, protocol_headers, task_body, wait_for, write_spec
+from tests.queue.helpers import (
+    Worker,
+    make_data,
+    protocol_headers,
+    task_body,
+    wait_for,
+    wait_job_finished,
+    write_spec,
+)
 from tests.queue.poison_cases import Case, cases
 
 pytestmark = pytest.mark.timeout(300)
@@ -105,11 +113,7 @@ def test_embedded_broker_dead_letters_every_malformed_message_and_keeps_consumin
         )
         jobs = JobStore(settings.database)
         try:
-            job = wait_for(
-                lambda: (found := jobs.find(valid)) and found.finished and found,
-                timeout=180,
-                what="the valid job after the poison",
-            )
+            job = wait_job_finished(jobs, valid, what="the valid job after the poison")
             assert job.status == SUCCEEDED, job.error
             letters = wait_for(
                 lambda: (

@@ -26,7 +26,6 @@ from tests.queue.conftest import init_stores
 from tests.queue.helpers import (
     RABBIT_HOST,
     RABBIT_PORT,
-    RABBIT_URL,
     Worker,
     delete_topology,
     drain_queue,
@@ -34,8 +33,10 @@ from tests.queue.helpers import (
     publish_amqp,
     publish_raw,
     queue_depth,
+    rabbit_settings,
     task_body,
     wait_for,
+    wait_job_finished,
     write_spec,
 )
 from tests.queue.poison_cases import Case, cases
@@ -64,15 +65,7 @@ def two_workers(request: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         fresh_postgres_database("meta") as database,
         fresh_postgres_database("mlflow") as tracking,
     ):
-        settings = Settings(
-            home=folder / "home",
-            broker_url=RABBIT_URL,
-            tracking_uri=tracking,
-            database_url=database,
-            artifact_root=(folder / "artifacts").as_uri(),
-            queue_prefix=prefix,
-            queue_type=queue_type,
-        )
+        settings = rabbit_settings(folder, prefix, database, tracking, queue_type=queue_type)
         init_stores(settings)
         declare_dead_letters(make_app(settings))
         workers = [
@@ -110,11 +103,7 @@ def test_no_message_stops_a_worker_and_each_is_dead_lettered_with_its_reason(
 
     jobs = JobStore(pair.settings.database)
     try:
-        job = wait_for(
-            lambda: (found := jobs.find(valid)) and found.finished and found,
-            timeout=180,
-            what="the valid job after the poison",
-        )
+        job = wait_job_finished(jobs, valid, what="the valid job after the poison")
         assert job.status == SUCCEEDED, job.error
         wait_for(
             lambda: queue_depth(topology.dead_letters) >= len(poison),

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from loopml.core.settings import Settings
 from loopml.queue import declare_dead_letters, make_app
 from loopml.queue.admission import DELIVERIES_HEADER
 from loopml.queue.topology import TRAIN_TASK, Topology
@@ -25,7 +24,6 @@ from tests.queue.conftest import init_stores
 from tests.queue.helpers import (
     RABBIT_HOST,
     RABBIT_PORT,
-    RABBIT_URL,
     Worker,
     amqp_connection,
     delete_topology,
@@ -34,6 +32,7 @@ from tests.queue.helpers import (
     protocol_headers,
     publish_amqp,
     queue_depth,
+    rabbit_settings,
     task_body,
     wait_for,
     write_spec,
@@ -64,15 +63,7 @@ def test_redeliveries_are_counted_on_classic_queues(tmp_path: Path) -> None:
         fresh_postgres_database("meta") as database,
         fresh_postgres_database("mlflow") as tracking,
     ):
-        settings = Settings(
-            home=tmp_path / "home",
-            broker_url=RABBIT_URL,
-            tracking_uri=tracking,
-            database_url=database,
-            artifact_root=(tmp_path / "artifacts").as_uri(),
-            queue_prefix=prefix,
-            queue_type="classic",
-        )
+        settings = rabbit_settings(tmp_path, prefix, database, tracking, queue_type="classic")
         init_stores(settings)
         topology = Topology.from_settings(settings)
         declare_dead_letters(make_app(settings))
