@@ -177,6 +177,8 @@ def _check(
         decoded = _loads(body, JSON, "utf-8", accept={JSON})
     except Exception as error:  # kombu's DecodeError, UnicodeDecodeError, RecursionError
         return f"the body is not valid UTF-8 JSON: {_show(str(error))}", {}
+    if decoded and hasattr(message, "_decoded_cache"):
+        message._decoded_cache = decoded  # kombu's memo: Celery's request reuses it
     kwargs = _kwargs_of(decoded)
     reason = _check_headers(headers, time_limits)
     if reason:
