@@ -12,7 +12,7 @@ the protocol-v2 messages loopml's own clients send (``docs/workers.md``):
   msgpack and anything unknown are never deserialized; compressed bodies are
   never decompressed (:mod:`loopml.queue.transport`);
 - headers: ``task`` one of loopml's tasks, ``id`` a string, Celery's other
-  headers with the types Celery expects (no ETA, no group, no stamps, a time
+  headers with the types Celery expects (no ETA or expiry, no group, no stamps, a time
   limit no longer than the task's own), broker headers (``x-...``) allowed,
   anything else refused;
 - body: a JSON array ``[[], {kwargs}, embed]`` with an embed of nulls;
@@ -30,7 +30,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from kombu import serialization
@@ -73,7 +72,7 @@ class CeleryHeaders(BaseModel):
     parent_id: str | None = Field(default=None, max_length=255)
     shadow: None = None
     eta: None = Field(default=None, description="loopml never schedules a task for later")
-    expires: str | None = None
+    expires: None = Field(default=None, description="an expired task would vanish unrecorded")
     group: None = None
     group_index: None = None
     retries: int = Field(default=0, ge=0)
@@ -85,13 +84,6 @@ class CeleryHeaders(BaseModel):
     replaced_task_nesting: int | None = Field(default=None, ge=0)
     stamped_headers: list[Any] | None = Field(default=None, max_length=0)
     stamps: dict[str, Any] | None = Field(default=None, max_length=0)
-
-    @field_validator("expires")
-    @classmethod
-    def _iso(cls, value: str | None) -> str | None:
-        if value is not None:
-            datetime.fromisoformat(value)
-        return value
 
     @field_validator("timelimit")
     @classmethod
