@@ -214,6 +214,9 @@ def cases(marker: Path) -> list[Case]:
         queue="inference",
     )
     j = _id()
+    headers = {**protocol_headers(TRAIN_TASK, j), "expires": "2001-01-01T00:00:00"}
+    add("expired", task_body(_train(j)), "expires", job=j, headers=headers)
+    j = _id()
     add(
         "training job on the inference queue",
         task_body(_train(j)),
