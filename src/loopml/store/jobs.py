@@ -34,7 +34,6 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, REJECTED = (
 #: ``rejected``: the message was not a well-formed loopml task (or its spec or model
 #: reference was unusable); it went to the dead-letter queue without running.
 FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED, REJECTED})
-STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, REJECTED)
 TRAINING, BATCH = "training", "batch"
 
 
