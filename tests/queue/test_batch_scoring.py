@@ -137,5 +137,5 @@ def test_a_batch_for_an_unknown_model_is_refused_or_dead_lettered(rabbit_stack: 
     jobs = stack.jobs()
     job = wait_for(lambda: (found := jobs.get(job_id)).finished and found, timeout=120, what="job")
     jobs.close()
-    assert job.status == "failed"
+    assert job.status == "rejected"
     assert job.error.startswith("dead-lettered: model nobody/3"), job.error
