@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from loopml.batch.scoring import PREDICTION, prediction_id, probability_column
-from loopml.store.predictions import PredictionLog
+from loopml.batch.scoring import prediction_id, probability_column
+from loopml.store.predictions import PREDICTION, PredictionLog
 from loopml.store.tables import Prediction
 
 
