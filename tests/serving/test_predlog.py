@@ -105,7 +105,9 @@ def test_feedback_for_an_unknown_prediction_is_never_stored(tmp_path: Path) -> N
     finally:
         logger.stop()
     assert _labels(log) == [(f"{7:032x}", "5", 0)]
-    rejected = [orjson.loads(line) for line in logger.journal.rejected_path.read_bytes().splitlines()]
+    rejected = [
+        orjson.loads(line) for line in logger.journal.rejected_path.read_bytes().splitlines()
+    ]
     assert [r["entry"]["prediction_id"] for r in rejected] == ["f" * 32]
     assert "does not hold" in rejected[0]["reason"]
     assert log.add_feedback("e" * 32, 1) is False and len(_labels(log)) == 1
