@@ -45,7 +45,7 @@ def fetch_scores(log: PredictionLog, batch: str, rows: int) -> pd.DataFrame:
     table = Prediction.__table__
     query = sa.select(table.c.id, table.c.outputs).where(table.c.batch_id == batch)
     with log.engine.connect() as connection:
-        outputs: dict[str, dict[str, Any]] = dict(connection.execute(query).tuples().all())
+        outputs: dict[str, dict[str, Any]] = {row[0]: row[1] for row in connection.execute(query)}
     ids = [prediction_id(batch, row) for row in range(rows)]
     missing = sum(1 for identifier in ids if identifier not in outputs)
     if missing:
