@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import orjson
 import pytest
@@ -24,7 +25,13 @@ from loopml.store.journal import Journal
 from loopml.store.predictions import LabelRecord, PredictionLog, PredictionRecord
 from loopml.store.tables import Feedback
 from tests.proxy import TcpProxy
-from tests.serving.conftest import wait_for
+from tests.serving.conftest import (
+    Registered,
+    live_server,
+    sample_rows,
+    serving_settings,
+    wait_for,
+)
 
 NAMES = ("a", "b")
 
@@ -241,3 +248,51 @@ def test_api_keys_come_comma_separated(value: str, monkeypatch: pytest.MonkeyPat
     assert settings.serve_api_keys == ["k1", "k2"]
     assert settings.serve_batch_wait_ms == 0.5
     assert settings.spool_dir == settings.home / "spool"
+
+
+@pytest.mark.postgres
+def test_metadata_and_metrics_show_the_journal_backlog(
+    registered: Registered, postgres_url: str, tmp_path: Path
+) -> None:
+    """While the store refuses, /metadata and /metrics count what waits and how old it is."""
+    PredictionLog.open(postgres_url).engine.dispose()
+    proxy = TcpProxy("127.0.0.1", 5432).start()
+    proxied = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    settings = serving_settings(tmp_path / "home", registered.tracking_uri, proxied)
+    direct = PredictionLog.open(postgres_url)
+    rows = sample_rows(3)
+    try:
+        with (
+            live_server(settings, f"{registered.name}/1") as server,
+            httpx.Client(base_url=server.url, timeout=30) as client,
+        ):
+            proxy.cut()
+            ids: list[str] = []
+            for _ in range(4):
+                reply = client.post("/predict", json=rows)
+                ids += [p["id"] for p in reply.json()["predictions"]]
+            assert client.post("/feedback", json={"prediction_id": ids[0], "label": 1}).is_success
+            status = wait_for(
+                lambda: (
+                    (s := client.get("/metadata").json()["prediction_log"])["database_up"] is False
+                    and s
+                )
+            )
+            assert status["backlog_rows"] == 13 and status["backlog_segments"] >= 1
+            assert status["oldest_unshipped_age_s"] > 0 and status["last_error"]
+            metrics = client.get("/metrics").text
+            assert "loopml_prediction_journal_backlog_rows 13.0" in metrics
+            assert "loopml_prediction_store_up 0.0" in metrics
+            assert "loopml_prediction_journal_oldest_unshipped_age_seconds" in metrics
+            assert not any(direct.exists(i) for i in ids)
+
+            proxy.restore()
+            wait_for(lambda: client.get("/metadata").json()["prediction_log"]["backlog_rows"] == 0)
+            status = client.get("/metadata").json()["prediction_log"]
+            assert status["database_up"] is True and status["oldest_unshipped_age_s"] is None
+            assert "loopml_prediction_journal_backlog_rows 0.0" in client.get("/metrics").text
+            assert all(direct.exists(i) for i in ids)
+            assert direct.labels([ids[0]]) == {ids[0]: 1}
+    finally:
+        proxy.cut()
+        direct.engine.dispose()
