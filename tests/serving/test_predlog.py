@@ -296,3 +296,26 @@ def test_metadata_and_metrics_show_the_journal_backlog(
     finally:
         proxy.cut()
         direct.engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+def test_a_store_that_hangs_mid_transaction_errors_out(postgres_url: str) -> None:
+    """Connected first, then the store stops answering: the watchdog ends the call."""
+    from loopml.store.bounded import bounded
+
+    PredictionLog.open(postgres_url).engine.dispose()
+    proxy = TcpProxy("127.0.0.1", 5432).start()
+    proxied = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    log = PredictionLog.open(proxied, timeout_s=1.0)
+    try:
+        with (
+            pytest.raises(sa.exc.OperationalError),
+            bounded(log.engine, log.timeout_s) as connection,
+        ):
+            connection.execute(sa.text("SELECT 1"))
+            proxy.hang()
+            connection.execute(sa.text("SELECT pg_sleep(0)"))  # never answered
+    finally:
+        proxy.cut()
+        log.engine.dispose()

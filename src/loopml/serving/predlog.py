@@ -107,7 +107,9 @@ class PredictionLogger:
             entries = [LabelRecord(item.prediction_id, item.label, at).to_entry()]
         else:
             entries = [record.to_entry() for record in _records(item)]
-        self.journal.append(encode(entries), len(entries), entries[0]["t"] if entries else None)
+        if not entries:
+            return
+        self.journal.append(encode(entries), len(entries), entries[0]["t"])
         self.journaled += len(entries)
 
     # -- lifecycle ---------------------------------------------------------------------------

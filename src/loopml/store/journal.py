@@ -204,11 +204,12 @@ class Journal:
                 continue
             self._adopted[owner] = fd
             log.info("adopting the %s journal of %s, a process that is gone", self.name, owner)
-        known = set(self._foreign)
         for match in self._matches():
             path = self.directory / match.group(0)
-            if match.group(1) in self._adopted and path not in known:
-                self._foreign[path] = _measure(path)
+            if match.group(1) in self._adopted and path not in self._foreign:
+                measured = _measure(path)
+                with self._lock:
+                    self._foreign[path] = measured
         for owner, fd in list(self._adopted.items()):
             if not any(m.group(1) == owner for m in self._matches()):
                 with contextlib.suppress(FileNotFoundError):
@@ -221,7 +222,7 @@ class Journal:
         report = ShipReport()
         with self._lock:
             queue = list(self._sealed)
-        queue += sorted(self._foreign.values(), key=lambda s: s.path.name)
+            queue += sorted(self._foreign.values(), key=lambda s: s.path.name)
         for segment in queue:
             if deadline is not None and time.monotonic() >= deadline:
                 report.finished = False
@@ -256,7 +257,8 @@ class Journal:
         entries, bad = _parse(data)
         again = sink(entries)  # raises StoreDownError: the segment stays, untouched
         if again:
-            self.append(_lines(again), len(again), None)
+            times = [entry["t"] for entry in again if isinstance(entry.get("t"), int | float)]
+            self.append(_lines(again), len(again), min(times) if times else None)
         if bad:
             log.warning("%s: %d unreadable journal line(s) kept aside", segment.path.name, len(bad))
             self._append_rejected(
@@ -275,7 +277,7 @@ class Journal:
         with self._lock:
             if segment in self._sealed:
                 self._sealed.remove(segment)
-        self._foreign.pop(segment.path, None)
+            self._foreign.pop(segment.path, None)
 
     def _append_rejected(self, lines: bytes) -> None:
         fd = os.open(self.rejected_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
