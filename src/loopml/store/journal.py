@@ -387,6 +387,9 @@ class Shipper:
 
     def stop(self, drain_s: float) -> bool:
         """Ship what can be shipped within ``drain_s``; the rest stays journaled. True if all."""
+        if self._thread.ident is None:  # never started: nothing to drain
+            self.journal.close()
+            return self.journal.backlog().rows == 0
         self._drain_deadline = time.monotonic() + drain_s
         self._stop.set()
         self._thread.join(drain_s + 2.0)
