@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from loopml.core.errors import StoreError
@@ -35,8 +36,10 @@ from loopml.store.predictions import (
     LabelRecord,
     PredictionLog,
     PredictionRecord,
+    entry_rows,
     is_label_entry,
-    prediction_records,
+    records_from_entry,
+    request_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -88,7 +91,7 @@ class PredictionLogger:
         self.drain_s = drain_s
         self.label_grace_s = label_grace_s
         self.enabled = enabled
-        self.journal = Journal(spool_dir, roll_bytes=segment_bytes)
+        self.journal = Journal(spool_dir, roll_bytes=segment_bytes, weigh=entry_rows)
         self.shipper = Shipper(
             self.journal, self._ship, every_s=flush_s, retry_s=retry_s, probe=self._probe
         )
@@ -104,13 +107,14 @@ class PredictionLogger:
             return
         if isinstance(item, Label):
             at = datetime.fromtimestamp(item.at, UTC)
-            entries = [LabelRecord(item.prediction_id, item.label, at).to_entry()]
+            entry = LabelRecord(item.prediction_id, item.label, at).to_entry()
+            rows = 1
         else:
-            entries = [record.to_entry() for record in _records(item)]
-        if not entries:
-            return
-        self.journal.append(encode(entries), len(entries), entries[0]["t"])
-        self.journaled += len(entries)
+            entry = _entry(item)
+            rows = item.table.n_rows
+        if rows:
+            self.journal.append(encode([entry]), rows, entry["t"])
+            self.journaled += rows
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -169,7 +173,7 @@ class PredictionLogger:
                 if is_label_entry(entry):
                     labels.append(LabelRecord.from_entry(entry))
                 else:
-                    predictions.append(PredictionRecord.from_entry(entry))
+                    predictions += records_from_entry(entry)
             except (KeyError, TypeError, ValueError, OverflowError):
                 malformed.append(entry)
         self.journal.reject(malformed, "not a prediction log entry")
@@ -241,18 +245,22 @@ class _RefusedError(Exception):
     """The store is up but will not take these rows."""
 
 
-def _records(item: Scored) -> list[PredictionRecord]:
-    return prediction_records(
+def _entry(item: Scored) -> Entry:
+    """The request as one journal entry: its float matrix as is, or its records."""
+    table = item.table
+    return request_entry(
         item.ids,
         item.model_name,
         item.model_version,
-        item.table.records(),
         item.predictions,
         item.probabilities,
         item.classes,
-        created_at=datetime.fromtimestamp(item.created_at, UTC),
+        created_at=item.created_at,
         latency_ms=item.latency_ms,
         skew=item.skew,
+        columns=table.names if table.matrix is not None else None,
+        matrix=None if table.matrix is None else np.ascontiguousarray(table.matrix),
+        inputs=None if table.matrix is not None else table.records(),
     )
 
 

@@ -84,9 +84,16 @@ class Journal:
     """One process's journal: ``NAME-OWNER-SEQ.seg`` segments and a ``NAME-OWNER.lock``."""
 
     def __init__(
-        self, directory: Path, *, name: str = "predictions", roll_bytes: int = 16 << 20
+        self,
+        directory: Path,
+        *,
+        name: str = "predictions",
+        roll_bytes: int = 16 << 20,
+        weigh: Callable[[Entry], int] = lambda entry: 1,
     ) -> None:
         self.directory = directory
+        self.weigh = weigh
+        """How many rows an entry stands for (the backlog counts rows, not lines)."""
         self.name = name
         self.roll_bytes = roll_bytes
         self.owner = f"{os.getpid()}.{secrets.token_hex(4)}"
@@ -207,7 +214,7 @@ class Journal:
         for match in self._matches():
             path = self.directory / match.group(0)
             if match.group(1) in self._adopted and path not in self._foreign:
-                measured = _measure(path)
+                measured = _measure(path, self.weigh)
                 with self._lock:
                     self._foreign[path] = measured
         for owner, fd in list(self._adopted.items()):
@@ -258,7 +265,8 @@ class Journal:
         again = sink(entries)  # raises StoreDownError: the segment stays, untouched
         if again:
             times = [entry["t"] for entry in again if isinstance(entry.get("t"), int | float)]
-            self.append(_lines(again), len(again), min(times) if times else None)
+            weight = sum(self.weigh(entry) for entry in again)
+            self.append(_lines(again), weight, min(times) if times else None)
         if bad:
             log.warning("%s: %d unreadable journal line(s) kept aside", segment.path.name, len(bad))
             self._append_rejected(
@@ -271,7 +279,8 @@ class Journal:
         with contextlib.suppress(FileNotFoundError):
             segment.path.unlink()
         self._forget(segment)
-        return len(entries) - len(again), len(bad)
+        rows = sum(self.weigh(entry) for entry in entries)
+        return rows - sum(self.weigh(entry) for entry in again), len(bad)
 
     def _forget(self, segment: _Segment) -> None:
         with self._lock:
@@ -335,21 +344,15 @@ def _parse(data: bytes) -> tuple[list[Entry], list[str]]:
     return entries, bad
 
 
-def _measure(path: Path) -> _Segment:
+def _measure(path: Path, weigh: Callable[[Entry], int]) -> _Segment:
     """Rows and oldest time of a segment another process wrote."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return _Segment(path, 0, None)
-    first = data.split(b"\n", 1)[0]
-    oldest: float | None = None
-    with contextlib.suppress(orjson.JSONDecodeError, TypeError, ValueError):
-        value = orjson.loads(first)
-        if isinstance(value, dict) and isinstance(value.get("t"), int | float):
-            oldest = float(value["t"])
-    return _Segment(
-        path, data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1), oldest
-    )
+    entries, _ = _parse(data)
+    times = [float(e["t"]) for e in entries if isinstance(e.get("t"), int | float)]
+    return _Segment(path, sum(weigh(entry) for entry in entries), min(times) if times else None)
 
 
 class Shipper:

@@ -91,7 +91,7 @@ class PredictionRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(PredictionRecord))
-_PREDICTION_ENTRY, _LABEL_ENTRY = "p", "f"
+_PREDICTION_ENTRY, _LABEL_ENTRY, _REQUEST_ENTRY = "p", "f", "r"
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,77 @@ def prediction_records(
             )
         )
     return made
+
+
+def request_entry(
+    ids: Sequence[str],
+    model_name: str,
+    model_version: str,
+    predictions: Sequence[Any],
+    probabilities: Sequence[Sequence[float]] | None,
+    classes: Sequence[str] | None,
+    *,
+    created_at: float,
+    latency_ms: float | None,
+    skew: dict[str, Any] | None,
+    columns: Sequence[str] | None = None,
+    matrix: Any = None,
+    inputs: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One online request as one journal entry: the cheap form for the request path.
+
+    The inputs travel as the request's float ``matrix`` with its ``columns``
+    (one orjson call serialises it) or as ``inputs`` records; the shipper turns
+    the entry into rows with :func:`records_from_entry`.
+    """
+    return {
+        "k": _REQUEST_ENTRY,
+        "t": created_at,
+        "ids": ids,
+        "model_name": model_name,
+        "model_version": model_version,
+        "columns": columns,
+        "matrix": matrix,
+        "inputs": inputs,
+        "predictions": predictions,
+        "probabilities": probabilities,
+        "classes": classes,
+        "latency_ms": latency_ms,
+        "skew": skew,
+    }
+
+
+def records_from_entry(entry: dict[str, Any]) -> list[PredictionRecord]:
+    """The prediction records of a journal entry (a request or one row); raises if malformed."""
+    if entry.get("k") != _REQUEST_ENTRY:
+        return [PredictionRecord.from_entry(entry)]
+    ids = [_text(i, 36) for i in entry["ids"]]
+    if entry.get("inputs") is not None:
+        inputs = [_mapping(row) for row in entry["inputs"]]
+    else:
+        columns = [str(name) for name in entry["columns"]]
+        inputs = [dict(zip(columns, row, strict=True)) for row in entry["matrix"]]
+    predictions = list(entry["predictions"])
+    if not len(ids) == len(inputs) == len(predictions):
+        raise ValueError("ids, inputs and predictions differ in length")
+    return prediction_records(
+        ids,
+        _text(entry["model_name"], 255),
+        _text(entry["model_version"], 32),
+        inputs,
+        predictions,
+        entry.get("probabilities"),
+        entry.get("classes"),
+        created_at=datetime.fromtimestamp(float(entry["t"]), UTC),
+        latency_ms=entry.get("latency_ms"),
+        skew=entry.get("skew"),
+    )
+
+
+def entry_rows(entry: dict[str, Any]) -> int:
+    """How many log rows a journal entry stands for (a request's predictions, or 1)."""
+    ids = entry.get("ids")
+    return len(ids) if isinstance(ids, list) else 1
 
 
 def frame_inputs(frame: pd.DataFrame) -> list[dict[str, Any]]:
