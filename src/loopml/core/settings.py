@@ -199,21 +199,47 @@ class Settings(BaseSettings):
     serve_max_batch_rows: int = Field(
         default=2048, ge=1, description="Most rows scored in one micro-batched predict call."
     )
-    serve_log_queue_rows: int = Field(
-        default=200_000,
-        ge=1,
+    serve_log_flush_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="How often the prediction journal's shipper moves journaled rows to the store.",
+    )
+    serve_log_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
         description=(
-            "Predictions held in memory waiting for the prediction log; beyond it they go "
-            "straight to the spool file."
+            "Bound on each prediction-log database call (connect, statement, socket); a store "
+            "that does not answer within it counts as down."
         ),
     )
-    serve_log_flush_s: float = Field(
-        default=0.25, gt=0, description="How often the prediction log writer flushes a batch."
+    serve_log_drain_s: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "On shutdown, how long the server keeps shipping its journal; what is left stays "
+            "journaled for the next server on the same spool dir."
+        ),
+    )
+    serve_label_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "How long feedback for a prediction id the log does not hold (yet) is retried before "
+            "it is set aside as unknown (never stored)."
+        ),
+    )
+    serve_journal: bool = Field(
+        default=True,
+        description=(
+            "Journal and log every prediction. Off only to measure the journal's cost "
+            "(bench/serving --no-journal): predictions are then not logged at all."
+        ),
     )
     serve_spool_dir: Path | None = Field(
         default=None,
         description=(
-            "Where predictions wait while the prediction store is down; default $LOOPML_HOME/spool."
+            "The prediction journal's folder (segments waiting to be shipped to the store); "
+            "default $LOOPML_HOME/spool."
         ),
     )
     settings_file: Path | None = Field(

@@ -304,7 +304,7 @@ def _prediction_log(settings: Settings) -> Any:
     with _logs_lock:
         found = _logs.get(settings.database)
         if found is None:
-            found = _logs[settings.database] = PredictionLog.open(settings.database)
+            found = _logs[settings.database] = PredictionLog.open(settings.database, timeout_s=30.0)
         return found
 
 
