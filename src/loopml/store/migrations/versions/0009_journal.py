@@ -1,7 +1,7 @@
 """Labels tied to their prediction's model version, and idempotent by journal entry id.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0009_journal
+Revises: 0008_monitor_lease
 Create Date: 2026-11-30
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0009_journal"
+down_revision = "0008_monitor_lease"
 branch_labels = None
 depends_on = None
 
