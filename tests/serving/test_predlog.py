@@ -320,3 +320,26 @@ def test_a_store_that_hangs_mid_transaction_errors_out(postgres_url: str) -> Non
     finally:
         proxy.cut()
         log.engine.dispose()
+
+
+def test_a_journal_that_cannot_be_written_refuses_the_answer(tmp_path: Path) -> None:
+    """Disk full: ``log`` raises JournalError (the server's 503), never returns as if logged."""
+    import os
+
+    from loopml.core.errors import JournalError
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    logger = PredictionLogger(url, tmp_path / "spool", flush_s=0.05)
+    logger.start()
+    full = os.open("/dev/full", os.O_WRONLY)  # every write fails with ENOSPC
+    try:
+        logger.log(_scored(0, 1))  # opens the active segment
+        active = logger.journal._fd
+        assert active is not None
+        os.dup2(full, active)
+        with pytest.raises(JournalError, match="cannot write the prediction journal"):
+            logger.log(_scored(1, 1))
+        assert logger.journaled == 1
+    finally:
+        os.close(full)
+        logger.stop()

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from loopml.core.errors import StoreError
+from loopml.core.errors import JournalError, StoreError
 from loopml.serving.table import Table
 from loopml.store.journal import Entry, Journal, Shipper, StoreDownError, encode
 from loopml.store.predictions import (
@@ -113,7 +113,13 @@ class PredictionLogger:
             entry = _entry(item)
             rows = item.table.n_rows
         if rows:
-            self.journal.append(encode([entry]), rows, entry["t"])
+            try:
+                self.journal.append(encode([entry]), rows, entry["t"])
+            except OSError as exc:
+                raise JournalError(
+                    f"cannot write the prediction journal in {self.journal.directory}: {exc}; "
+                    "the prediction was not answered (free space or fix LOOPML_SERVE_SPOOL_DIR)"
+                ) from exc
             self.journaled += rows
 
     # -- lifecycle ---------------------------------------------------------------------------
