@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+bash scripts/install-tools.sh   # validators of deploy/ and .github/ (tests/deploy)
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff";          ruff check src tests bench examples
 echo "== ruff format";   ruff format --check src tests bench examples

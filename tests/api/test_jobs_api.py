@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from loopml.cli.main import app as cli
 from loopml.core.settings import Settings, get_settings
+from loopml.core.status import FINISHED, Status
 from tests.api.conftest import KEY, api_client, running_api
 from tests.queue.helpers import Worker, make_data, settings_env, wait_for, write_spec
 
@@ -69,7 +70,7 @@ def cli_env(embedded: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 def _finished(client: httpx.Client, job_id: str, timeout: float = 180) -> dict[str, Any]:
     def poll() -> dict[str, Any] | None:
         body: dict[str, Any] = client.get(f"/jobs/{job_id}").json()
-        return body if body["status"] in ("succeeded", "failed", "cancelled") else None
+        return body if body["status"] in FINISHED else None
 
     result: dict[str, Any] = wait_for(poll, timeout=timeout, interval=0.5, what=f"job {job_id}")
     return result
@@ -175,6 +176,6 @@ def test_the_worker_holds_jobs_from_http_to_the_data_roots(
     with api_client(api) as client:
         for job_id in ids:
             final = _finished(client, job_id)
-            assert final["status"] == "failed"
+            assert final["status"] == Status.REJECTED  # refused by the spec check, never ran
             assert "not under the data roots" in final["error"], final["error"]
             assert "root:" not in json.dumps(final) and final["run_id"] is None

@@ -171,17 +171,7 @@ def publish_raw(
         content_encoding="utf-8",
         delivery_mode=2,
         correlation_id=task_id,
-        application_headers={
-            "lang": "py",
-            "task": task,
-            "id": task_id,
-            "root_id": task_id,
-            "parent_id": None,
-            "group": None,
-            "retries": 0,
-            "eta": None,
-            "expires": None,
-        },
+        application_headers=protocol_headers(task, task_id),
     )
     connection = amqp_connection()
     try:
@@ -243,4 +233,79 @@ def make_data(folder: Path, rows: int, seed: int = 5) -> Path:
 
     return write_zip(
         make_creditcard(rows, positive_rate=0.05, seed=seed), folder / f"cc_{rows}_{seed}.zip"
+    )
+
+
+def publish_amqp(
+    queue: str,
+    body: bytes,
+    *,
+    headers: dict[str, Any],
+    content_type: str | None = "application/json",
+    content_encoding: str | None = "utf-8",
+    correlation_id: str | None = None,
+    message_id: str | None = None,
+) -> None:
+    """Publish any bytes with any properties to ``queue``: what a hostile or broken client sends."""
+    import amqp
+
+    properties: dict[str, Any] = {"delivery_mode": 2, "application_headers": headers}
+    for key, value in (
+        ("content_type", content_type),
+        ("content_encoding", content_encoding),
+        ("correlation_id", correlation_id),
+        ("message_id", message_id),
+    ):
+        if value is not None:
+            properties[key] = value
+    connection = amqp_connection()
+    try:
+        connection.channel().basic_publish(
+            amqp.Message(body, **properties), exchange="", routing_key=queue
+        )
+    finally:
+        connection.close()
+
+
+def drain_queue(name: str) -> list[Any]:
+    """Take (and acknowledge) every message ready in queue ``name``."""
+    connection = amqp_connection()
+    taken: list[Any] = []
+    try:
+        channel = connection.channel()
+        while (message := channel.basic_get(name, no_ack=True)) is not None:
+            taken.append(message)
+    finally:
+        connection.close()
+    return taken
+
+
+def protocol_headers(task: str, task_id: str | None) -> dict[str, Any]:
+    """Protocol-2 headers as ``publish_raw`` sends them; ``task_id`` None leaves ``id`` out."""
+    headers: dict[str, Any] = {"lang": "py", "task": task}
+    if task_id is not None:
+        headers["id"] = task_id
+    headers.update(root_id=task_id, parent_id=None, group=None, retries=0, eta=None, expires=None)
+    return headers
+
+
+def rabbit_settings(folder: Path, prefix: str, database: str, tracking: str, **extra: Any) -> Any:
+    """Settings for a stack of its own on the shared RabbitMQ and PostgreSQL servers."""
+    return Settings(
+        home=folder / "home",
+        broker_url=RABBIT_URL,
+        tracking_uri=tracking,
+        database_url=database,
+        artifact_root=(folder / "artifacts").as_uri(),
+        queue_prefix=prefix,
+        **extra,
+    )
+
+
+def wait_job_finished(jobs: Any, job_id: str, *, timeout: float = 180, what: str = "") -> Any:
+    """The job ``job_id`` once it ended (it may not exist yet: a worker creates raw jobs' rows)."""
+    return wait_for(
+        lambda: (found := jobs.find(job_id)) and found.finished and found,
+        timeout=timeout,
+        what=what or f"job {job_id} to end",
     )

@@ -1,4 +1,4 @@
-"""Messages no worker can act on: marked failed, dead-lettered, never retried forever."""
+"""Messages no worker can act on: marked rejected, dead-lettered, never retried forever."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _topology(stack: Stack) -> Topology:
     return Topology.from_settings(stack.settings)
 
 
-def test_malformed_messages_and_bad_specs_are_failed_and_dead_lettered(
+def test_malformed_messages_and_bad_specs_are_rejected_and_dead_lettered(
     rabbit_stack: Stack,
 ) -> None:
     stack = rabbit_stack
@@ -52,16 +52,16 @@ def test_malformed_messages_and_bad_specs_are_failed_and_dead_lettered(
     jobs = stack.jobs()
     try:
         for job_id, expected in (
-            (undecodable, "cannot be decoded"),
+            (undecodable, "not valid UTF-8 JSON"),
             (bad_spec, "no_such_step"),
             (missing, "spec: Field required"),
         ):
             job = wait_for(
                 lambda job_id=job_id: (found := jobs.find(job_id)) and found.finished and found,
                 timeout=120,
-                what=f"poison job {job_id} to be failed",
+                what=f"poison job {job_id} to be rejected",
             )
-            assert job.status == Status.FAILED
+            assert job.status == Status.REJECTED
             assert job.error.startswith("dead-lettered:") and expected in job.error, job.error
             assert job.attempts <= 1
     finally:

@@ -58,7 +58,7 @@ def test_several_specs_run_in_parallel_on_two_workers(rabbit_stack: Stack) -> No
         assert (job.registered_name, job.registered_version) == (name, "1")
         assert job.steps_done == job.steps_total == 4
         (run,) = _runs_of(stack, name)
-        assert run.id == job.id and run.status == "succeeded"
+        assert run.id == job.id and run.status == Status.SUCCEEDED
         assert run.executor.startswith("celery:")
     assert len({job.worker for job in finished}) == 2  # both workers took jobs
     overlapping = [
@@ -87,6 +87,11 @@ def test_a_job_of_a_killed_worker_completes_on_the_other_exactly_once(rabbit_sta
     assert run.id == job.id and run.status == "succeeded" and run.attempts == 2
     loads = [step for step in run.steps if step.position == 0]
     assert len(loads) == 1  # the finished load step was restored, not run again
+    # the step the killed worker was in is closed as abandoned, and ran again to success
+    assert [step for step in run.steps if step.status == Status.RUNNING] == []
+    (abandoned,) = [step for step in run.steps if (step.error or "").startswith("abandoned:")]
+    assert abandoned.status == Status.FAILED and victim.hostname_prefix in abandoned.error
+    assert run.latest_steps()[abandoned.position].status == Status.SUCCEEDED
     assert (final.registered_name, final.registered_version) == (name, "1")
     stack.ensure_workers(2)
 
@@ -103,7 +108,7 @@ def test_workers_survive_a_dropped_broker_connection(rabbit_stack: Stack) -> Non
     assert final.status == Status.SUCCEEDED, final.error
     assert final.attempts == 2  # cancelled on connection loss, redelivered after reconnecting
     (run,) = _runs_of(stack, name)
-    assert run.id == job.id and run.status == "succeeded"
+    assert run.id == job.id and run.status == Status.SUCCEEDED
     assert len([step for step in run.steps if step.position == 0]) == 1  # resumed, not redone
     assert all(worker.alive for worker in workers)
 
@@ -124,4 +129,4 @@ def test_a_running_job_cancelled_stops_before_its_next_step(rabbit_stack: Stack)
     assert final.attempts == 1 and final.steps_done < 4
     (run,) = _runs_of(stack, name)
     assert run.status == "failed" and "cancelled" in (run.error or "")
-    assert [step.name for step in run.steps if step.status == "running"] == []
+    assert [step.name for step in run.steps if step.status == Status.RUNNING] == []

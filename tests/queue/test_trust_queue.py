@@ -51,7 +51,7 @@ def test_workers_refuse_altered_and_outside_versions_until_approved(
                 )
             assert why in str(caught.value) and f"version {version}" in str(caught.value)
             failed = [j for j in jobs.list(limit=5) if j.model_name == f"{name}/{version}"]
-            assert failed and failed[0].status == Status.FAILED
+            assert failed and failed[0].status == Status.REJECTED
             assert why in (failed[0].error or "")
             assert log.count(model_name=name) == 0
         assert not marker.exists()

@@ -27,7 +27,6 @@ def test_a_body_over_the_limit_is_refused_on_every_route(
         tmp_path / "home",
         registered.tracking_uri,
         f"sqlite:///{tmp_path / 'log.db'}",
-        serve_max_body_bytes=4 * MB,
         serve_api_keys="k1",
     )
     auth = {"Authorization": "Bearer k1"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +18,7 @@ from loopml.core.errors import ConfigError, LoopmlError
 if TYPE_CHECKING:
     from loopml.core.settings import Settings
     from loopml.monitoring import MonitorRun
+    from loopml.monitoring.lease import LeaseKeeper
     from loopml.monitoring.service import PassOptions, ReferenceCache
 
 
@@ -82,10 +84,13 @@ def monitor(
     """
     from loopml.cli.common import err, fail, out, settings
     from loopml.monitoring import WindowSpec, load_policies, policy_for, write_report
+    from loopml.monitoring.lease import monitor_lease
     from loopml.monitoring.service import PassOptions, ReferenceCache
     from loopml.store.monitoring import MonitorStore
 
     config = settings()
+    if every is not None:
+        _stop_on_sigterm()
     try:
         options = PassOptions(
             window=WindowSpec.parse(window),
@@ -104,15 +109,21 @@ def monitor(
             retrain=retrain,
         )
         cache = ReferenceCache()
-        while True:
-            _one_pass(config, name, options, cache)
-            if report is not None:
-                write_report(report, name, MonitorStore.open(config.database).checks(name))
-                out.print(f"report: {report}")
-            if every is None:
-                return
-            time.sleep(every)
-            options = replace(options, since=None, resume=True)
+        # One process at a time runs a model's passes, across replicas (a lease row).
+        with monitor_lease(config.database, name, config.monitor_lease_s) as lease:
+            while True:
+                if lease.acquire():
+                    lease.run_pass(partial(_one_pass, config, name, options, cache))
+                    if report is not None:
+                        checks = MonitorStore.open(config.database).checks(name)
+                        write_report(report, name, checks)
+                        out.print(f"report: {report}")
+                else:
+                    _lease_held(name, lease)
+                if every is None:
+                    return
+                time.sleep(every)
+                options = replace(options, since=None, resume=True)
     except LoopmlError as error:
         fail(error)
     except KeyboardInterrupt:
@@ -149,6 +160,24 @@ def _one_pass(config: Settings, name: str, options: PassOptions, cache: Referenc
     for outcome in done.run.outcomes:
         if outcome.alert_sent is False:
             err.print(f"[yellow]warning:[/] alert for window {outcome.result.index} not delivered")
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a container stopping) ends the loop like Ctrl-C: the lease is handed back."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _lease_held(name: str, lease: LeaseKeeper) -> None:
+    from loopml.cli.common import err
+
+    current = lease.store.lease(name)
+    who = f"{current.holder} (until {current.expires_at:%H:%M:%S} UTC)" if current else "another"
+    err.print(f"skipped: monitor {who} is running the passes of {name!r}; this one waits")
 
 
 def _parse_since(text: str | None) -> datetime | None:

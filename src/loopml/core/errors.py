@@ -149,6 +149,14 @@ class StoreError(LoopmlError):
     """The metadata store at the configured URL cannot be used."""
 
 
+class JournalError(StoreError):
+    """The local prediction journal cannot be written (disk full, folder gone).
+
+    A prediction is answered only once it is journaled, so the server answers
+    503 instead: the client may retry, and nothing unlogged is handed out.
+    """
+
+
 class RunNotFoundError(LoopmlError):
     """No run with the given id is recorded in the metadata store."""
 

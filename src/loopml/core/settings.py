@@ -20,6 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+_REMOTE_TRACKING_SCHEMES = frozenset({"http", "https", "databricks"})
+
 
 class Settings(BaseSettings):
     """Where loopml keeps its state and which services it talks to.
@@ -46,7 +48,11 @@ class Settings(BaseSettings):
     )
     artifact_root: str | None = Field(
         default=None,
-        description="Where new MLflow experiments keep artifacts; default $LOOPML_HOME/artifacts.",
+        description=(
+            "Where new MLflow experiments keep artifacts (a path, file:// or s3:// URI). Default: "
+            "$LOOPML_HOME/artifacts with a local tracking store; with a tracking server "
+            "(http/https) the server chooses (its --default-artifact-root or artifact proxy)."
+        ),
     )
     database_url: str | None = Field(
         default=None,
@@ -113,6 +119,14 @@ class Settings(BaseSettings):
         default=None,
         description="YAML/JSON of monitoring thresholds per model name (`default`: the rest).",
     )
+    monitor_lease_s: float = Field(
+        default=60.0,
+        ge=1,
+        description=(
+            "Seconds a monitor's lease on a model lasts unless renewed (every third of it): "
+            "only the holder runs passes; when it dies, another replica takes over after this."
+        ),
+    )
     serve_model: str | None = Field(
         default=None,
         description=(
@@ -128,7 +142,7 @@ class Settings(BaseSettings):
         ),
     )
     serve_max_body_bytes: int = Field(
-        default=64 * 1024 * 1024,
+        default=16 * 1024 * 1024,
         gt=0,
         description=(
             "Largest request body `loopml serve` reads; a larger one is answered 413 before it "
@@ -194,21 +208,47 @@ class Settings(BaseSettings):
     serve_max_batch_rows: int = Field(
         default=2048, ge=1, description="Most rows scored in one micro-batched predict call."
     )
-    serve_log_queue_rows: int = Field(
-        default=200_000,
-        ge=1,
+    serve_log_flush_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="How often the prediction journal's shipper moves journaled rows to the store.",
+    )
+    serve_log_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
         description=(
-            "Predictions held in memory waiting for the prediction log; beyond it they go "
-            "straight to the spool file."
+            "Bound on each prediction-log database call (connect, statement, socket); a store "
+            "that does not answer within it counts as down."
         ),
     )
-    serve_log_flush_s: float = Field(
-        default=0.25, gt=0, description="How often the prediction log writer flushes a batch."
+    serve_log_drain_s: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "On shutdown, how long the server keeps shipping its journal; what is left stays "
+            "journaled for the next server on the same spool dir."
+        ),
+    )
+    serve_label_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "How long feedback for a prediction id the log does not hold (yet) is retried before "
+            "it is set aside as unknown (never stored)."
+        ),
+    )
+    serve_journal: bool = Field(
+        default=True,
+        description=(
+            "Journal and log every prediction. Off only to measure the journal's cost "
+            "(bench/serving --no-journal): predictions are then not logged at all."
+        ),
     )
     serve_spool_dir: Path | None = Field(
         default=None,
         description=(
-            "Where predictions wait while the prediction store is down; default $LOOPML_HOME/spool."
+            "The prediction journal's folder (segments waiting to be shipped to the store); "
+            "default $LOOPML_HOME/spool."
         ),
     )
     settings_file: Path | None = Field(
@@ -259,8 +299,8 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser().resolve()
         if self.tracking_uri is None:
             self.tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
-        if self.artifact_root is None:
-            self.artifact_root = (self.home / "artifacts").as_uri()
+        if self.artifact_root is None and not self.tracking_is_remote:
+            self.artifact_root = self._default_artifact_root
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.home / 'loopml.db'}"
         if self.consumer_timeout is None:
@@ -299,10 +339,23 @@ class Settings(BaseSettings):
         return self.database_url
 
     @property
-    def artifacts(self) -> str:
-        """The default artifact root, never ``None`` after validation."""
-        assert self.artifact_root is not None
+    def tracking_is_remote(self) -> bool:
+        """Whether MLflow is reached through a tracking server rather than a store it opens.
+
+        A server is shared by machines that do not share a disk, so it chooses where
+        artifacts go unless ``LOOPML_ARTIFACT_ROOT`` says otherwise.
+        """
+        scheme = (self.tracking_uri or "").split(":", 1)[0].lower()
+        return scheme in _REMOTE_TRACKING_SCHEMES
+
+    @property
+    def artifacts(self) -> str | None:
+        """Where new experiments keep artifacts; ``None``: the tracking server decides."""
         return self.artifact_root
+
+    @property
+    def _default_artifact_root(self) -> str:
+        return (self.home / "artifacts").as_uri()
 
     @property
     def broker(self) -> str:
@@ -325,7 +378,8 @@ class Settings(BaseSettings):
     def ensure_home(self) -> Path:
         """Create ``$LOOPML_HOME`` when something is about to be written there."""
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "artifacts").mkdir(exist_ok=True)
+        if self.artifact_root == self._default_artifact_root:
+            (self.home / "artifacts").mkdir(exist_ok=True)
         return self.home
 
 

@@ -14,52 +14,19 @@ Guarantees, and why each is set:
 - soft and hard time limits below the queue's ``x-consumer-timeout``, so the
   broker never takes a long job back while it still runs.
 - no result backend: status and results live in the metadata store's jobs table.
+- every delivery is checked before Celery parses it, and whatever is not a
+  well-formed loopml task is dead-lettered with its reason
+  (:mod:`loopml.queue.consumer`); only JSON is ever deserialized.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from celery import Celery
-from celery.worker.consumer import Consumer
 
 from loopml.core.settings import Settings
 from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, Topology
-
-log = logging.getLogger(__name__)
-
-
-class _Consumer(Consumer):  # type: ignore[misc]
-    """Celery's consumer, with undecodable messages dead-lettered instead of dropped.
-
-    Celery's native delayed delivery (a tree of ``celery_delayed_*`` exchanges
-    it declares for quorum queues) is left out: loopml never schedules tasks
-    with an ETA, and those names would be shared by every deployment on a broker.
-    """
-
-    class Blueprint(Consumer.Blueprint):  # type: ignore[misc]
-        default_steps = [
-            step for step in Consumer.Blueprint.default_steps if "delayed_delivery" not in step
-        ]
-
-    def on_decode_error(self, message: Any, exc: Exception) -> None:
-        from loopml.queue.poison import record_poison
-
-        record_poison(self.app, message, f"message cannot be decoded: {exc}")
-        message.reject_log_error(log, self.connection_errors)
-
-    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
-        from loopml.queue.poison import record_poison
-
-        record_poison(self.app, message, f"unknown task: {exc}")
-        super().on_unknown_task(body, message, exc)
-
-    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
-        from loopml.queue.poison import record_poison
-
-        record_poison(self.app, message, f"invalid task message: {exc}")
-        super().on_invalid_task(body, message, exc)
 
 
 def make_app(settings: Settings) -> Celery:
@@ -69,11 +36,19 @@ def make_app(settings: Settings) -> Celery:
         settings.ensure_home()
     if topology.amqp:
         app = Celery("loopml", broker=settings.broker, set_as_current=False)
+        secure = settings.broker.startswith("amqps://")
+        app.conf.broker_transport = (
+            f"loopml.queue.transport:{'SSLTransport' if secure else 'Transport'}"
+        )
         transport_options: dict[str, Any] = {"confirm_publish": True}
     else:
         app = Celery("loopml", broker=settings.broker.removeprefix("sqla+"), set_as_current=False)
         app.conf.broker_transport = "loopml.queue.embedded:Transport"
-        transport_options = {"connect_args": {"timeout": 30}}
+        transport_options = {
+            "connect_args": {"timeout": 30},
+            "loopml_dead_letters": topology.dead_letters,
+            "deadletter_queue": topology.dead_letters,
+        }
     app.conf.update(
         task_queues=topology.work_queues(),
         task_default_queue=topology.training,
@@ -93,7 +68,7 @@ def make_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_detect_quorum_queues=True,
-        worker_consumer=_Consumer,
+        worker_consumer="loopml.queue.consumer:Consumer",
         worker_send_task_events=False,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,

@@ -122,8 +122,8 @@ def _collect(
         if not pending:
             return results
         job = jobs.get(job_id)
-        if job.status == Status.FAILED:
-            raise LoopmlError(f"batch scoring job {job_id} failed: {job.error}")
+        if job.status in (Status.FAILED, Status.REJECTED):
+            raise LoopmlError(f"batch scoring job {job_id} {job.status}: {job.error}")
         if timeout_seconds is not None and time.monotonic() - started > timeout_seconds:
             raise LoopmlError(
                 f"batch scoring job {job_id}: {done} of {total} predictions logged after "

@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnreachable
+from kombu.utils.url import maybe_sanitize_url
 
 from loopml.core.access import HTTP, LOCAL, DataPolicy
 from loopml.core.errors import BrokerError
@@ -68,7 +69,7 @@ def publish(app: Celery, task: str, task_id: str, kwargs: dict[str, Any]) -> Non
     try:
         app.send_task(task, kwargs=kwargs, task_id=task_id, queue=queue, ignore_result=True)
     except (BrokerUnreachable, OSError) as error:
-        where = app.connection_for_write().as_uri()
+        where = maybe_sanitize_url(app.loopml_settings.broker)
         raise BrokerError(
             f"cannot publish to the broker at {where}: {error}. Check LOOPML_BROKER_URL and "
             "that the broker is up"

@@ -45,6 +45,8 @@ from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, Topology
 from loopml.store.jobs import BATCH, TRAINING, JobStore
 
 log = logging.getLogger(__name__)
+#: Celery's request, with ``Reject(requeue=False)`` dead-lettering the message with its reason.
+DEAD_LETTERING_REQUEST = "loopml.queue.consumer:DeadLetteringRequest"
 
 
 def register(app: Celery, settings: Settings, topology: Topology) -> None:
@@ -56,11 +58,14 @@ def register(app: Celery, settings: Settings, topology: Topology) -> None:
         bind=True,
         soft_time_limit=settings.training_time_limit,
         time_limit=settings.training_hard_limit,
+        Request=DEAD_LETTERING_REQUEST,
     )
     def train(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return run_training_job(settings, topology, args, kwargs, worker=self.request.hostname)
 
-    @app.task(name=SCORE_TASK, bind=True)  # type: ignore[untyped-decorator]
+    @app.task(  # type: ignore[untyped-decorator]
+        name=SCORE_TASK, bind=True, Request=DEAD_LETTERING_REQUEST
+    )
     def score_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return run_batch(settings, topology, args, kwargs)
 
@@ -114,10 +119,15 @@ def preload() -> None:
     StepRegistry.with_builtins().load_all()
 
 
-def _dead_letter(jobs: JobStore, job_id: str | None, error: str) -> Reject:
-    """Mark the job failed and return the Reject that dead-letters its message."""
+def _dead_letter(
+    jobs: JobStore, job_id: str | None, error: str, status: Status = Status.REJECTED
+) -> Reject:
+    """Mark the job ``status`` (rejected: it could never run) and return the dead-lettering Reject.
+
+    The Reject's reason travels with the dead letter (``x-loopml-reason``).
+    """
     if job_id is not None:
-        jobs.finish(job_id, Status.FAILED, error=f"dead-lettered: {error}")
+        jobs.finish(job_id, status, error=f"dead-lettered: {error}")
     log.error("dead-lettering job %s: %s", job_id, error)
     return Reject(error, requeue=False)
 
@@ -160,6 +170,7 @@ def run_training_job(
                 message.job_id,
                 f"delivered {attempt} times without finishing (LOOPML_MAX_DELIVERIES="
                 f"{settings.max_deliveries}); last known step: {before.current_step or '-'}",
+                Status.FAILED,
             )
         return _train(settings, jobs, message, attempt, worker)
     finally:
@@ -296,7 +307,7 @@ def _prediction_log(settings: Settings) -> Any:
     with _logs_lock:
         found = _logs.get(settings.database)
         if found is None:
-            found = _logs[settings.database] = PredictionLog.open(settings.database)
+            found = _logs[settings.database] = PredictionLog.open(settings.database, timeout_s=30.0)
         return found
 
 
@@ -317,7 +328,7 @@ def run_batch(
         raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
     if job_id is not None:
         job = jobs.find(job_id)
-        if job is not None and job.status in (Status.FAILED, Status.CANCELLED):
+        if job is not None and job.status in (Status.FAILED, Status.CANCELLED, Status.REJECTED):
             return {"batch_id": message.batch_id, "status": job.status}
     try:
         model = load_model(settings, ModelRef.parse(message.model))

@@ -7,11 +7,14 @@ to the same store.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from loopml.core.errors import ConfigError
 from loopml.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def use_tracking(settings: Settings) -> Any:
@@ -35,7 +38,13 @@ def use_tracking(settings: Settings) -> Any:
 
 
 def ensure_experiment(settings: Settings, name: str) -> str:
-    """The id of experiment ``name``, creating it with artifacts under the artifact root."""
+    """The id of experiment ``name``, creating it if needed.
+
+    Its artifacts go under ``LOOPML_ARTIFACT_ROOT`` when one is configured (always, with a
+    local tracking store). With a tracking server and no explicit root, the server chooses
+    (its ``--default-artifact-root`` or its ``mlflow-artifacts:`` proxy): a client's own
+    disk is no place for a model that a server on another machine must load.
+    """
     mlflow = use_tracking(settings)
     from mlflow.exceptions import MlflowException
 
@@ -45,9 +54,9 @@ def ensure_experiment(settings: Settings, name: str) -> str:
         if existing is not None:
             if existing.lifecycle_stage == "deleted":
                 client.restore_experiment(existing.experiment_id)
+            _warn_if_local(settings, existing)
             return str(existing.experiment_id)
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "experiment"
-        location = f"{settings.artifacts.rstrip('/')}/{slug}"
+        location = _artifact_location(settings, name)
         try:
             return str(client.create_experiment(name, artifact_location=location))
         except MlflowException as exc:  # another worker created it a moment ago
@@ -59,3 +68,35 @@ def ensure_experiment(settings: Settings, name: str) -> str:
             f"MLflow at LOOPML_TRACKING_URI={settings.tracking} refused experiment {name!r}: "
             f"{exc.message}"
         ) from exc
+
+
+def _artifact_location(settings: Settings, name: str) -> str | None:
+    """Where experiment ``name`` keeps artifacts; ``None`` leaves it to the tracking server."""
+    root = settings.artifacts
+    if root is None:
+        return None
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "experiment"
+    return f"{root.rstrip('/')}/{slug}"
+
+
+def _warn_if_local(settings: Settings, experiment: Any) -> None:
+    """Say so when a tracking server's experiment keeps artifacts on some machine's own disk.
+
+    Such an experiment was made by a client that chose a local root (loopml before it left
+    the choice to the server did): its models load only where they were trained.
+    """
+    location = str(experiment.artifact_location or "")
+    if settings.tracking_is_remote and settings.artifacts is None and _is_local(location):
+        log.warning(
+            "MLflow experiment %r keeps its artifacts at %s, a local path, although tracking "
+            "goes to the server %s: models logged there load only on the machine that trained "
+            "them. Rename or delete the experiment so the server creates it on its artifact "
+            "store, or set LOOPML_ARTIFACT_ROOT to shared storage (s3://...).",
+            experiment.name,
+            location,
+            settings.tracking,
+        )
+
+
+def _is_local(location: str) -> bool:
+    return location.startswith(("/", "file:")) or ":" not in location

@@ -33,7 +33,11 @@ class FileSource(StepParams):
         default_factory=dict, description="Keyword arguments for the pandas reader."
     )
     storage_options: dict[str, Any] = Field(
-        default_factory=dict, description="fsspec options (credentials, endpoints) for URLs."
+        default_factory=dict,
+        description=(
+            "fsspec options for URLs (endpoint, region, anon...). Never credentials: the "
+            "reading process takes them from its environment (AWS_ACCESS_KEY_ID...)."
+        ),
     )
     frame: str = Field(default="train", description="Name the loaded frame gets.")
 
@@ -42,6 +46,19 @@ class FileSource(StepParams):
     def _known_format(cls, value: Any) -> Any:
         if isinstance(value, str) and value not in FORMATS:
             raise choice_error("file format", value, FORMATS)
+        return value
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_credentials(cls, value: dict[str, Any]) -> dict[str, Any]:
+        found = _credential_keys(value)
+        if found:
+            raise ValueError(
+                f"{', '.join(found)}: credentials do not belong in a spec (specs are kept as "
+                "plain text in the metadata store and in MLflow); give the processes that read "
+                "the data AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or a profile or role) in "
+                "their environment"
+            )
         return value
 
     @field_validator("path")
@@ -60,6 +77,22 @@ def _file_access(params: FileSource, base_dir: Path | None, policy: DataPolicy) 
             "storage_options are not allowed in specs submitted over HTTP (they configure "
             "remote filesystems); read a local file under the data roots"
         )
+
+
+_CREDENTIAL_WORDS = ("secret", "password", "token", "credential", "access_key", "account_key")
+
+
+def _credential_keys(options: Any, prefix: str = "") -> list[str]:
+    """Keys of ``options`` (at any depth) that name a credential, as dotted paths."""
+    found: list[str] = []
+    if isinstance(options, dict):
+        for name, value in options.items():
+            path = f"{prefix}{name}"
+            lowered = str(name).lower()
+            if lowered == "key" or any(word in lowered for word in _CREDENTIAL_WORDS):
+                found.append(path)
+            found.extend(_credential_keys(value, f"{path}."))
+    return found
 
 
 def _peek_file(params: FileSource, base_dir: Path) -> list[str] | None:

@@ -218,6 +218,29 @@ class JobStore(TableStore):
             if status == Status.SUCCEEDED:
                 job.current_step = None
 
+    def reject(
+        self, job_id: str, *, kind: str, queue: str, reason: str, details: dict[str, Any]
+    ) -> JobView:
+        """Record that a message naming ``job_id`` was dead-lettered, and why.
+
+        A job that had not ended yet ends ``rejected``; one that had ended keeps
+        its ending (a late malformed duplicate cannot undo a finished job). In
+        both cases the rejection is added to ``details["rejections"]``, so every
+        poison message naming a job leaves a trace. Creates the row when no
+        client recorded the job (a client in another language, or garbage).
+        """
+        entry = {**details, "reason": reason, "at": now().isoformat()}
+        self.create(job_id, kind=kind, queue=queue)
+        with self._session() as session, session.begin():
+            job = self._get(session, job_id, lock=True)
+            rejections = list((job.details or {}).get("rejections", []))[-9:]
+            job.details = {**(job.details or {}), "rejections": [*rejections, entry]}
+            if job.status not in FINISHED:
+                job.status = Status.REJECTED
+                job.error = f"dead-lettered: {reason}"
+                job.ended_at = now()
+            return _view(job)
+
     def request_cancel(self, job_id: str) -> JobView:
         """Ask for the job to stop: a queued job is cancelled now, a running one between steps."""
         with self._session() as session, session.begin():

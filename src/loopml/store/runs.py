@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from loopml.core.context import RegisteredModel
 from loopml.core.errors import RunNotFoundError
@@ -140,9 +140,17 @@ class RunStore(TableStore):
         return new_id
 
     def reopen_run(self, run_id: str, provenance: Provenance) -> None:
-        """Mark a failed run running again for a resume attempt."""
+        """Mark a failed run running again for a resume attempt.
+
+        Step attempts still ``running`` belong to an attempt that never came
+        back (its worker was killed, or lost its connection and was stopped):
+        they are closed as failed with that said, so the run's history shows
+        no attempt running that nothing runs, and the new attempt's rows
+        follow them.
+        """
         with self._session() as session, session.begin():
             run = self._get(session, run_id)
+            self._abandon_steps(session, run, provenance)
             run.status = Status.RUNNING
             run.error = None
             run.traceback = None
@@ -151,6 +159,22 @@ class RunStore(TableStore):
             run.executor = provenance.executor
             run.host = provenance.host
             run.user = provenance.user
+
+    @staticmethod
+    def _abandon_steps(session: Session, run: PipelineRun, provenance: Provenance) -> None:
+        leftovers = session.scalars(
+            sa.select(StepRun)
+            .where(StepRun.run_id == run.id, StepRun.status == Status.RUNNING)
+            .with_for_update()
+        ).all()
+        for step in leftovers:
+            step.status = Status.FAILED
+            step.ended_at = now()
+            step.error = (
+                f"abandoned: run attempt {run.attempts} ({run.executor} on {run.host}) stopped "
+                f"during this step without recording an end; closed when attempt "
+                f"{run.attempts + 1} ({provenance.executor}) resumed the run"
+            )
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set facts learned while running (MLflow ids, data fingerprint, values)."""
