@@ -122,6 +122,8 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
                 "LOOPML_API_KEYS": API_KEY,
                 "LOOPML_SERVE_API_KEYS": API_KEY,
                 "LOOPML_SERVE_WATCH_INTERVAL_S": "1",
+                # specs posted to the API may read data only under the data roots
+                "LOOPML_DATA_ROOTS": str(tmp_path / "data"),
             }
             connect(meta_db).dispose()  # the schema, once, before several processes race to it
             api_port = free_port()

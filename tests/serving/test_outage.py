@@ -55,6 +55,7 @@ class Server:
             LOOPML_DATABASE_URL=database_url,
             LOOPML_ARTIFACT_ROOT=(home / "artifacts").as_uri(),
             LOOPML_SERVE_LOG_FLUSH_S="0.05",
+            LOOPML_TRUSTED_REGISTRARS="*",  # the session model was registered in another store
             LOOPML_SERVE_LOG_TIMEOUT_S="1",
             LOOPML_SERVE_LOG_DRAIN_S="2",
             PYTHONUNBUFFERED="1",
