@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 
+from loopml.cli.output import Format, emit, say, show
 from loopml.cli.render import frame_table, run_details
+from loopml.cli.shapes import RunDetail, RunResult
 from loopml.engine import PipelineResult
 
 
-def print_result(console: Console, result: PipelineResult) -> None:
+def print_result(console: Console, result: PipelineResult, format: Format = Format.table) -> None:
     """Reports the steps left (tables as grids), then the run's record."""
     context = result.context
     import pandas as pd
 
-    for name, report in context.reports.items():
-        if isinstance(report, pd.DataFrame):
-            console.print(frame_table(report, name, highlight=context.experiment.main_metric))
     registered = context.values.get("registered_model")
+    grids = {
+        name: report for name, report in context.reports.items() if isinstance(report, pd.DataFrame)
+    }
+    if format is Format.json:
+        emit(
+            RunResult(
+                run=RunDetail.of(result.run),
+                registered_model=None if registered is None else str(registered),
+                reports={name: _records(grid) for name, grid in grids.items()},
+            )
+        )
+        return
+    for name, report in grids.items():
+        show(console, frame_table(report, name, highlight=context.experiment.main_metric))
     if registered:
-        console.print(f"[bold green]registered[/] {registered}")
-    console.print(run_details(result.run))
+        say(console, f"[bold green]registered[/] {registered}")
+    show(console, run_details(result.run))
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    import json
+
+    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
+    return records

@@ -84,6 +84,8 @@ class MonitorRun:
     id: str
     model_name: str
     outcomes: list[WindowOutcome] = field(default_factory=list)
+    metric: str = ""
+    """The metric performance decay is judged by (the policy's, or its default)."""
 
     @property
     def retrains_requested(self) -> int:
@@ -126,7 +128,7 @@ def monitor_model(
         chunks = itertools.chain([first], chunks)
     if classification is None:
         classification = _is_classification(reference, first)
-    run = MonitorRun(uuid.uuid4().hex, model_name)
+    run = MonitorRun(uuid.uuid4().hex, model_name, metric=policy.metric_for(classification))
     baseline = dict(policy.baseline) or _stored_baseline(store, model_name)
     for tally, complete, bounds in _windows(chunks, reference, window, since, classification):
         index = first_index + len(run.outcomes)

@@ -1,0 +1,307 @@
+"""The JSON shapes of ``--output json``: one pydantic model per listing, kept stable.
+
+Scripts read these; docs/cli.md documents each field. Add fields, never
+rename or remove them. Every time is ISO 8601 in UTC, every duration seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from loopml.store.jobs import JobView
+from loopml.store.runs import RunView
+
+
+class Shape(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RunSummary(Shape):
+    """One row of ``loopml runs list``."""
+
+    run_id: str
+    status: str
+    model: str
+    experiment: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    steps_succeeded: int
+    steps_total: int
+    executor: str
+    host: str
+
+    @classmethod
+    def of(cls, run: RunView) -> RunSummary:
+        latest = run.latest_steps()
+        return cls(
+            run_id=run.id,
+            status=str(run.status),
+            model=run.model_name,
+            experiment=run.experiment_name,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            duration_s=run.duration_s,
+            steps_succeeded=sum(1 for s in latest.values() if str(s.status) == "succeeded"),
+            steps_total=len(latest),
+            executor=run.executor,
+            host=run.host,
+        )
+
+
+class StepAttempt(Shape):
+    """One attempt of one step of a run."""
+
+    position: int
+    step: str
+    attempt: int
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    outputs: list[str]
+    error: str | None
+
+
+class RunDetail(RunSummary):
+    """``loopml runs show``: the run's provenance, values and every step attempt."""
+
+    spec_source: str | None
+    spec_hash: str
+    attempts: int
+    user: str
+    loopml_version: str
+    git_commit: str | None
+    data_fingerprint: str | None
+    mlflow_run_id: str | None
+    values: dict[str, Any]
+    error: str | None
+    steps: list[StepAttempt]
+
+    @classmethod
+    def of(cls, run: RunView) -> RunDetail:
+        return cls(
+            **RunSummary.of(run).model_dump(),
+            spec_source=run.spec_source,
+            spec_hash=run.spec_hash,
+            attempts=run.attempts,
+            user=run.user,
+            loopml_version=run.loopml_version,
+            git_commit=run.git_commit,
+            data_fingerprint=run.data_fingerprint,
+            mlflow_run_id=run.mlflow_run_id,
+            values=_plain(run.values),
+            error=run.error,
+            steps=[
+                StepAttempt(
+                    position=step.position,
+                    step=step.name,
+                    attempt=step.attempt,
+                    status=str(step.status),
+                    started_at=step.started_at,
+                    ended_at=step.ended_at,
+                    duration_s=step.duration_s,
+                    outputs=list(step.outputs),
+                    error=step.error,
+                )
+                for step in run.steps
+            ],
+        )
+
+
+class RunResult(Shape):
+    """``loopml run`` and ``loopml runs resume``: the run, its grids and what it registered."""
+
+    run: RunDetail
+    registered_model: str | None
+    reports: dict[str, list[dict[str, Any]]]
+
+
+class ModelSummary(Shape):
+    """One row of ``loopml models list``."""
+
+    model: str
+    champion: str | None
+    challenger: str | None
+    previous: str | None
+    aliases: dict[str, str]
+
+
+class ModelVersion(Shape):
+    """One row of ``loopml models list NAME``."""
+
+    model: str
+    version: str
+    aliases: list[str]
+    registered_at: datetime | None
+    main_metric: str | None
+    main_metric_value: float | None
+    gate: str | None
+    approval: str | None
+    run_id: str | None
+
+
+class AliasMoveRow(Shape):
+    """One recorded alias move."""
+
+    moved_at: datetime
+    alias: str
+    from_version: str | None
+    to_version: str | None
+    actor: str
+    reason: str
+    run_id: str | None
+
+
+class ModelHistory(Shape):
+    """``loopml models history NAME [--at T] [--alias A]``."""
+
+    model: str
+    alias: str | None
+    at: datetime | None
+    served_version: str | None
+    moves: list[AliasMoveRow]
+
+
+class GateDecision(Shape):
+    """What the champion/challenger gate (validate_model) decided in a job's run."""
+
+    decision: str
+    reason: str | None
+    metric: str | None
+    challenger_version: str | None
+    challenger_score: float | None
+    champion_version: str | None
+    champion_score: float | None
+
+
+class JobSummary(Shape):
+    """One row of ``loopml jobs list``."""
+
+    job_id: str
+    kind: str
+    status: str
+    queue: str
+    model: str | None
+    steps_done: int
+    steps_total: int | None
+    current_step: str | None
+    submitted_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    worker: str | None
+
+    @classmethod
+    def of(cls, job: JobView) -> JobSummary:
+        return cls(
+            job_id=job.id,
+            kind=str(job.kind),
+            status=str(job.status),
+            queue=job.queue,
+            model=job.model_name,
+            steps_done=job.steps_done,
+            steps_total=job.steps_total,
+            current_step=job.current_step,
+            submitted_at=job.submitted_at,
+            started_at=job.started_at,
+            ended_at=job.ended_at,
+            duration_s=job.duration_s,
+            worker=job.worker,
+        )
+
+
+class JobDetail(JobSummary):
+    """``loopml jobs show``: a job with its run, what it registered and the gate's decision."""
+
+    spec_source: str | None
+    attempts: int
+    run_id: str | None
+    registered_model: str | None
+    gate: GateDecision | None
+    cancel_requested: bool
+    error: str | None
+    details: dict[str, Any]
+
+    @classmethod
+    def with_gate(cls, job: JobView, gate: GateDecision | None) -> JobDetail:
+        return cls(
+            **JobSummary.of(job).model_dump(),
+            spec_source=job.spec_source,
+            attempts=job.attempts,
+            run_id=job.run_id,
+            registered_model=None if job.registered_model is None else str(job.registered_model),
+            gate=gate,
+            cancel_requested=job.cancel_requested,
+            error=job.error,
+            details=_plain(job.details),
+        )
+
+
+class MonitorWindow(Shape):
+    """One window checked by ``loopml monitor``."""
+
+    window: int
+    start: datetime
+    end: datetime
+    rows: int
+    complete: bool
+    model_version: str | None
+    drift_share: float
+    drifted: list[str]
+    prediction_drift: bool | None
+    schema_skew: bool
+    metric: str
+    performance: dict[str, float]
+    estimated: dict[str, float]
+    findings: list[str]
+    action: str
+
+
+class MonitorOutput(Shape):
+    """``loopml monitor NAME``: the metric judged by, and every window of the pass."""
+
+    model: str
+    metric: str
+    windows: list[MonitorWindow]
+    report: str | None
+
+
+class BatchOutput(Shape):
+    """``loopml predict-batch``: what was scored with which version, and where it went."""
+
+    model: str
+    version: str | None
+    rows: int
+    input: str
+    output: str
+    job_id: str | None
+
+
+def gate_of(values: dict[str, Any]) -> GateDecision | None:
+    """The gate's record in a run's values, when the run had a validate_model step."""
+    record = values.get("gate")
+    if not isinstance(record, dict) or "decision" not in record:
+        return None
+    return GateDecision.model_validate(
+        {key: record.get(key) for key in GateDecision.model_fields}
+        | {
+            "challenger_version": _text(record.get("challenger_version")),
+            "champion_version": _text(record.get("champion_version")),
+        }
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Values as JSON can hold them (anything else as its text)."""
+    import json
+
+    result: dict[str, Any] = json.loads(json.dumps(values, default=str))
+    return result
