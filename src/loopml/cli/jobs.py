@@ -23,11 +23,13 @@ jobs_app = typer.Typer(
 
 def submit(spec: SpecArg) -> None:
     """Check a spec like `validate`, queue it for a training worker, and print the job id."""
+    from loopml.cli.datafiles import check_data_files
     from loopml.queue import make_app
     from loopml.queue.submit import submit_spec_file
 
     config = settings()
     try:
+        check_data_files(spec)
         job = submit_spec_file(make_app(config), config, spec)
     except LoopmlError as error:
         fail(error)

@@ -84,11 +84,13 @@ def where(config: Settings) -> str:
 @app.command()
 def validate(spec: SpecArg) -> None:
     """Check a spec without running it: every problem at once, exit code 2 if any."""
+    from loopml.cli.datafiles import check_data_files
     from loopml.engine import load_spec
     from loopml.steps.registry import StepRegistry
 
     try:
         parsed, steps = load_spec(spec, StepRegistry.with_builtins())
+        check_data_files(parsed)
     except LoopmlError as error:
         fail(error)
     out.print(
