@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Annotated
 
 import typer
 
+from loopml.cli.output import say
 from loopml.core.errors import LoopmlError
 
 
@@ -34,6 +37,7 @@ def serve(
 ) -> None:
     """Serve a registered model: /predict, MLflow's /invocations and Open Inference /v2."""
     from loopml.cli.main import err, fail, settings
+    from loopml.cli.quiet import quiet_mlflow
     from loopml.serving.model import ModelRef
     from loopml.serving.run import serve as run_server
 
@@ -43,6 +47,7 @@ def serve(
     if api_key:
         overrides["serve_api_keys"] = list(api_key)
     configured = settings().model_copy(update=overrides)
+    quiet_mlflow()
     try:
         ref = ModelRef.parse(model)
         if workers > 1:
@@ -54,7 +59,38 @@ def serve(
                 os.environ["LOOPML_SERVE_WATCH_INTERVAL_S"] = str(watch_interval)
             if api_key:
                 os.environ["LOOPML_SERVE_API_KEYS"] = ",".join(api_key)
-        err.print(f"serving [bold]{model}[/] on http://{host}:{port} ({workers} worker(s))")
+        say(err, f"loading {model} ...")
+        announce_when_ready(
+            host, port, f"serving [bold]{model}[/] on http://{host}:{port} ({workers} worker(s))"
+        )
         run_server(configured, model, host, port, workers)
     except LoopmlError as error:
         fail(error)
+
+
+def announce_when_ready(host: str, port: int, message: str) -> threading.Thread:
+    """Print ``message`` once the server answers ``/ping``: the port is bound, the model loaded.
+
+    Saying "serving" before uvicorn has bound the port (or while the model
+    still loads) sends a person's first request into a refused connection.
+    """
+    from loopml.cli.main import err
+
+    target = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    url = f"http://{target}:{port}/ping"
+
+    def wait() -> None:
+        import httpx
+
+        while True:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    say(err, message)
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=wait, name="loopml-serve-ready", daemon=True)
+    thread.start()
+    return thread
