@@ -14,27 +14,38 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 _LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+_QUIET_ENVIRONMENT = {
+    "MLFLOW_LOGGING_LEVEL": "ERROR",  # read when MLflow is imported
+    "PYTHONWARNINGS": "ignore",  # joblib/loky workers inherit it
+}
+
+
+class _State:
+    quiet = False
+    set_here: set[str] = set()
 
 
 def configure(verbose: bool, *, terminal: bool) -> None:
     """Set up logging and library chatter for one ``loopml`` command."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=_LOG_FORMAT)
     if not terminal or not verbose:
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        _set("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    _State.quiet = not verbose
     if verbose:
         logging.getLogger("loopml").setLevel(logging.INFO)
+        for name in _QUIET_ENVIRONMENT:  # an earlier quiet command in this process set them
+            if name in _State.set_here:
+                os.environ.pop(name, None)
+                _State.set_here.discard(name)
+        _loud_mlflow()
         return
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # read when MLflow is imported
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # joblib/loky workers inherit it
+    for name, value in _QUIET_ENVIRONMENT.items():
+        _set(name, value)
     warnings.simplefilter("ignore")
-    global _quiet
-    _quiet = True
-
-
-_quiet = False
 
 
 def quiet_mlflow() -> None:
@@ -43,7 +54,7 @@ def quiet_mlflow() -> None:
     Not done in :func:`configure` because importing MLflow takes seconds, and
     commands such as ``validate`` never need it.
     """
-    if not _quiet:
+    if not _State.quiet:
         return
     from mlflow.utils import logging_utils
 
@@ -52,6 +63,21 @@ def quiet_mlflow() -> None:
     stream = logging_utils.MLFLOW_LOGGING_STREAM
     stream.write = len  # type: ignore[method-assign]
     stream.flush = _nothing  # type: ignore[method-assign]
+
+
+def _loud_mlflow() -> None:
+    logging_utils = sys.modules.get("mlflow.utils.logging_utils")
+    if logging_utils is None:
+        return
+    stream = logging_utils.MLFLOW_LOGGING_STREAM
+    for name in ("write", "flush"):
+        stream.__dict__.pop(name, None)
+
+
+def _set(name: str, value: str) -> None:
+    if name not in os.environ:
+        os.environ[name] = value
+        _State.set_here.add(name)
 
 
 def _nothing() -> None:
