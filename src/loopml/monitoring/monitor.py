@@ -143,7 +143,7 @@ def monitor_model(
         if findings:
             outcome.action = _act(model_name, outcome, store, policy, retrain)
             outcome.alert_sent = alerter.send(_alert(model_name, outcome))
-        store.add_checks(_checks(run.id, model_name, outcome, baseline, policy))
+        store.add_checks(_checks(run.id, model_name, outcome, baseline, policy, run.metric))
         run.outcomes.append(outcome)
         if on_window is not None:
             on_window(outcome)
@@ -279,6 +279,7 @@ def _checks(
     outcome: WindowOutcome,
     baseline: dict[str, float],
     policy: MonitorPolicy,
+    metric: str,
 ) -> list[CheckView]:
     result = outcome.result
     flagged = {f.kind for f in outcome.findings}
@@ -333,6 +334,7 @@ def _checks(
                 "action": outcome.action,
                 "alert_sent": outcome.alert_sent,
                 "baseline": baseline,
+                "metric": metric,
             },
         )
     )
