@@ -233,18 +233,7 @@ def models_history(
                 alias=alias,
                 at=moment,
                 served_version=serving,
-                moves=[
-                    AliasMoveRow(
-                        moved_at=move.moved_at.astimezone(UTC),
-                        alias=move.alias,
-                        from_version=move.from_version,
-                        to_version=move.to_version,
-                        actor=move.actor,
-                        reason=move.reason,
-                        run_id=move.run_id,
-                    )
-                    for move in moves
-                ],
+                moves=[AliasMoveRow.model_validate(move) for move in moves],
             )
         )
         return

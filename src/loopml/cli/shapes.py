@@ -9,14 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from loopml.store.jobs import JobView
 from loopml.store.runs import RunView
 
 
 class Shape(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """Built from the stores' views by attribute (``from_attributes``); a field whose view
+    attribute is named differently says so with ``validation_alias``."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True, populate_by_name=True)
 
 
 class RunSummary(Shape):
@@ -56,7 +59,7 @@ class StepAttempt(Shape):
     """One attempt of one step of a run."""
 
     position: int
-    step: str
+    step: str = Field(validation_alias="name")
     attempt: int
     status: str
     started_at: datetime | None
@@ -95,20 +98,7 @@ class RunDetail(RunSummary):
             mlflow_run_id=run.mlflow_run_id,
             values=_plain(run.values),
             error=run.error,
-            steps=[
-                StepAttempt(
-                    position=step.position,
-                    step=step.name,
-                    attempt=step.attempt,
-                    status=str(step.status),
-                    started_at=step.started_at,
-                    ended_at=step.ended_at,
-                    duration_s=step.duration_s,
-                    outputs=list(step.outputs),
-                    error=step.error,
-                )
-                for step in run.steps
-            ],
+            steps=[StepAttempt.model_validate(step) for step in run.steps],
         )
 
 
@@ -181,11 +171,11 @@ class GateDecision(Shape):
 class JobSummary(Shape):
     """One row of ``loopml jobs list``."""
 
-    job_id: str
+    job_id: str = Field(validation_alias="id")
     kind: str
     status: str
     queue: str
-    model: str | None
+    model: str | None = Field(validation_alias="model_name")
     steps_done: int
     steps_total: int | None
     current_step: str | None
@@ -197,21 +187,7 @@ class JobSummary(Shape):
 
     @classmethod
     def of(cls, job: JobView) -> JobSummary:
-        return cls(
-            job_id=job.id,
-            kind=str(job.kind),
-            status=str(job.status),
-            queue=job.queue,
-            model=job.model_name,
-            steps_done=job.steps_done,
-            steps_total=job.steps_total,
-            current_step=job.current_step,
-            submitted_at=job.submitted_at,
-            started_at=job.started_at,
-            ended_at=job.ended_at,
-            duration_s=job.duration_s,
-            worker=job.worker,
-        )
+        return cls.model_validate(job)
 
 
 class JobDetail(JobSummary):
@@ -221,23 +197,17 @@ class JobDetail(JobSummary):
     attempts: int
     run_id: str | None
     registered_model: str | None
-    gate: GateDecision | None
+    gate: GateDecision | None = None
     cancel_requested: bool
     error: str | None
     details: dict[str, Any]
 
     @classmethod
     def with_gate(cls, job: JobView, gate: GateDecision | None) -> JobDetail:
-        return cls(
-            **JobSummary.of(job).model_dump(),
-            spec_source=job.spec_source,
-            attempts=job.attempts,
-            run_id=job.run_id,
-            registered_model=None if job.registered_model is None else str(job.registered_model),
-            gate=gate,
-            cancel_requested=job.cancel_requested,
-            error=job.error,
-            details=_plain(job.details),
+        shown = cls.model_validate(job)
+        registered = None if job.registered_model is None else str(job.registered_model)
+        return shown.model_copy(
+            update={"gate": gate, "registered_model": registered, "details": _plain(job.details)}
         )
 
 
