@@ -31,6 +31,7 @@ app.command("serve")(_serve_command)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
+output.wide_help()
 
 SpecArg = Annotated[
     Path, typer.Argument(help="Pipeline spec, JSON (lenient) or YAML.", show_default=False)

@@ -49,6 +49,20 @@ def fit(console: Console) -> None:
         console.width = WIDE
 
 
+def wide_help() -> None:
+    """``--help`` piped (to ``less``, a file, docs) is 120 columns wide, not 80 with names cut.
+
+    Typer reads its width once from ``TERMINAL_WIDTH``; an explicit setting wins.
+    """
+    import os
+    import sys
+
+    from typer import rich_utils
+
+    if not sys.stdout.isatty() and not os.environ.get("TERMINAL_WIDTH"):
+        rich_utils.MAX_WIDTH = 120
+
+
 def show(console: Console, table: Table) -> None:
     """Print ``table`` with every value whole (folded on a narrow terminal, never cut)."""
     for column in table.columns:
