@@ -371,3 +371,50 @@ def test_date_text_becomes_date_features_or_is_refused(tmp_path: Path) -> None:
     assert code == 1, (out, err)
     assert "column 'opened' holds dates that are not ISO 8601 (e.g. '01/01/2024')" in err
     assert "Traceback" not in err
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.slow
+def test_serve_says_serving_only_when_it_answers(home: Home, trained: tuple[str, str]) -> None:
+    import time
+
+    import httpx
+
+    port = _free_port()
+    err_file = home.folder / "serve.err"
+    with err_file.open("w") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "loopml", "serve", "--model", MODEL, "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=home.env,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "serving" not in err_file.read_text():
+            assert server.poll() is None, err_file.read_text()
+            assert time.monotonic() < deadline, err_file.read_text()
+            time.sleep(0.1)
+        # the moment it says so, it answers, with the model loaded
+        assert httpx.get(f"http://127.0.0.1:{port}/ping").status_code == 200
+        metadata = httpx.get(f"http://127.0.0.1:{port}/metadata").json()
+        assert MODEL in json.dumps(metadata)
+        lines = err_file.read_text().splitlines()
+        assert lines[0] == f"loading {MODEL} ..."
+        assert lines[-1] == f"serving {MODEL} on http://127.0.0.1:{port} (1 worker(s))"
+        _no_chatter(err_file.read_text())
+        # a second server on the same port is refused before it loads anything
+        code, _, err = home.loopml("serve", "--model", MODEL, "--port", str(port), check=False)
+        assert code == 2 and f"--port {port}: cannot listen on 127.0.0.1:{port}" in err, err
+        assert "loading" not in err and "serving" not in err
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

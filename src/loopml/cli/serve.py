@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from typing import Annotated
 
 import typer
 
 from loopml.cli.output import say
-from loopml.core.errors import LoopmlError
+from loopml.core.errors import ConfigError, LoopmlError
 
 
 def serve(
@@ -59,38 +58,59 @@ def serve(
                 os.environ["LOOPML_SERVE_WATCH_INTERVAL_S"] = str(watch_interval)
             if api_key:
                 os.environ["LOOPML_SERVE_API_KEYS"] = ",".join(api_key)
+        check_port_free(host, port)
         say(err, f"loading {model} ...")
-        announce_when_ready(
+        stop = announce_when_ready(
             host, port, f"serving [bold]{model}[/] on http://{host}:{port} ({workers} worker(s))"
         )
-        run_server(configured, model, host, port, workers)
+        try:
+            run_server(configured, model, host, port, workers)
+        finally:
+            stop.set()
     except LoopmlError as error:
         fail(error)
 
 
-def announce_when_ready(host: str, port: int, message: str) -> threading.Thread:
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, before loading the model for it."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}); "
+                "another server uses it: stop it or pass another --port"
+            ) from None
+
+
+def announce_when_ready(host: str, port: int, message: str) -> threading.Event:
     """Print ``message`` once the server answers ``/ping``: the port is bound, the model loaded.
 
     Saying "serving" before uvicorn has bound the port (or while the model
     still loads) sends a person's first request into a refused connection.
+    Setting the returned event stops waiting (the server failed to start).
     """
     from loopml.cli.main import err
 
     target = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
     url = f"http://{target}:{port}/ping"
+    stop = threading.Event()
 
     def wait() -> None:
         import httpx
 
-        while True:
+        while not stop.is_set():
             try:
                 if httpx.get(url, timeout=2).status_code == 200:
-                    say(err, message)
+                    if not stop.is_set():
+                        say(err, message)
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.2)
+            stop.wait(0.2)
 
-    thread = threading.Thread(target=wait, name="loopml-serve-ready", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=wait, name="loopml-serve-ready", daemon=True).start()
+    return stop

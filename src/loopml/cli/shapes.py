@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loopml.store.jobs import JobView
 from loopml.store.runs import RunView
@@ -67,6 +67,11 @@ class StepAttempt(Shape):
     duration_s: float | None
     outputs: list[str]
     error: str | None
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return list(value) if isinstance(value, dict) else value  # {name: artifact URI}
 
 
 class RunDetail(RunSummary):
