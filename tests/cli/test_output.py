@@ -228,7 +228,7 @@ def test_output_json_parses_and_has_the_documented_keys(
     frame = make_creditcard(50, positive_rate=0.06, seed=4).rename(columns={"V1": FEATURE})
     frame.drop(columns=["Class"]).to_csv(rows, index=False)
     batch = _json(
-        in_process, "predict-batch", "--model", MODEL, "--input", str(rows),
+        in_process, "predict-batch", "--model", f"{MODEL}/1", "--input", str(rows),
         "--output", str(home.folder / "scored_json.csv"), "-o", "json",
     )  # fmt: skip
     assert batch == {
@@ -294,7 +294,7 @@ def test_predict_batch_names_missing_and_mistyped_columns(
     missing = home.folder / "missing.csv"
     frame.drop(columns=["Class", FEATURE, "V7"]).to_csv(missing, index=False)
     code, out, err = home.loopml(
-        "predict-batch", "--model", MODEL, "--input", str(missing),
+        "predict-batch", "--model", f"{MODEL}/1", "--input", str(missing),
         "--output", str(home.folder / "never.csv"), check=False,
     )  # fmt: skip
     assert code == 2, (out, err)
