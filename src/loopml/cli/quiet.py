@@ -24,9 +24,12 @@ _QUIET_ENVIRONMENT = {
 }
 
 
+MARKER = "_LOOPML_QUIETED"
+"""Names of the variables a quiet ``loopml`` set, so a ``-v`` run it starts can undo them."""
+
+
 class _State:
     quiet = False
-    set_here: set[str] = set()
 
 
 def configure(verbose: bool, *, terminal: bool) -> None:
@@ -37,10 +40,10 @@ def configure(verbose: bool, *, terminal: bool) -> None:
     _State.quiet = not verbose
     if verbose:
         logging.getLogger("loopml").setLevel(logging.INFO)
-        for name in _QUIET_ENVIRONMENT:  # an earlier quiet command in this process set them
-            if name in _State.set_here:
-                os.environ.pop(name, None)
-                _State.set_here.discard(name)
+        # undo what a quiet loopml set: earlier in this process, or in the one that started us
+        for name in os.environ.pop(MARKER, "").split(","):
+            if name in _QUIET_ENVIRONMENT and os.environ.get(name) == _QUIET_ENVIRONMENT[name]:
+                os.environ.pop(name)
         _loud_mlflow()
         return
     for name, value in _QUIET_ENVIRONMENT.items():
@@ -77,7 +80,8 @@ def _loud_mlflow() -> None:
 def _set(name: str, value: str) -> None:
     if name not in os.environ:
         os.environ[name] = value
-        _State.set_here.add(name)
+        marked = [n for n in os.environ.get(MARKER, "").split(",") if n]
+        os.environ[MARKER] = ",".join([*marked, name])
 
 
 def _nothing() -> None:
