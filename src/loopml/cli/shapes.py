@@ -7,7 +7,7 @@ rename or remove them. Every time is ISO 8601 in UTC, every duration seconds.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -25,33 +25,26 @@ class Shape(BaseModel):
 class RunSummary(Shape):
     """One row of ``loopml runs list``."""
 
-    run_id: str
+    run_id: str = Field(validation_alias="id")
     status: str
-    model: str
-    experiment: str
+    model: str = Field(validation_alias="model_name")
+    experiment: str = Field(validation_alias="experiment_name")
     started_at: datetime | None
     ended_at: datetime | None
     duration_s: float | None
-    steps_succeeded: int
-    steps_total: int
+    steps_succeeded: int = 0
+    steps_total: int = 0
     executor: str
     host: str
 
     @classmethod
-    def of(cls, run: RunView) -> RunSummary:
+    def of(cls, run: RunView) -> Self:
         latest = run.latest_steps()
-        return cls(
-            run_id=run.id,
-            status=str(run.status),
-            model=run.model_name,
-            experiment=run.experiment_name,
-            started_at=run.started_at,
-            ended_at=run.ended_at,
-            duration_s=run.duration_s,
-            steps_succeeded=sum(1 for s in latest.values() if str(s.status) == "succeeded"),
-            steps_total=len(latest),
-            executor=run.executor,
-            host=run.host,
+        return cls.model_validate(run).model_copy(
+            update={
+                "steps_succeeded": sum(1 for s in latest.values() if str(s.status) == "succeeded"),
+                "steps_total": len(latest),
+            }
         )
 
 
@@ -89,22 +82,10 @@ class RunDetail(RunSummary):
     error: str | None
     steps: list[StepAttempt]
 
+    @field_validator("values", mode="before")
     @classmethod
-    def of(cls, run: RunView) -> RunDetail:
-        return cls(
-            **RunSummary.of(run).model_dump(),
-            spec_source=run.spec_source,
-            spec_hash=run.spec_hash,
-            attempts=run.attempts,
-            user=run.user,
-            loopml_version=run.loopml_version,
-            git_commit=run.git_commit,
-            data_fingerprint=run.data_fingerprint,
-            mlflow_run_id=run.mlflow_run_id,
-            values=_plain(run.values),
-            error=run.error,
-            steps=[StepAttempt.model_validate(step) for step in run.steps],
-        )
+    def _json_values(cls, value: Any) -> Any:
+        return _plain(value) if isinstance(value, dict) else value
 
 
 class RunResult(Shape):
