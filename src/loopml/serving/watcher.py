@@ -100,7 +100,7 @@ class ModelWatcher:
             return False
         if time.monotonic() < self._failed.get(version, 0.0):
             return False
-        log.warning("%s moved to version %s; loading it", self.ref, version)
+        log.info("%s moved to version %s; loading it", self.ref, version)
         try:
             model = self._load(self.settings, self.ref, version)
         except Exception as exc:
@@ -126,7 +126,7 @@ class ModelWatcher:
         old = self.slot.swap(model)
         self._failed.pop(version, None)
         self._backoff.pop(version, None)
-        log.warning(
+        log.info(  # a hot swap is the loop working, not a problem
             "now serving %s version %s (was %s; loaded in %.2fs)",
             self.ref.name,
             model.version,
