@@ -12,6 +12,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loopml.core.context import GateDecision as Gate
+from loopml.core.status import Status
 from loopml.store.jobs import JobView
 from loopml.store.runs import RunView
 
@@ -43,7 +44,7 @@ class RunSummary(Shape):
         latest = run.latest_steps()
         return cls.model_validate(run).model_copy(
             update={
-                "steps_succeeded": sum(1 for s in latest.values() if str(s.status) == "succeeded"),
+                "steps_succeeded": sum(1 for s in latest.values() if s.status == Status.SUCCEEDED),
                 "steps_total": len(latest),
             }
         )
