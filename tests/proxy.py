@@ -9,7 +9,8 @@ import threading
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to ``target``; :meth:`cut` drops every connection (and, unless
-    told otherwise, refuses new ones), :meth:`restore` listens again on the same port."""
+    told otherwise, refuses new ones), :meth:`hang` keeps accepting and reading but forwards
+    nothing either way (a server that never answers), :meth:`restore` ends either."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -17,6 +18,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def start(self) -> TcpProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -47,8 +50,15 @@ class TcpProxy:
             sock.close()
         return len(sockets) // 2
 
+    def hang(self) -> None:
+        """From now on nothing is forwarded: bytes are read (so TCP acknowledges them) and held."""
+        self._flowing.clear()
+
     def restore(self) -> None:
-        self.start()
+        """Forward again; listen again if :meth:`cut` closed the port."""
+        self._flowing.set()
+        if self._listener is None:
+            self.start()
 
     def close(self) -> None:
         self.cut()
@@ -59,6 +69,11 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut
+            if not self._flowing.is_set():
+                with self._lock:
+                    self._sockets.add(client)  # accepted, never answered
+                threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -74,9 +89,15 @@ class TcpProxy:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
+    def _swallow(self, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while client.recv(65536):
+                pass
+
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

@@ -2,7 +2,7 @@
 
     python bench/serving/run.py [--estimator lr] [--single 600] [--concurrent 3000] [--batches 300]
                                 [--database postgresql+psycopg://postgres@127.0.0.1:5432/DB]
-                                [--validate-data]
+                                [--validate-data] [--journal-only]
 
 Trains a fraud pipeline with the engine, registers it, starts
 ``mlflow models serve --env-manager local`` and ``loopml serve`` (prediction
@@ -12,6 +12,13 @@ and 16, and 100-row batches at concurrency 4. Prints req/s, rows/s, p50 and
 p99 per case, and loopml's ratios to MLflow. At the end it checks that every
 row loopml scored is in the prediction log. The load generator shares the
 machine with the servers, so absolute figures depend on what else runs.
+
+The prediction journal's cost, same run: a second ``loopml serve`` with the
+journal off (``LOOPML_SERVE_JOURNAL=false``, which logs nothing) is driven
+with the same requests; the table prints both and the ratio, and a
+micro-benchmark times ``PredictionLogger.log`` itself (the work a request does
+before its answer: build the rows, one ``write()``). ``--journal-only`` skips
+MLflow and ``/invocations``.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ MLFLOW_SERVE = [
     *(sys.executable, "-m", "mlflow", "models", "serve"),
     *("--env-manager", "local", "-h", "127.0.0.1", "-w", "1"),
 ]
+NO_JOURNAL = "loopml (no journal)"
 LOOPML_SERVE = [sys.executable, "-m", "loopml", "serve", "--host", "127.0.0.1", "--workers", "1"]
 
 
@@ -146,6 +154,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=300, help="100-row requests (conc. 4)")
     parser.add_argument("--database", default=None, help="prediction store URL (default SQLite)")
     parser.add_argument(
+        "--journal-only",
+        action="store_true",
+        help="only loopml /predict with the journal on and off (no MLflow)",
+    )
+    parser.add_argument(
         "--validate-data",
         action="store_true",
         help="train with validate_data: loopml checks each request against the reference profile",
@@ -159,29 +172,46 @@ def main() -> None:
     env = train_and_register(home, args.estimator, database, args.validate_data)
     print(f"reference profile checks: {'on' if args.validate_data else 'off'}")
 
-    mlflow_port, loopml_port = free_port(), free_port()
+    print(f"journal.log per call: {journal_microbench(home)}", flush=True)
+    mlflow_port, loopml_port, bare_port = free_port(), free_port(), free_port()
     mlflow_url, loopml_url = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{loopml_port}"
+    bare_url = f"http://127.0.0.1:{bare_port}"
+    bare_env = {**env, "LOOPML_SERVE_JOURNAL": "false", "LOOPML_SERVE_SPOOL_DIR": str(home / "x")}
     servers = [
-        start(
-            [*MLFLOW_SERVE, "-m", f"models:/{MODEL}/1", "-p", str(mlflow_port)],
-            env,
-            home / "mlflow-serve.log",
-        ),
         start(
             [*LOOPML_SERVE, "--model", f"{MODEL}@champion", "--port", str(loopml_port)],
             env,
             home / "loopml-serve.log",
         ),
+        start(
+            [*LOOPML_SERVE, "--model", f"{MODEL}@champion", "--port", str(bare_port)],
+            bare_env,
+            home / "loopml-serve-no-journal.log",
+        ),
     ]
+    if not args.journal_only:
+        servers.append(
+            start(
+                [*MLFLOW_SERVE, "-m", f"models:/{MODEL}/1", "-p", str(mlflow_port)],
+                env,
+                home / "mlflow-serve.log",
+            )
+        )
     try:
-        wait_ready(mlflow_url, servers[0], home / "mlflow-serve.log")
-        wait_ready(loopml_url, servers[1], home / "loopml-serve.log")
-        one, hundred = rows(1), rows(100)
+        wait_ready(loopml_url, servers[0], home / "loopml-serve.log")
+        wait_ready(bare_url, servers[1], home / "loopml-serve-no-journal.log")
         targets = [
-            ("mlflow /invocations", f"{mlflow_url}/invocations", "records"),
-            ("loopml /invocations", f"{loopml_url}/invocations", "records"),
             ("loopml /predict", f"{loopml_url}/predict", "plain"),
+            (NO_JOURNAL, f"{bare_url}/predict", "plain"),
         ]
+        if not args.journal_only:
+            wait_ready(mlflow_url, servers[2], home / "mlflow-serve.log")
+            targets = [
+                ("mlflow /invocations", f"{mlflow_url}/invocations", "records"),
+                ("loopml /invocations", f"{loopml_url}/invocations", "records"),
+                *targets,
+            ]
+        one, hundred = rows(1), rows(100)
 
         def body(style: str, batch: list[dict[str, Any]]) -> bytes:
             payload: Any = {"dataframe_records": batch} if style == "records" else batch
@@ -201,30 +231,65 @@ def main() -> None:
         print(header)
         print("-" * len(header))
         results: dict[tuple[str, str], LoadResult] = {}
-        sent_rows = 2 * 100  # the warm-up requests to loopml's two endpoints
+        # the warm-up requests to the journaled server's endpoints
+        sent_rows = 100 * sum(1 for server, *_ in targets if server.startswith("loopml /"))
         for case, batch, count, concurrency in cases:
             for server, url, style in targets:
                 result = drive(url, body(style, batch), count, concurrency)
                 results[(case, server)] = result
-                if server.startswith("loopml"):
+                if server.startswith("loopml /"):
                     sent_rows += count * len(batch)
                 print(line(case, server, result, len(batch)), flush=True)
+        if not args.journal_only:
+            print()
+            print("loopml / mlflow          req/s ratio   p99 ratio (lower is better)")
+            for case, *_ in cases:
+                base = results[(case, "mlflow /invocations")]
+                for server in ("loopml /invocations", "loopml /predict"):
+                    mine = results[(case, server)]
+                    print(
+                        f"{case:<22} {server:<20} {mine.rps / base.rps:>6.1f}x "
+                        f"{mine.percentile(99) / base.percentile(99):>10.2f}x"
+                    )
         print()
-        print("loopml / mlflow          req/s ratio   p99 ratio (lower is better)")
+        print("journal on / off         req/s ratio   p50 +ms   p99 ratio")
         for case, *_ in cases:
-            base = results[(case, "mlflow /invocations")]
-            for server in ("loopml /invocations", "loopml /predict"):
-                mine = results[(case, server)]
-                print(
-                    f"{case:<22} {server:<20} {mine.rps / base.rps:>6.1f}x "
-                    f"{mine.percentile(99) / base.percentile(99):>10.2f}x"
-                )
+            on, off = results[(case, "loopml /predict")], results[(case, NO_JOURNAL)]
+            print(
+                f"{case:<22} {'/predict':<20} {on.rps / off.rps:>6.2f}x "
+                f"{on.percentile(50) - off.percentile(50):>9.3f} "
+                f"{on.percentile(99) / off.percentile(99):>9.2f}x"
+            )
         check_log(loopml_url, database, sent_rows)
     finally:
         for process in servers:
             process.terminate()
         for process in servers:
             process.wait(30)
+
+
+def journal_microbench(home: Path, calls: int = 20_000) -> str:
+    """Microseconds per ``PredictionLogger.log`` (1 and 100 rows): the request path's share."""
+    import numpy as np
+
+    from loopml.serving.predlog import PredictionLogger, Scored
+    from loopml.serving.table import Table
+
+    logger = PredictionLogger(f"sqlite:///{home / 'micro.db'}", home / "micro-journal")
+    logger.journal.open()  # no shipper: only the request path is timed
+    names = tuple(rows(1)[0])
+    timings = []
+    for n in (1, 100):
+        table = Table(names, n, matrix=np.random.default_rng(1).random((n, len(names))))
+        ids = [f"{i:032x}" for i in range(n)]
+        item = Scored("m", "1", time.time(), ids, table, [0] * n, [[0.9, 0.1]] * n, ["0", "1"], 1.0)
+        repeat = calls if n == 1 else calls // 20
+        started = time.perf_counter()
+        for _ in range(repeat):
+            logger.log(item)
+        timings.append(f"{(time.perf_counter() - started) / repeat * 1e6:.1f} us ({n} row(s))")
+    logger.journal.close()
+    return ", ".join(timings)
 
 
 def check_log(url: str, database: str, sent_rows: int) -> None:

@@ -58,31 +58,20 @@ def _rows(count: int, seed: int = 3) -> pd.DataFrame:
     return make_creditcard(count, seed=seed).drop(columns=["Class"])
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("fraud@champion", ModelRef("fraud", "champion", None)),
-        ("fraud/3", ModelRef("fraud", None, "3")),
-        ("models:/fraud@challenger", ModelRef("fraud", "challenger", None)),
-    ],
-)
-def test_model_references(text: str, expected: ModelRef) -> None:
-    assert ModelRef.parse(text) == expected
-
-
-@pytest.mark.parametrize("text", ["fraud", "fraud@", "fraud/v3", "a/b/c", "@champion"])
-def test_a_bad_model_reference_says_how_to_write_one(text: str) -> None:
-    with pytest.raises(ModelNotFoundError, match=r"NAME@ALIAS .*NAME/VERSION"):
-        ModelRef.parse(text)
-
-
 def test_aliases_resolve_to_a_version_and_models_are_cached(trained: tuple[Settings, str]) -> None:
     settings, name = trained
-    assert ModelRef.parse(f"{name}@champion").resolve(settings) == ModelRef(name, None, "1")
+    assert ModelRef.parse(f"{name}@champion").pin(settings) == ModelRef(name, None, "1")
     first = load_model(settings, ModelRef.parse(f"{name}@champion"))
     assert load_model(settings, ModelRef.parse(f"{name}/1")) is first
-    with pytest.raises(ModelNotFoundError, match="alias 'nope' is not set"):
+    with pytest.raises(ModelNotFoundError, match="no version has the alias 'nope'") as caught:
         ModelRef.parse(f"{name}@nope").resolve(settings)
+    assert "its versions: 1 (challenger, champion)" in str(caught.value)  # what exists
+    assert settings.tracking in str(caught.value)  # where it looked
+    with pytest.raises(ModelNotFoundError, match="there is no version 7") as caught:
+        load_model(settings, ModelRef.parse(f"{name}/7"))
+    assert "its versions: 1 (" in str(caught.value)
+    with pytest.raises(ModelNotFoundError, match="there is no registered model 'nobody'"):
+        load_model(settings, ModelRef.parse("nobody/1"))
 
 
 def test_scores_are_logged_once_per_prediction_id(

@@ -55,7 +55,7 @@ def test_promote_rollback_and_history(settings: Settings, request: pytest.Fixtur
     assert version_for_alias(settings, name, PREVIOUS) == v2
     with pytest.raises(LoopmlError, match="already champion"):
         promote(settings, name, v3, reason="again")
-    with pytest.raises(LoopmlError, match="has no version '99'"):
+    with pytest.raises(LoopmlError, match=r"there is no version 99; its versions: 3 \(champion\)"):
         promote(settings, name, "99", reason="nope")
 
     rollback(settings, name, reason="v3 misbehaves", actor="cy")

@@ -262,8 +262,9 @@ def test_prediction_drift_compares_with_the_champions_answers_on_the_reference(
 ) -> None:
     from sklearn.linear_model import LogisticRegression
 
+    from loopml.lifecycle import register
     from loopml.monitoring.champion import champion_predictions
-    from loopml.registry.models import CHAMPION, register_version, set_alias
+    from loopml.registry.models import CHAMPION, set_alias
     from loopml.registry.tracking import use_tracking
 
     settings = Settings(
@@ -279,7 +280,7 @@ def test_prediction_drift_compares_with_the_champions_answers_on_the_reference(
     model = LogisticRegression().fit(numeric, training["Class"])
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(model, name="model", input_example=numeric.head(3))
-    version = register_version(settings, info.model_uri, "churn_lr", {})
+    version, _ = register(settings, info.model_uri, "churn_lr", {})  # trust recorded
     set_alias(settings, "churn_lr", CHAMPION, version.version)
     scored = champion_predictions(
         settings, "churn_lr", training[["x1", "x2", "Class"]], target="Class"

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from loopml.batch import ModelRef, load_model, score_frame
 from loopml.batch.results import count_logged
-from loopml.batch.scoring import batch_id
+from loopml.batch.scoring import batch_id, prediction_id
 from loopml.core.spec import parse_spec
 from loopml.core.status import Status
 from loopml.engine import run_pipeline
@@ -18,6 +21,7 @@ from loopml.queue.batches import rows_of, score_through_queue
 from loopml.queue.submit import publish
 from loopml.queue.topology import SCORE_TASK
 from loopml.store.predictions import PredictionLog
+from loopml.store.tables import Prediction
 from tests.queue.conftest import Stack
 from tests.queue.helpers import EXAMPLES, wait_for, write_spec
 
@@ -115,7 +119,7 @@ def test_a_batch_for_an_unknown_model_is_refused_or_dead_lettered(rabbit_stack: 
 
     stack = rabbit_stack
     stack.ensure_workers(1)
-    with pytest.raises(ModelNotFoundError, match="alias 'champion' is not set"):
+    with pytest.raises(ModelNotFoundError, match="no version has the alias 'champion'"):
         score_through_queue(
             stack.app, stack.settings, ModelRef.parse("nobody@champion"), _frame(10), batch_rows=5
         )
@@ -138,4 +142,66 @@ def test_a_batch_for_an_unknown_model_is_refused_or_dead_lettered(rabbit_stack: 
     job = wait_for(lambda: (found := jobs.get(job_id)).finished and found, timeout=120, what="job")
     jobs.close()
     assert job.status == "rejected"
-    assert job.error.startswith("dead-lettered: model nobody/3"), job.error
+    assert job.error.startswith("dead-lettered: model 'nobody': there is no version 3"), job.error
+
+
+def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
+    rabbit_stack: Stack, champion: str
+) -> None:
+    """SIGKILL a worker while batches are being scored: its unacknowledged batch comes back.
+
+    A batch is acknowledged only after its rows are committed, and its
+    prediction ids come from the batch id and row number, so the redelivered
+    batch fills exactly the gap: every input row has one prediction, counted by id.
+    """
+    stack = rabbit_stack
+    stack.ensure_workers(2)
+    rows, batch_rows = 12_000, 500
+    frame = _frame(rows)
+    log = PredictionLog.open(stack.settings.database)
+    table = Prediction.__table__
+    started = datetime.now(UTC)
+
+    def logged_of_this_job() -> int:
+        query = sa.select(sa.func.count()).where(
+            table.c.model_name == champion, table.c.created_at >= started
+        )
+        with log.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(
+                score_through_queue,
+                stack.app,
+                stack.settings,
+                ModelRef.parse(f"{champion}/1"),
+                frame,
+                batch_rows=batch_rows,
+                progress=None,
+                timeout_seconds=400,
+            )
+            wait_for(lambda: logged_of_this_job() >= 2_000, timeout=300, what="scoring under way")
+            victim = stack.live_workers()[0]
+            victim.kill()  # mid-job: it holds an unacknowledged batch (and prefetched ones)
+            at_kill = logged_of_this_job()
+            stack.ensure_workers(2)
+            job_id, scored = running.result(timeout=400)
+        assert at_kill < rows
+        expected = [
+            prediction_id(batch_id(job_id, n), r)
+            for n in range(rows // batch_rows)
+            for r in range(batch_rows)
+        ]
+        with log.engine.connect() as connection:
+            found = [
+                row[0]
+                for row in connection.execute(
+                    sa.select(table.c.id).where(table.c.batch_id.like(f"{job_id}-%"))
+                )
+            ]
+        assert len(found) == rows  # no duplicates
+        assert set(found) == set(expected)  # no gaps
+        assert len(scored) == rows and scored["prediction"].notna().all()
+    finally:
+        log.engine.dispose()

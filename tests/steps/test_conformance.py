@@ -58,13 +58,21 @@ CASES: dict[str, Any] = {
 }
 
 
+@pytest.fixture(scope="session")
+def kit_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One metadata store for the session's MLflow store: registering records the version's
+    trust there, and the gate loads the champion a previous case registered only if the
+    record sits beside the registry it describes. One database kind is enough here."""
+    return f"sqlite:///{tmp_path_factory.mktemp('kit') / 'loopml.db'}"
+
+
 @pytest.fixture
-def kit_settings(tmp_path: Path, tracking_uri: str) -> Settings:
-    """The session's MLflow store; no metadata store is used, so one database kind is enough."""
+def kit_settings(tmp_path: Path, tracking_uri: str, kit_database: str) -> Settings:
+    """The session's MLflow store and its metadata store."""
     return Settings(
         home=tmp_path / "home",
         tracking_uri=tracking_uri,
-        database_url=f"sqlite:///{tmp_path / 'loopml.db'}",
+        database_url=kit_database,
         artifact_root=(tmp_path / "artifacts").as_uri(),
     )
 

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
+import sqlalchemy as sa
+
 from loopml.core.settings import Settings
-from loopml.store.predictions import BATCH, PredictionLog, PredictionRecord, new_prediction_id
+from loopml.store.predictions import (
+    BATCH,
+    LabelRecord,
+    PredictionLog,
+    PredictionRecord,
+    new_prediction_id,
+    prediction_records,
+)
+from loopml.store.tables import Feedback
 
 
 def _records(count: int, start: datetime, *, batch_id: str | None = None) -> list[PredictionRecord]:
@@ -53,3 +64,59 @@ def test_frames_walk_the_log_in_bounded_chunks_with_labels(settings: Settings) -
     assert first["label"].isna().sum() == 9
     window = list(log.frames("fraud", since=start + timedelta(seconds=20)))
     assert len(window[0]) == 5
+
+
+def test_large_writes_go_through_copy_and_stay_idempotent(settings: Settings) -> None:
+    """600 rows (PostgreSQL: COPY through a staging table), twice: 600 rows, NaN stored as null."""
+    log = PredictionLog.open(settings.database, timeout_s=10.0)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [new_prediction_id() for _ in range(600)]
+    records = prediction_records(
+        ids,
+        "fraud",
+        "4",
+        [{"V1": float("nan") if i == 0 else float(i)} for i in range(600)],
+        [i % 2 for i in range(600)],
+        [[0.5, 0.5]] * 600,
+        ["0", "1"],
+        created_at=start,
+        source=BATCH,
+        batch_id="big",
+    )
+    log.write(records)
+    log.write(records[100:])
+    assert log.count(batch_id="big") == 600
+    frame = pd.concat(log.frames("fraud"))
+    first = frame.set_index("prediction_id").loc[ids[0]]
+    assert pd.isna(first["V1"]) and first["probabilities"] == {"0": 0.5, "1": 0.5}
+    log.engine.dispose()
+
+
+def test_labels_are_stored_only_for_known_predictions_with_their_version(
+    settings: Settings,
+) -> None:
+    log = PredictionLog.open(settings.database)
+    records = _records(2, datetime(2026, 1, 1, tzinfo=UTC))
+    log.write(records)
+    known = LabelRecord(records[0].id, 1)
+    unknown = LabelRecord("0" * 32, 1)
+    assert log.write_with_labels([], [known, unknown]) == [unknown]
+    assert log.write_with_labels([], [known]) == []  # the same label again: stored once
+    table = Feedback.__table__
+    with log.engine.connect() as connection:
+        rows = connection.execute(sa.select(table.c.prediction_id, table.c.model_version)).all()
+    assert [tuple(row) for row in rows] == [(records[0].id, "3")]
+    assert log.add_feedback("1" * 32, 0) is False
+
+
+def test_prediction_records_are_built_one_way() -> None:
+    made = prediction_records(
+        ["a", "b"], "m", "2", [{"x": 1.0}, {"x": 2.0}], [1, 0], [[0.2, 0.8], [0.9, 0.1]], [0, 1]
+    )
+    assert [r.outputs for r in made] == [
+        {"prediction": 1, "probabilities": {"0": 0.2, "1": 0.8}},
+        {"prediction": 0, "probabilities": {"0": 0.9, "1": 0.1}},
+    ]
+    regression = prediction_records(["c"], "m", "2", [{"x": 1.0}], [3.5])
+    assert regression[0].outputs == {"prediction": 3.5}
+    assert PredictionRecord.from_entry(made[0].to_entry()) == made[0]

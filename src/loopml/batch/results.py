@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from loopml.batch.scoring import PREDICTION, prediction_id, probability_column
-from loopml.store.predictions import PredictionLog
+from loopml.batch.scoring import prediction_id, probability_column
+from loopml.store.predictions import PREDICTION, PredictionLog
 from loopml.store.tables import Prediction
 
 
@@ -45,7 +45,7 @@ def fetch_scores(log: PredictionLog, batch: str, rows: int) -> pd.DataFrame:
     table = Prediction.__table__
     query = sa.select(table.c.id, table.c.outputs).where(table.c.batch_id == batch)
     with log.engine.connect() as connection:
-        outputs: dict[str, dict[str, Any]] = dict(connection.execute(query).tuples().all())
+        outputs: dict[str, dict[str, Any]] = {row[0]: row[1] for row in connection.execute(query)}
     ids = [prediction_id(batch, row) for row in range(rows)]
     missing = sum(1 for identifier in ids if identifier not in outputs)
     if missing:

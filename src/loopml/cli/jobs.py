@@ -157,7 +157,7 @@ def predict_batch(
         ref = ModelRef.parse(model)
         check_output(output)
         frame = read_table(input)
-        pinned = ref.resolve(config)  # one version for the whole file, named in the summary
+        pinned = ref.pin(config)  # one version for the whole file, named in the summary
         assert pinned.version is not None
         check_columns(
             frame, signature_columns(config, pinned.name, pinned.version), f"{input} columns"

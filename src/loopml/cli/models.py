@@ -19,7 +19,10 @@ if TYPE_CHECKING:
     from loopml.registry.models import AliasMove, RegisteredVersion
 
 models_app = typer.Typer(
-    help="Registered models: versions, champion/challenger aliases, promote, rollback, history.",
+    help=(
+        "Registered models: versions, champion/challenger aliases, promote, rollback, history, "
+        "trust."
+    ),
     no_args_is_help=True,
 )
 
@@ -188,6 +191,35 @@ def models_approve(
     except LoopmlError as error:
         fail(error)
     _print_moves(moves)
+
+
+@models_app.command("trust")
+def models_trust(
+    name: NameArg,
+    version: VersionArg,
+    reason: Annotated[
+        str, typer.Option("--reason", "-r", help="Why these files can be trusted; recorded.")
+    ] = "trusted by hand",
+    actor: ActorOpt = None,
+) -> None:
+    """Trust a version's files as they are now (registered outside loopml, or changed since).
+
+    Hashes the version's artifacts and records the hash with who, when and why in the
+    metadata store; servers and workers then load it while its files keep that hash.
+    Check the files first: loading a model runs code from them (docs/security.md).
+    """
+    from loopml.cli.common import fail, out, settings
+    from loopml.core.errors import LoopmlError
+    from loopml.lifecycle import approve_files
+
+    try:
+        approval = approve_files(settings(), name, version, reason=reason, actor=actor)
+    except LoopmlError as error:
+        fail(error)
+    out.print(
+        f"trusted {name} version {version} (sha256 {approval.sha256}) by {approval.actor} "
+        f"at {approval.approved_at.isoformat()}"
+    )
 
 
 @models_app.command("history")

@@ -50,9 +50,11 @@ def serve(
     try:
         ref = ModelRef.parse(model)
         if workers > 1:
-            # fail here, once, rather than in every worker; each worker process rebuilds
-            # its settings from the environment
-            ref.resolve(configured)
+            # fail here, once, rather than in every worker (unknown or untrusted version);
+            # each worker process rebuilds its settings from the environment and checks again
+            from loopml.lifecycle import check_trusted
+
+            check_trusted(configured, ref)
             os.environ["LOOPML_SERVE_MODEL"] = model
             if watch_interval is not None:
                 os.environ["LOOPML_SERVE_WATCH_INTERVAL_S"] = str(watch_interval)

@@ -2,7 +2,7 @@
 
 A :class:`ProfileChecker` turns a profile into plain lookups once (column
 kinds, ranges, category sets, histogram bins); serving keeps one per loaded
-model (``profile.checker()``) and checks each request in microseconds, batch
+model (``checker_for(profile)``) and checks each request in microseconds, batch
 scoring checks whole frames vectorised per column. Reach it through
 :func:`loopml.core.profile.check_batch` / ``check_records``.
 """

@@ -18,7 +18,10 @@
     ├── JobCancelledError         a job was cancelled while it ran
     ├── MessageError              a queue message is malformed (dead-lettered)
     ├── BrokerError               the message broker cannot be reached
+    ├── ModelReferenceError       a model reference is not written in the one grammar
     ├── ModelNotFoundError        a model reference names no registered version
+    ├── UntrustedModelError       a version's artifacts changed since registration, or no one
+    │                             trusted it; refused before anything is unpickled
     ├── ModelLoadError            a registered model cannot be resolved or loaded for serving
     ├── ProtocolError             (loopml.serving.mlflow_protocol) a request MLflow would refuse
     └── V2Error                   (loopml.serving.v2) a request Open Inference V2 rules out
@@ -166,6 +169,14 @@ class StoreError(LoopmlError):
     """The metadata store at the configured URL cannot be used."""
 
 
+class JournalError(StoreError):
+    """The local prediction journal cannot be written (disk full, folder gone).
+
+    A prediction is answered only once it is journaled, so the server answers
+    503 instead: the client may retry, and nothing unlogged is handed out.
+    """
+
+
 class RunNotFoundError(LoopmlError):
     """No run with the given id is recorded in the metadata store."""
 
@@ -190,6 +201,29 @@ class ModelNotFoundError(LoopmlError):
     """A model reference (``name@alias`` or ``name/version``) that the registry cannot resolve."""
 
     exit_code = 2
+
+
+class ModelReferenceError(LoopmlError):
+    """A model reference not written as ``NAME``, ``NAME@ALIAS``, ``NAME/VERSION`` (or models:/)."""
+
+    exit_code = 2
+
+
+class UntrustedModelError(LoopmlError):
+    """A registered version loopml refuses to load: loading it would run code no one vouched for.
+
+    ``name``/``version`` say which version, ``reason`` why (artifacts changed since
+    registration, or registered outside loopml and neither approved nor from a trusted
+    registrar). Raised before any of its files is unpickled.
+    """
+
+    exit_code = 3
+
+    def __init__(self, name: str, version: str, reason: str) -> None:
+        self.name = name
+        self.version = version
+        self.reason = reason
+        super().__init__(f"refusing to load model {name!r} version {version}: {reason}")
 
 
 class BrokerError(LoopmlError):

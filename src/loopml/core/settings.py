@@ -102,6 +102,15 @@ class Settings(BaseSettings):
             "others can write to."
         ),
     )
+    trusted_registrars: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Registrars (the MLflow user_id of a version, else the user of the run that logged "
+            "it) whose versions load without a loopml trust record, comma-separated; `*` "
+            "trusts every version registered outside loopml. Artifacts changed since a "
+            "recorded registration are refused regardless (docs/security.md, Model trust)."
+        ),
+    )
     alert_webhook_url: str | None = Field(
         default=None,
         description="Monitoring alerts are POSTed here as JSON (and always logged).",
@@ -199,21 +208,47 @@ class Settings(BaseSettings):
     serve_max_batch_rows: int = Field(
         default=2048, ge=1, description="Most rows scored in one micro-batched predict call."
     )
-    serve_log_queue_rows: int = Field(
-        default=200_000,
-        ge=1,
+    serve_log_flush_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="How often the prediction journal's shipper moves journaled rows to the store.",
+    )
+    serve_log_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
         description=(
-            "Predictions held in memory waiting for the prediction log; beyond it they go "
-            "straight to the spool file."
+            "Bound on each prediction-log database call (connect, statement, socket); a store "
+            "that does not answer within it counts as down."
         ),
     )
-    serve_log_flush_s: float = Field(
-        default=0.25, gt=0, description="How often the prediction log writer flushes a batch."
+    serve_log_drain_s: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "On shutdown, how long the server keeps shipping its journal; what is left stays "
+            "journaled for the next server on the same spool dir."
+        ),
+    )
+    serve_label_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "How long feedback for a prediction id the log does not hold (yet) is retried before "
+            "it is set aside as unknown (never stored)."
+        ),
+    )
+    serve_journal: bool = Field(
+        default=True,
+        description=(
+            "Journal and log every prediction. Off only to measure the journal's cost "
+            "(bench/serving --no-journal): predictions are then not logged at all."
+        ),
     )
     serve_spool_dir: Path | None = Field(
         default=None,
         description=(
-            "Where predictions wait while the prediction store is down; default $LOOPML_HOME/spool."
+            "The prediction journal's folder (segments waiting to be shipped to the store); "
+            "default $LOOPML_HOME/spool."
         ),
     )
     settings_file: Path | None = Field(
@@ -221,7 +256,14 @@ class Settings(BaseSettings):
         description="Optional YAML or JSON file of settings; the environment wins over it.",
     )
 
-    @field_validator("serve_api_keys", "api_keys", "api_allowed_hosts", "data_roots", mode="before")
+    @field_validator(
+        "serve_api_keys",
+        "api_keys",
+        "api_allowed_hosts",
+        "data_roots",
+        "trusted_registrars",
+        mode="before",
+    )
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):

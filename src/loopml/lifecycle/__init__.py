@@ -15,13 +15,18 @@ from loopml.lifecycle.aliases import (
     rollback,
     served_at,
 )
+from loopml.lifecycle.trust import approve_files, check_trusted, load_trusted, register
 
 __all__ = [
     "approve",
+    "approve_files",
+    "check_trusted",
     "current_actor",
     "history",
+    "load_trusted",
     "move_alias",
     "promote",
+    "register",
     "rollback",
     "served_at",
 ]

@@ -13,8 +13,9 @@ import pandas as pd
 
 from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings
+from loopml.lifecycle import load_trusted
 from loopml.registry.models import CHAMPION, get_version, version_for_alias
-from loopml.registry.tracking import use_tracking
+from loopml.registry.reference import ModelReference
 
 
 def champion_predictions(
@@ -33,12 +34,11 @@ def champion_predictions(
     version = version_for_alias(settings, name, CHAMPION)
     if version is None:
         return None
-    mlflow = use_tracking(settings)
     features = frame.drop(columns=[target]) if target and target in frame.columns else frame
     sample = features.sample(n=min(max_rows, len(features)), random_state=seed)
+    loaded = load_trusted(settings, ModelReference(name, version=version))  # trust checked
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
-        predicted = model.predict(sample)
+        predicted = loaded.score(sample).predictions
     except Exception as exc:  # MLflow raises many types: loading, schema enforcement
         raise LoopmlError(
             f"could not score the reference data with {name}@{CHAMPION} (version {version}): "

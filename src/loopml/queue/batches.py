@@ -49,7 +49,7 @@ def score_through_queue(
 ) -> tuple[str, pd.DataFrame]:
     """Send ``frame`` as batches, wait until every prediction is logged; job id and scored frame."""
     topology: Topology = app.loopml_topology
-    pinned = model.resolve(settings)
+    pinned = model.pin(settings)
     job_id = new_job_id()
     parts = list(chunks(frame, batch_rows))
     record_batch_job(

@@ -23,11 +23,14 @@ from loopml.core.errors import (
     JobCancelledError,
     LoopmlError,
     MessageError,
+    ModelLoadError,
     ModelNotFoundError,
+    ModelReferenceError,
     RunNotFoundError,
     SkewError,
     SpecError,
     StepError,
+    UntrustedModelError,
 )
 from loopml.core.settings import Settings
 from loopml.core.status import Status
@@ -304,7 +307,7 @@ def _prediction_log(settings: Settings) -> Any:
     with _logs_lock:
         found = _logs.get(settings.database)
         if found is None:
-            found = _logs[settings.database] = PredictionLog.open(settings.database)
+            found = _logs[settings.database] = PredictionLog.open(settings.database, timeout_s=30.0)
         return found
 
 
@@ -329,7 +332,7 @@ def run_batch(
             return {"batch_id": message.batch_id, "status": job.status}
     try:
         model = load_model(settings, ModelRef.parse(message.model))
-    except ModelNotFoundError as error:
+    except (ModelNotFoundError, ModelReferenceError, UntrustedModelError, ModelLoadError) as error:
         raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
     try:
         score_and_log(model, frame, message.batch_id, _prediction_log(settings))

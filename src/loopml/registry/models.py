@@ -12,12 +12,11 @@ callback: this layer cannot import the metadata store, so the caller
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from loopml.core.errors import LoopmlError, ModelNotFoundError
+from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings
 from loopml.registry.tracking import use_tracking
 
@@ -39,6 +38,8 @@ class RegisteredVersion:
     aliases: tuple[str, ...]
     tags: Mapping[str, str] = field(default_factory=dict)
     created_at_ms: int | None = None
+    user_id: str | None = None
+    """Who registered it, as MLflow recorded it (an authenticated tracking server sets it)."""
 
     @property
     def uri(self) -> str:
@@ -52,15 +53,27 @@ def _client(settings: Settings) -> Any:
 def register_version(
     settings: Settings, model_uri: str, name: str, tags: dict[str, str]
 ) -> RegisteredVersion:
-    """Register ``model_uri`` as a new version of ``name`` (created on first use)."""
+    """Register ``model_uri`` as a new version of ``name`` (created on first use).
+
+    The artifacts are hashed first and the hash goes in with the version's tags
+    (``loopml.artifact_sha256``), so the version never exists without it. This
+    records nothing in loopml's metadata store: ``loopml.lifecycle.register``
+    does, and a version registered only here counts as registered outside loopml.
+    """
+    from loopml.registry.trust import SHA256_TAG, uri_sha256
+
     mlflow = use_tracking(settings)
     from mlflow.exceptions import MlflowException
 
+    sha256 = uri_sha256(settings, model_uri)
+    tags = {**tags, SHA256_TAG: sha256}
     try:
         version = mlflow.register_model(model_uri, name, tags=tags)
     except MlflowException as exc:
         raise LoopmlError(f"could not register {model_uri} as {name!r}: {exc.message}") from exc
-    return RegisteredVersion(name, str(version.version), str(version.source), version.run_id, ())
+    return RegisteredVersion(
+        name, str(version.version), str(version.source), version.run_id, (), tags
+    )
 
 
 @dataclass(frozen=True)
@@ -145,20 +158,25 @@ def _version_view(found: Any) -> RegisteredVersion:
         tuple(found.aliases or ()),
         dict(found.tags or {}),
         found.creation_timestamp,
+        found.user_id or None,
     )
 
 
 def get_version(settings: Settings, name: str, version: str) -> RegisteredVersion:
-    """Version ``version`` of ``name``, or a clear error when there is no such version."""
+    """Version ``version`` of ``name``; :class:`ModelNotFoundError` (with what exists) if none."""
     from mlflow.exceptions import MlflowException
+
+    from loopml.registry.reference import not_found
 
     try:
         return _version_view(_client(settings).get_model_version(name, version))
     except MlflowException as exc:
-        raise ModelNotFoundError(
-            f"model {name!r} has no version {version!r}: {exc.message}. "
-            f"`loopml models list {name}` shows its versions"
-        ) from exc
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise LoopmlError(
+                f"cannot read model {name!r} version {version} from the registry at "
+                f"{settings.tracking}: {exc.message}"
+            ) from exc
+        raise not_found(settings, name, f"there is no version {version}") from exc
 
 
 def list_versions(settings: Settings, name: str) -> list[RegisteredVersion]:
@@ -199,18 +217,12 @@ def _quote(name: str) -> str:
     return name.replace("'", "\\'")
 
 
-_REFERENCE = re.compile(r"^(?:models:/)?(?P<name>[^@/]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
-
-
 def parse_model_reference(reference: str) -> tuple[str, str | None, str | None]:
-    """``NAME@ALIAS``, ``NAME/VERSION`` or either after ``models:/``: (name, alias, version)."""
-    match = _REFERENCE.match(reference.strip())
-    if match is None:
-        raise LoopmlError(
-            f"{reference!r} is not a model reference; write NAME@ALIAS (e.g. fraud@champion) "
-            "or NAME/VERSION, optionally after models:/"
-        )
-    return match["name"], match["alias"], match["version"]
+    """(name, alias, version) of ``reference`` in the one grammar (``registry.reference``)."""
+    from loopml.registry.reference import parse_reference
+
+    ref = parse_reference(reference)
+    return ref.name, ref.alias, ref.version
 
 
 def resolve_version(settings: Settings, reference: str) -> tuple[str, str | None]:

@@ -21,7 +21,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from loopml import __version__
-from loopml.core.errors import InputError
+from loopml.core.errors import InputError, JournalError
 from loopml.serving import mlflow_protocol, v2
 from loopml.serving.answers import describe_answers
 from loopml.serving.docs import feedback_body, invocations_body, predict_body, v2_infer_body
@@ -169,6 +169,10 @@ def create_app(state: ServingState) -> FastAPI:
             state.feedback(prediction_id, label)
         return _json({"accepted": len(checked)}, 202)
 
+    async def journal_down(request: Request, error: Exception) -> Response:
+        return _json({"error": str(error)}, 503, {"Retry-After": "5"})
+
+    app.add_exception_handler(JournalError, journal_down)
     _v2_routes(app, state)
     _name_the_model_in_openapi(app, model.name)
     describe_answers(app)

@@ -81,16 +81,30 @@ class ServerMetrics:
         self.load_failures = Gauge(
             "loopml_model_load_failures", "Attempts to load a new version that failed.", registry=r
         )
-        self.log_queued = Gauge(
-            "loopml_prediction_log_queued", "Predictions waiting for the writer.", registry=r
-        )
-        self.log_spooled = Gauge(
-            "loopml_prediction_log_spooled",
-            "Predictions written to the spool file (database down or queue full).",
+        self.journal_backlog_rows = Gauge(
+            "loopml_prediction_journal_backlog_rows",
+            "Prediction log entries journaled and not yet shipped to the store.",
             registry=r,
         )
-        self.log_written = Gauge(
-            "loopml_prediction_log_written", "Prediction log rows written.", registry=r
+        self.journal_backlog_segments = Gauge(
+            "loopml_prediction_journal_backlog_segments",
+            "Journal segment files not yet shipped.",
+            registry=r,
+        )
+        self.journal_oldest_age = Gauge(
+            "loopml_prediction_journal_oldest_unshipped_age_seconds",
+            "Age of the oldest journaled entry not yet in the store (0 when none).",
+            registry=r,
+        )
+        self.journal_shipped = Gauge(
+            "loopml_prediction_journal_shipped",
+            "Prediction log entries shipped to the store by this process.",
+            registry=r,
+        )
+        self.store_up = Gauge(
+            "loopml_prediction_store_up",
+            "1 when the prediction store answered the last call, 0 when it refused or hung.",
+            registry=r,
         )
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
@@ -107,6 +121,14 @@ class ServerMetrics:
         children[1].observe(seconds)
         if status >= 400:
             self.errors.labels(endpoint, "server" if status >= 500 else "client").inc()
+
+    def set_journal(self, status: dict[str, Any]) -> None:
+        """The prediction journal's gauges from ``PredictionLogger.status()``."""
+        self.journal_backlog_rows.set(status["backlog_rows"])
+        self.journal_backlog_segments.set(status["backlog_segments"])
+        self.journal_oldest_age.set(status["oldest_unshipped_age_s"] or 0.0)
+        self.journal_shipped.set(status["shipped"])
+        self.store_up.set(1 if status["database_up"] else 0)
 
     def set_model(self, name: str, version: str) -> None:
         try:

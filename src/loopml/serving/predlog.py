@@ -1,43 +1,53 @@
-"""The server's side of the prediction log: off the request path, lossless when the store is down.
+"""The server's prediction log: journaled before the answer, shipped off the request path.
 
-A request appends one tuple to an in-memory deque and returns. A writer
-thread turns queued tuples into :class:`PredictionRecord` rows and writes them
-in batches. When the database cannot be reached, batches go to a spool file
-(JSON lines under ``serve_spool_dir``) and every later batch follows them
-there, keeping order, until a replay of the spool succeeds. Replays are safe
-to repeat: the store skips prediction ids it already has. If the queue is full
-(the writer is stuck on a slow database) the request thread spools directly:
-slower for that request, but nothing is dropped.
+A request's predictions (and a feedback label) are appended to this process's
+journal (:mod:`loopml.store.journal`) before the response is sent: one
+``write()`` of JSON lines, no database on the request path. A shipper thread
+moves sealed journal segments into the SQL store (idempotent by prediction id)
+and deletes each only once committed. A store that refuses or hangs costs the
+shipper a bounded wait (:mod:`loopml.store.bounded`) and marks the store down;
+the journal keeps everything meanwhile, and a process that dies (SIGTERM after
+its bounded drain, or SIGKILL) leaves its segments to the next process on the
+same spool dir.
+
+Labels are stored only for predictions the log holds. A label whose prediction
+is not in the store yet (another server process may not have shipped it) is
+journaled again and retried until ``label_grace_s`` has passed; then it is
+kept aside in the journal's rejected file, never stored.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
+import numpy as np
 import sqlalchemy as sa
 
+from loopml.core.errors import JournalError, StoreError
 from loopml.serving.table import Table
-from loopml.store.db import connect
-from loopml.store.predictions import ONLINE, PredictionLog, PredictionRecord
+from loopml.store.journal import Entry, Journal, Shipper, StoreDownError, encode
+from loopml.store.predictions import (
+    LabelRecord,
+    PredictionLog,
+    PredictionRecord,
+    entry_rows,
+    is_label_entry,
+    records_from_entry,
+    request_entry,
+)
 
 log = logging.getLogger(__name__)
-
-_PREDICTIONS, _FEEDBACK = "p", "f"
 
 
 @dataclass(frozen=True)
 class Scored:
-    """What one request logs: built into rows by the writer thread, not the request."""
+    """What one request logs."""
 
     model_name: str
     model_version: str
@@ -60,314 +70,206 @@ class Label:
 
 
 class PredictionLogger:
-    """Bounded queue + background writer + spool file for one server process."""
+    """This process's prediction journal, its shipper, and what ``/metadata`` says of them."""
 
     def __init__(
         self,
         database_url: str,
         spool_dir: Path,
         *,
-        max_queued_rows: int = 200_000,
         flush_s: float = 0.25,
         retry_s: float = 1.0,
-        batch_rows: int = 500,
+        timeout_s: float = 3.0,
+        drain_s: float = 5.0,
+        label_grace_s: float = 60.0,
+        segment_bytes: int = 16 << 20,
+        enabled: bool = True,
     ) -> None:
-        self.database_url = _with_timeouts(database_url)
+        self.database_url = database_url
         self.spool_dir = spool_dir
-        self.spool_path = spool_dir / f"predictions-{os.getpid()}.jsonl"
-        self.max_queued_rows = max_queued_rows
-        self.flush_s = flush_s
-        self.retry_s = retry_s
-        self.batch_rows = batch_rows
-        self._queue: deque[Scored | Label] = deque()
-        # one writer each (request thread, writer thread): no lock needed for the difference
-        self._enqueued_rows = 0
-        self._dequeued_rows = 0
-        self._spool_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.timeout_s = timeout_s
+        self.drain_s = drain_s
+        self.label_grace_s = label_grace_s
+        self.enabled = enabled
+        self.journal = Journal(spool_dir, roll_bytes=segment_bytes, weigh=entry_rows)
+        self.shipper = Shipper(
+            self.journal, self._ship, every_s=flush_s, retry_s=retry_s, probe=self._probe
+        )
         self._log: PredictionLog | None = None
-        self._next_retry = 0.0
-        self.written = 0
-        self.spooled = 0
-        self.replayed = 0
-        self.database_up: bool | None = None
-        self.last_error: str | None = None
+        self.journaled = 0
+        self.labels_rejected = 0
 
     # -- request path ----------------------------------------------------------------------
 
     def log(self, item: Scored | Label) -> None:
-        """Queue one request's predictions (or a label); never blocks on the database."""
-        rows = item.table.n_rows if isinstance(item, Scored) else 1
-        if self.queued_rows + rows > self.max_queued_rows:
-            self._append_spool(self._rows_of([item]))
+        """Journal one request's predictions (or a label); returns once the OS has the bytes."""
+        if not self.enabled:
             return
-        self._enqueued_rows += rows
-        self._queue.append(item)
-
-    @property
-    def queued_rows(self) -> int:
-        return self._enqueued_rows - self._dequeued_rows
+        if isinstance(item, Label):
+            at = datetime.fromtimestamp(item.at, UTC)
+            entry = LabelRecord(item.prediction_id, item.label, at).to_entry()
+            rows = 1
+        else:
+            entry = _entry(item)
+            rows = item.table.n_rows
+        if rows:
+            try:
+                self.journal.append(encode([entry]), rows, entry["t"])
+            except OSError as exc:
+                raise JournalError(
+                    f"cannot write the prediction journal in {self.journal.directory}: {exc}; "
+                    "the prediction was not answered (free space or fix LOOPML_SERVE_SPOOL_DIR)"
+                ) from exc
+            self.journaled += rows
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        if not self.enabled:
+            return
+        self.journal.open()
         # Open (and migrate) the store here, on the starting thread: Alembic keeps global
-        # state, so a migration on the writer thread could collide with MLflow's own.
-        # A store that is down now is retried by the writer.
+        # state, so a migration on the shipper thread could collide with MLflow's own.
+        # A store that is down now is retried by the shipper.
         try:
             self._store()
-            self.database_up = True
         except Exception as exc:
-            self._log = None
-            self._down(exc)
-        self._thread = threading.Thread(target=self._run, name="loopml-prediction-log", daemon=True)
-        self._thread.start()
+            log.warning("prediction store unreachable at start (%s); journaling", _first_line(exc))
+        self.shipper.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Write (or spool) whatever is queued, then stop the writer."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._log is not None:
-            self._log.engine.dispose()
+    def stop(self) -> None:
+        """Ship what fits in ``drain_s``; the rest stays journaled for the next process."""
+        if not self.enabled:
+            return
+        if not self.shipper.stop(self.drain_s):
+            backlog = self.journal.backlog()
+            log.warning(
+                "stopping with %d prediction log entries journaled in %s; the next server "
+                "on this spool dir ships them",
+                backlog.rows,
+                self.spool_dir,
+            )
 
     def status(self) -> dict[str, Any]:
+        backlog = self.journal.backlog()
+        oldest = None if backlog.oldest is None else max(time.time() - backlog.oldest, 0.0)
         return {
-            "database_up": self.database_up,
-            "queued": self.queued_rows,
-            "written": self.written,
-            "spooled": self.spooled,
-            "replayed": self.replayed,
-            "spool_pending": self._spool_files() != [],
-            "last_error": self.last_error,
+            "enabled": self.enabled,
+            "database_up": self.shipper.store_up,
+            "journaled": self.journaled,
+            "shipped": self.shipper.shipped,
+            "backlog_rows": backlog.rows,
+            "backlog_segments": backlog.segments,
+            "oldest_unshipped_age_s": oldest,
+            "labels_rejected": self.labels_rejected,
+            "unreadable_lines": self.shipper.rejected,
+            "journal_dir": str(self.spool_dir),
+            "last_error": self.shipper.last_error,
         }
 
-    # -- writer thread -------------------------------------------------------------------------
+    # -- shipper thread ----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        self._next_retry = 0.0
-        while True:
-            stopping = self._stop.is_set()
-            self._wake.wait(self.flush_s)
-            self._wake.clear()
+    def _ship(self, entries: list[Entry]) -> list[Entry]:
+        """Commit a segment's entries; the labels to try again later. Raises StoreDownError."""
+        predictions: list[PredictionRecord] = []
+        labels: list[LabelRecord] = []
+        malformed: list[Entry] = []
+        for entry in entries:
             try:
-                self._flush()
-            except Exception:  # the writer must outlive any surprise; items are spooled first
-                log.exception("prediction log writer failed; will retry")
-            if stopping:
-                return
+                if is_label_entry(entry):
+                    labels.append(LabelRecord.from_entry(entry))
+                else:
+                    predictions += records_from_entry(entry)
+            except (KeyError, TypeError, ValueError, OverflowError):
+                malformed.append(entry)
+        self.journal.reject(malformed, "not a prediction log entry")
+        try:
+            unknown = self._write(predictions, labels)
+        except _RefusedError as refused:
+            # The store refuses the batch for a reason other than being down (a value it
+            # cannot take): write entry by entry so one bad row does not hold the rest.
+            log.warning("prediction store refused a batch (%s); writing row by row", refused)
+            unknown = []
+            for record in predictions:
+                self._write_or_reject([record], [], record.to_entry())
+            for label in labels:
+                unknown += self._write_or_reject([], [label], label.to_entry())
+        now = time.time()
+        again = [
+            label for label in unknown if now - label.created_at.timestamp() < self.label_grace_s
+        ]
+        expired = [label.to_entry() for label in unknown if label not in again]
+        self.journal.reject(expired, "feedback for a prediction id the log does not hold")
+        self.labels_rejected += len(expired)
+        return [label.to_entry() for label in again]
 
-    def _flush(self) -> None:
-        items = self._drain()
-        rows = self._rows_of(items)
-        if self._spool_files():
-            if time.monotonic() >= self._next_retry:
-                self._append_spool(rows)
-                self._replay()
-                return
-            self._append_spool(rows)
-            return
-        if rows and not self._write(rows):
-            self._append_spool(rows)
+    def _write_or_reject(
+        self, records: list[PredictionRecord], labels: list[LabelRecord], entry: Entry
+    ) -> list[LabelRecord]:
+        try:
+            return self._write(records, labels)
+        except _RefusedError as refused:
+            self.journal.reject([entry], f"refused by the store: {refused}")
+            return []
 
-    def _drain(self) -> list[Scored | Label]:
-        items: list[Scored | Label] = []
-        while self._queue:
-            item = self._queue.popleft()
-            self._dequeued_rows += item.table.n_rows if isinstance(item, Scored) else 1
-            items.append(item)
-        return items
-
-    def _write(self, rows: list[dict[str, Any]]) -> bool:
-        """Write rows in order; ``False`` (and a retry later) when the database is down."""
+    def _write(
+        self, records: list[PredictionRecord], labels: list[LabelRecord]
+    ) -> list[LabelRecord]:
         try:
             store = self._store()
-        except Exception as exc:  # unreachable, or migrating under another process: retry later
-            self._log = None
-            self._down(exc)
-            return False
+            return store.write_with_labels(records, labels)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, StoreError, OSError) as exc:
+            self._reset()
+            raise StoreDownError(_first_line(exc)) from exc
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                self._reset()
+                raise StoreDownError(_first_line(exc)) from exc
+            raise _RefusedError(_first_line(exc)) from exc
+        except sa.exc.StatementError as exc:
+            raise _RefusedError(_first_line(exc)) from exc
+
+    def _probe(self) -> None:
         try:
-            predictions: list[PredictionRecord] = []
-            for row in rows:
-                if row["k"] == _PREDICTIONS:
-                    predictions.append(_record(row))
-                    continue
-                if predictions:
-                    self._write_chunked(store, predictions)
-                    predictions = []
-                at = datetime.fromtimestamp(row["at"], UTC)
-                store.add_feedback(row["prediction_id"], row["label"], at=at)
-                self.written += 1
-            if predictions:
-                self._write_chunked(store, predictions)
-        except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
-            self._down(exc)
-            return False
-        except Exception as exc:
-            if _is_connection_error(exc):
-                self._down(exc)
-                return False
-            # Rows the database refuses for another reason would block the log forever:
-            # keep them aside, in full, for a person to look at.
-            rejected = self.spool_dir / f"rejected-{os.getpid()}.jsonl"
-            log.exception("prediction store refused %d rows; kept in %s", len(rows), rejected)
-            with self._spool_lock, rejected.open("ab") as handle:
-                handle.write(b"".join(orjson.dumps(row) + b"\n" for row in rows))
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            return True
-        if self.database_up is False:
-            log.warning("prediction store is back; writing the log again")
-        self.database_up = True
-        self.last_error = None
-        return True
-
-    def _write_chunked(self, store: PredictionLog, records: list[PredictionRecord]) -> None:
-        for start in range(0, len(records), self.batch_rows):
-            self.written += store.write(records[start : start + self.batch_rows])
-            time.sleep(0)  # between chunks, hand the GIL to the request path
-
-    def _down(self, exc: BaseException) -> None:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if self.database_up is not False:
-            log.warning(
-                "prediction store unreachable (%s); spooling to %s", message, self.spool_dir
-            )
-        self.database_up = False
-        self.last_error = message
-        self._next_retry = time.monotonic() + self.retry_s
-        if self._log is not None:
-            self._log.engine.dispose()
+            self._store().ping()
+        except (sa.exc.SQLAlchemyError, StoreError, OSError) as exc:
+            self._reset()
+            raise StoreDownError(_first_line(exc)) from exc
 
     def _store(self) -> PredictionLog:
         if self._log is None:
-            self._log = PredictionLog(connect(self.database_url, json_serializer=_json_text))
+            self._log = PredictionLog.open(self.database_url, timeout_s=self.timeout_s)
         return self._log
 
-    # -- spool -----------------------------------------------------------------------------------
-
-    def _spool_files(self) -> list[Path]:
-        """This process's spool plus any left by a process that is gone."""
-        if not self.spool_dir.exists():
-            return []
-        files = []
-        for path in sorted(self.spool_dir.glob("predictions-*.jsonl*")):
-            pid = path.name.split("-", 1)[1].split(".", 1)[0]
-            if path.name.startswith(self.spool_path.name) or not _alive(pid):
-                files.append(path)
-        return files
-
-    def _append_spool(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        data = b"".join(orjson.dumps(row) + b"\n" for row in rows)
-        with self._spool_lock:
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
-            with self.spool_path.open("ab") as handle:
-                handle.write(data)
-        self.spooled += sum(1 for row in rows if row["k"] == _PREDICTIONS)
-
-    def _replay(self) -> None:
-        """Move spool files aside, write them in order, delete each once written."""
-        for path in self._spool_files():
-            claimed = path
-            if path.suffix == ".jsonl":
-                claimed = path.with_name(path.name + f".replay-{os.getpid()}")
-                with self._spool_lock:
-                    try:
-                        path.rename(claimed)
-                    except FileNotFoundError:
-                        continue
-            rows = [orjson.loads(line) for line in claimed.read_bytes().splitlines() if line]
-            if not self._write(rows):
-                return  # stays claimed; the next replay takes it again
-            claimed.unlink()
-            self.replayed += sum(1 for row in rows if row["k"] == _PREDICTIONS)
-            log.info("replayed %d spooled prediction log rows from %s", len(rows), claimed.name)
-
-    # -- rows --------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _rows_of(items: Sequence[Scored | Label]) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        for item in items:
-            if isinstance(item, Label):
-                rows.append(
-                    {
-                        "k": _FEEDBACK,
-                        "prediction_id": item.prediction_id,
-                        "label": item.label,
-                        "at": item.at,
-                    }
-                )
-                continue
-            if len(rows) >= 256:
-                time.sleep(0)  # let the request threads have the GIL between chunks
-            inputs = item.table.records()
-            for i, prediction_id in enumerate(item.ids):
-                outputs: dict[str, Any] = {"prediction": item.predictions[i]}
-                if item.probabilities is not None and item.classes is not None:
-                    outputs["probabilities"] = dict(
-                        zip(item.classes, item.probabilities[i], strict=True)
-                    )
-                rows.append(
-                    {
-                        "k": _PREDICTIONS,
-                        "id": prediction_id,
-                        "model_name": item.model_name,
-                        "model_version": item.model_version,
-                        "inputs": inputs[i],
-                        "outputs": outputs,
-                        "created_at": item.created_at,
-                        "latency_ms": item.latency_ms,
-                        "skew": item.skew,
-                    }
-                )
-        return rows
+    def _reset(self) -> None:
+        if self._log is not None:
+            self._log.engine.dispose()
+        self._log = None
 
 
-def _record(row: dict[str, Any]) -> PredictionRecord:
-    return PredictionRecord(
-        id=row["id"],
-        model_name=row["model_name"],
-        model_version=row["model_version"],
-        inputs=row["inputs"],
-        outputs=row["outputs"],
-        created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        source=ONLINE,
-        latency_ms=row["latency_ms"],
-        skew=row.get("skew"),
+class _RefusedError(Exception):
+    """The store is up but will not take these rows."""
+
+
+def _entry(item: Scored) -> Entry:
+    """The request as one journal entry: its float matrix as is, or its records."""
+    table = item.table
+    return request_entry(
+        item.ids,
+        item.model_name,
+        item.model_version,
+        item.predictions,
+        item.probabilities,
+        item.classes,
+        created_at=item.created_at,
+        latency_ms=item.latency_ms,
+        skew=item.skew,
+        columns=table.names if table.matrix is not None else None,
+        matrix=None if table.matrix is None else np.ascontiguousarray(table.matrix),
+        inputs=None if table.matrix is not None else table.records(),
     )
 
 
-def _json_text(value: Any) -> str:
-    """orjson for the log's JSON columns: several times faster than json.dumps, NaN -> null."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
-
-
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ValueError:
-        return False
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    from loopml.core.errors import StoreError
-
-    return isinstance(exc, StoreError)
-
-
-def _with_timeouts(url: str) -> str:
-    """PostgreSQL URLs get a connect timeout, so a dead server fails fast instead of hanging."""
-    if url.startswith("postgresql") and "connect_timeout" not in url:
-        return url + ("&" if "?" in url else "?") + "connect_timeout=3"
-    return url
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -16,6 +16,7 @@ from loopml.core.checker import ProfileChecker
 from loopml.core.errors import InputError
 from loopml.core.skew import SkewIssue, SkewReport
 from loopml.serving.table import Table
+from loopml.store.predictions import value_skew
 
 _FEW_ROWS = 10
 """Up to this many rows, per-value lookups beat one numpy call per column."""
@@ -35,12 +36,7 @@ def profile_skew(checker: ProfileChecker, table: Table) -> dict[str, Any] | None
     issues = [_extra(name) for name in extra] + list(report.schema_issues)
     if issues:
         raise _refusal(checker, issues)
-    if not report.value_issues:
-        return None
-    return {
-        "rows": report.rows,
-        "value_issues": [issue.to_dict() for issue in report.value_issues],
-    }
+    return value_skew(report)
 
 
 def _report(checker: ProfileChecker, table: Table) -> SkewReport:

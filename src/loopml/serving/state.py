@@ -81,9 +81,12 @@ class ServingState:
         self.logger = PredictionLogger(
             settings.database,
             settings.spool_dir,
-            max_queued_rows=settings.serve_log_queue_rows,
             flush_s=settings.serve_log_flush_s,
             retry_s=max(settings.serve_log_flush_s * 4, 0.5),
+            timeout_s=settings.serve_log_timeout_s,
+            drain_s=settings.serve_log_drain_s,
+            label_grace_s=settings.serve_label_grace_s,
+            enabled=settings.serve_journal,
         )
         self.watcher = (
             ModelWatcher(
@@ -138,7 +141,10 @@ class ServingState:
         return profile_skew(model.checker, table)
 
     async def score(self, model: ServedModel, table: Table, started: float) -> Outcome:
-        """Check, score (micro-batched), and queue the prediction log; never waits on the DB."""
+        """Check, score (micro-batched) and journal the predictions; never waits on the DB.
+
+        The predictions are in this process's journal before the answer is built.
+        """
         skew = self.check(model, table)
         scores = await self.batcher.score(model, table)
         ids = self.ids.take(table.n_rows)
@@ -186,9 +192,7 @@ class ServingState:
 
     def refresh_gauges(self) -> None:
         status = self.logger.status()
-        self.metrics.log_queued.set(status["queued"])
-        self.metrics.log_spooled.set(status["spooled"])
-        self.metrics.log_written.set(status["written"])
+        self.metrics.set_journal(status)
         self.metrics.swaps.set(self.slot.swaps)
         self.metrics.load_failures.set(self.slot.load_failures)
 

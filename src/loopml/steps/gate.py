@@ -207,11 +207,14 @@ def _score(context: StepContext, model: Any, frame: Any, metric: str) -> float:
 
 
 def _load(context: StepContext, name: str, version: str) -> Any:
-    from loopml.registry.tracking import use_tracking
+    from loopml.core.errors import UntrustedModelError
+    from loopml.lifecycle import load_trusted
+    from loopml.registry.reference import ModelReference
 
-    mlflow = use_tracking(context.settings)
-    try:
-        return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    try:  # the one loader: the champion's files are trust-checked before unpickling
+        return load_trusted(context.settings, ModelReference(name, version=version)).pipeline
+    except UntrustedModelError:
+        raise
     except Exception as exc:
         raise DataError(
             f"cannot load champion version {version} of {name!r} to compare with: "

@@ -74,7 +74,7 @@ def register_once(
     A second call in the same run (``register_model`` and ``validate_model``
     both need the version) returns the same version instead of a new one.
     """
-    from loopml.registry.models import register_version
+    from loopml.lifecycle import register
 
     trained = context.trained
     if trained is None:
@@ -93,7 +93,11 @@ def register_once(
         **(extra_tags or {}),
     }
     context.progress(f"registering {name}", 0, None)
-    version = register_version(context.settings, trained.model_uri, name, tags).version
+    # lifecycle.register hashes the artifacts and records the hash and registrar
+    # (store trust table), so the version loads through the trusted loader.
+    version = register(context.settings, trained.model_uri, name, tags, run_id=context.run_id)[
+        0
+    ].version
     context.registered = RegisteredModel(
         name=name, version=str(version), model_uri=trained.model_uri
     )

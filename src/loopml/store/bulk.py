@@ -1,18 +1,22 @@
 """Bulk writes to the prediction log on PostgreSQL: COPY into a staging table, then insert.
 
-Batch scoring writes tens of thousands of rows at a time; row-by-row
-``INSERT`` costs more than the scoring itself. ``COPY`` is PostgreSQL's bulk
-path; staging through a temporary table keeps the log's rule that a
-prediction id is written once (``ON CONFLICT DO NOTHING``), so a redelivered
-batch still adds nothing.
+Batch scoring and the journal shipper write hundreds to tens of thousands of
+rows at a time; a multi-row ``INSERT`` costs more than the scoring itself.
+``COPY`` is PostgreSQL's bulk path; staging through a temporary table keeps the
+log's rule that a prediction id is written once (``ON CONFLICT DO NOTHING``),
+so a redelivered batch or a re-shipped journal segment still adds nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from loopml.store.predictions import PredictionRecord
 
 COLUMNS = (
     "id",
@@ -23,9 +27,9 @@ COLUMNS = (
     "batch_id",
     "inputs",
     "outputs",
+    "latency_ms",
     "skew",
 )
-PredictionRow = tuple[str, datetime, str, str, str, str | None, str, str, str | None]
 _STAGE = "loopml_incoming_predictions"
 
 
@@ -33,28 +37,34 @@ def supports_copy(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def copy_predictions(engine: Engine, rows: Iterable[PredictionRow]) -> None:
-    """Write ``rows`` (inputs, outputs as JSON text) in one transaction; known ids are skipped."""
+def copy_predictions(
+    connection: sa.Connection, records: Sequence[PredictionRecord], dumps: Callable[[Any], str]
+) -> None:
+    """Write ``records`` inside ``connection``'s transaction; ids already logged are skipped."""
     names = ", ".join(COLUMNS)
-    connection = engine.raw_connection()
-    try:
-        driver = connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cursor:
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-                "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-            with cursor.copy(f"COPY {_STAGE} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(
-                f"INSERT INTO predictions ({names}) SELECT {names} FROM {_STAGE} "
-                "ON CONFLICT (id) DO NOTHING"
-            )
-        connection.commit()
-    except BaseException:
-        connection.rollback()
-        raise
-    finally:
-        connection.close()
+    driver: Any = connection.connection.driver_connection
+    with driver.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
+            "(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY {_STAGE} ({names}) FROM STDIN") as copy:
+            for r in records:
+                copy.write_row(
+                    (
+                        r.id,
+                        r.created_at,
+                        r.model_name,
+                        r.model_version,
+                        r.source,
+                        r.batch_id,
+                        dumps(r.inputs),
+                        dumps(r.outputs),
+                        r.latency_ms,
+                        None if r.skew is None else dumps(r.skew),
+                    )
+                )
+        cursor.execute(
+            f"INSERT INTO predictions ({names}) SELECT {names} FROM {_STAGE} "
+            "ON CONFLICT (id) DO NOTHING"
+        )

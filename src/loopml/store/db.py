@@ -15,15 +15,20 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def connect(
-    url: str, *, migrate: bool = True, json_serializer: Callable[[Any], str] | None = None
+    url: str,
+    *,
+    migrate: bool = True,
+    json_serializer: Callable[[Any], str] | None = None,
+    **engine_options: Any,
 ) -> Engine:
     """An engine for ``url`` whose schema is at the newest migration.
 
     SQLite files get their folder created; PostgreSQL URLs without a driver
     use psycopg 3, the one we install. ``json_serializer`` replaces ``json.dumps``
-    for JSON columns (the prediction log passes a faster one).
+    for JSON columns (the prediction log passes a faster one); ``engine_options``
+    go to ``create_engine`` (the prediction log's writers use no pool).
     """
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = dict(engine_options)
     if json_serializer is not None:
         options["json_serializer"] = json_serializer
     url = _with_driver(url)
@@ -33,7 +38,8 @@ def connect(
             engine = sa.create_engine(url, connect_args={"timeout": 30}, **options)
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = sa.create_engine(url, pool_pre_ping=True, **options)
+            options.setdefault("pool_pre_ping", "poolclass" not in options)
+            engine = sa.create_engine(url, **options)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise StoreError(f"LOOPML_DATABASE_URL={_safe(url)} cannot be used: {exc}") from exc
     if migrate:

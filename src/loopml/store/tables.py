@@ -97,8 +97,10 @@ class Prediction(Base):
 class Feedback(Base):
     """Ground truth for a prediction, arriving later (``POST /feedback``).
 
-    No foreign key: the prediction log is written off the request path, so a
-    label may arrive before its prediction row is flushed.
+    No foreign key: labels are shipped from the journal like predictions, and
+    the writer stores a label only when its prediction is in the log, with that
+    prediction's ``model_version`` (migration 0006). ``entry_id`` (the journal
+    entry's id, unique) makes a re-shipped label a no-op.
     """
 
     __tablename__ = "feedback"
@@ -107,3 +109,5 @@ class Feedback(Base):
     prediction_id: Mapped[str] = mapped_column(String(36), index=True)
     label: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
+    model_version: Mapped[str | None] = mapped_column(String(32))
+    entry_id: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
