@@ -94,12 +94,15 @@ def test_the_cli_masks_secrets_in_jobs_and_runs(
     get_settings.cache_clear()
     try:
         shown = CliRunner().invoke(cli, ["jobs", "show", "a" * 32])
+        as_json = CliRunner().invoke(cli, ["jobs", "show", "a" * 32, "-o", "json"])
         spec = CliRunner().invoke(cli, ["runs", "show", run_id, "--spec"])
     finally:
         get_settings.cache_clear()
     assert shown.exit_code == 0 and spec.exit_code == 0, shown.output + spec.output
     assert "bob:***@db" in shown.output and "bob:***@db" in spec.output
-    for output in (shown.output, spec.output):
+    assert as_json.exit_code == 0, as_json.output
+    assert "bob:***@db" in json.loads(as_json.stdout)["error"]
+    for output in (shown.output, spec.output, as_json.output):
         assert "hunter2-pw" not in output and "pw-SECRET" not in output
 
 

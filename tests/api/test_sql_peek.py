@@ -127,9 +127,7 @@ def test_a_read_only_connection_refuses_writes(postgres: str, tmp_path: Path) ->
 def test_a_missing_data_file_is_an_issue_with_its_path(home: Path) -> None:
     result = _validate(home, {"load_data_from_file": {"path": "nowhere/train.csv"}})
     assert result.exit_code == 2
-    assert f"data file {home / 'nowhere' / 'train.csv'} does not exist" in " ".join(
-        result.output.split()
-    )
+    assert f"no such file '{home / 'nowhere' / 'train.csv'}'" in " ".join(result.output.split())
 
 
 def test_a_named_source_resolves_from_settings_only(postgres: str) -> None:

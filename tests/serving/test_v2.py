@@ -98,10 +98,45 @@ def test_infer_matches_the_pipeline(
     assert len({i.decode() if isinstance(i, bytes) else i for i in ids}) == 9
     response = result.get_response()
     assert response["model_name"] == registered.name and response["model_version"] == "1"
-    # tritonclient's default: no outputs named -> binary `predict` only
+    # no outputs named -> every output, as the protocol says
     default = client.infer(registered.name, _inputs(frame, binary), model_version="1")
     np.testing.assert_array_equal(default.as_numpy("predict"), pipeline.predict(frame))
-    assert default.as_numpy("predict_proba") is None
+    np.testing.assert_allclose(default.as_numpy("predict_proba"), pipeline.predict_proba(frame))
+    default_ids = default.as_numpy("prediction_id")
+    assert default_ids is not None and len(set(default_ids.tolist())) == 9
+    assert [o["name"] for o in default.get_response()["outputs"]] == list(
+        ("predict", "predict_proba", "prediction_id")
+    )
+
+
+def test_config_and_statistics_through_tritonclient(
+    client: triton.InferenceServerClient, registered: Registered, server: LiveServer
+) -> None:
+    before = client.get_inference_statistics(registered.name)["model_stats"][0]
+    frame = pd.DataFrame(sample_rows(4, seed=5))
+    client.infer(registered.name, _inputs(frame, True))
+    with pytest.raises(InferenceServerException):
+        client.infer(registered.name, _inputs(frame.drop(columns=["V3"]), True))
+    config = client.get_model_config(registered.name)
+    assert config["name"] == registered.name
+    assert {"name": "V14", "data_type": "TYPE_FP64", "dims": [-1]} in config["input"]
+    assert [o["name"] for o in config["output"]] == ["predict", "predict_proba", "prediction_id"]
+    assert client.get_model_config(registered.name, "1") == config
+    after = client.get_inference_statistics(registered.name, "1")["model_stats"][0]
+    assert after["name"] == registered.name and after["version"] == "1"
+    assert after["inference_count"] == before["inference_count"] + 4
+    assert after["execution_count"] == before["execution_count"] + 1
+    success = after["inference_stats"]["success"]
+    assert success["count"] == before["inference_stats"]["success"]["count"] + 1
+    assert success["ns"] > before["inference_stats"]["success"]["ns"]
+    fail = after["inference_stats"]["fail"]["count"]
+    assert fail == before["inference_stats"]["fail"]["count"] + 1
+    for path in ("config", "stats", "versions/9/config", "versions/9/stats"):
+        model = "someone_else" if "versions" not in path else registered.name
+        answer = httpx.get(f"{server.url}/v2/models/{model}/{path}")
+        assert answer.status_code == 404 and set(answer.json()) == {"error"}, answer.text
+    with pytest.raises(InferenceServerException, match="not served here"):
+        client.get_model_config("someone_else")
 
 
 def test_infer_errors(client: triton.InferenceServerClient, server: LiveServer) -> None:
@@ -217,3 +252,14 @@ def test_strings_travel_as_bytes(shops_model: str, settings: Settings, binary: b
         assert wrong.json()["field"] == "records[0].merchant"
         assert wrong.json()["expected"] == "a string or null"
         assert running.app.state.serving.watcher is None  # a fixed version is not watched
+        # an empty CSV cell in a string column is a null, as null is in JSON
+        csv = "merchant,amount\ncasino,90\n,50\n"
+        as_csv = httpx.post(
+            f"{running.url}/invocations", content=csv, headers={"Content-Type": "text/csv"}
+        )
+        rows = [{"merchant": "casino", "amount": 90}, {"merchant": None, "amount": 50}]
+        as_json = httpx.post(f"{running.url}/predict", json=rows)
+        assert as_csv.status_code == 200, as_csv.text
+        assert as_json.status_code == 200, as_json.text
+        expected = [row["prediction"] for row in as_json.json()["predictions"]]
+        assert as_csv.json()["predictions"] == expected and len(expected) == 2

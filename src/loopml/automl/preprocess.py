@@ -60,7 +60,11 @@ def plan_columns(frame: pd.DataFrame, params: FeatureEngineeringParams) -> Colum
         c
         for c in frame.columns
         if c not in ignored
-        and (c in params.date_features or pd.api.types.is_datetime64_any_dtype(frame[c]))
+        and (
+            c in params.date_features
+            or pd.api.types.is_datetime64_any_dtype(frame[c])
+            or (c not in params.categorical_features and _holds_dates(frame[c], str(c)))
+        )
     ]
     categorical, numeric = [], []
     for column in frame.columns:
@@ -77,6 +81,36 @@ def plan_columns(frame: pd.DataFrame, params: FeatureEngineeringParams) -> Colum
     if not numeric + categorical + dates:
         raise DataError("no feature columns are left after ignore_features; keep at least one")
     return ColumnPlan(numeric, categorical, dates, one_hot, ordinal)
+
+
+_DATE_SHAPE = r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?"
+
+
+def _holds_dates(values: pd.Series, name: str) -> bool:
+    """Whether a text column (a CSV has no date type) holds dates, so they become date parts.
+
+    ISO 8601 text is dates. Text that looks like dates in another format
+    (``03/04/2024``: March or April?) is refused with what to do, never
+    encoded as hundreds of categories.
+    """
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    sample = values.dropna().astype(str).head(500)
+    if sample.empty or not sample.str.match(_DATE_SHAPE).all():
+        return False
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        iso = pd.to_datetime(sample, format="ISO8601", errors="coerce")
+    if iso.notna().all():
+        return True
+    example = sample[iso.isna()].iloc[0]
+    raise DataError(
+        f"column {name!r} holds dates that are not ISO 8601 (e.g. {example!r}); write them as "
+        f"YYYY-MM-DD [HH:MM:SS], or list the column in feature_engineering_params.date_features "
+        f"(parsed as pandas reads them) or ignore_features"
+    )
 
 
 def build_stages(

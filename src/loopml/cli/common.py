@@ -46,3 +46,13 @@ def settings() -> Settings:
     except Exception as error:  # pydantic's ValidationError for a malformed LOOPML_* variable
         err.print(f"[bold red]error:[/] invalid LOOPML_* setting: {escape(str(error))}")
         raise typer.Exit(2) from error
+
+
+def where(config: Settings) -> str:
+    """Which home, tracking URI and metadata store a command looked in (passwords hidden)."""
+    from loopml.cli.output import safe_url
+
+    return (
+        f"home {config.home.resolve()}, tracking URI {safe_url(config.tracking)}, "
+        f"metadata store {safe_url(config.database)}"
+    )

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from loopml.cli.common import SpecArg, err, escape, fail, out, settings
+from loopml.cli.common import SpecArg, err, escape, fail, out, settings, where
+from loopml.cli.output import Format, FormatOpt, emit, say, show
 from loopml.cli.render import seconds, status, when
 from loopml.core.errors import ConfigError, LoopmlError
 from loopml.core.status import Status
+
+if TYPE_CHECKING:
+    from loopml.core.context import GateDecision
 
 jobs_app = typer.Typer(
     help="Jobs sent to the queue: status, progress, cancel.", no_args_is_help=True
@@ -21,17 +27,17 @@ jobs_app = typer.Typer(
 
 def submit(spec: SpecArg) -> None:
     """Check a spec like `validate`, queue it for a training worker, and print the job id."""
+    from loopml.cli.datafiles import check_data_files
     from loopml.queue import make_app
     from loopml.queue.submit import submit_spec_file
 
     config = settings()
     try:
+        check_data_files(spec)
         job = submit_spec_file(make_app(config), config, spec)
     except LoopmlError as error:
         fail(error)
-    out.print(
-        f"job [cyan]{job.id}[/] queued on {job.queue}; `loopml jobs show {job.id}` follows it"
-    )
+    say(out, f"job [cyan]{job.id}[/] queued on {job.queue}; `loopml jobs show {job.id}` follows it")
 
 
 def worker(
@@ -46,10 +52,12 @@ def worker(
     ] = None,
 ) -> None:
     """Consume jobs from the broker until stopped (Ctrl-C finishes running jobs first)."""
+    from loopml.cli.quiet import quiet_mlflow
     from loopml.queue import declare_dead_letters, make_app
     from loopml.queue.tasks import preload
     from loopml.store.db import connect
 
+    quiet_mlflow()
     config = settings()
     try:
         app = make_app(config)
@@ -124,40 +132,96 @@ def predict_batch(
     queue: Annotated[bool, typer.Option("--queue", help="Score on inference workers.")] = False,
     batch_rows: Annotated[int, typer.Option(min=1, help="Rows per batch.")] = 10_000,
     timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            "-o",
+            help="table (a line for people) or json (docs/cli.md); --output is the scored file.",
+            case_sensitive=False,
+        ),
+    ] = Format.table,
 ) -> None:
     """Score a file with a registered model; every prediction goes to the prediction log."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from loopml.batch import ModelRef
+    from loopml.batch.columns import check_columns, signature_columns
     from loopml.batch.files import check_output, read_table, write_table
+    from loopml.cli.quiet import quiet_mlflow
+    from loopml.cli.shapes import BatchOutput
+    from loopml.core.errors import InputError
 
     config = settings()
+    quiet_mlflow()
+    job_id: str | None = None
     try:
         ref = ModelRef.parse(model)
         check_output(output)
         frame = read_table(input)
-        with Progress(
-            "[bold]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=out,
-        ) as bar:
-            task = bar.add_task("scoring rows", total=len(frame))
-
-            def advance(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            scored = _score(config, ref, frame, queue, batch_rows, timeout, advance)
+        pinned = ref.pin(config)  # one version for the whole file, named in the summary
+        assert pinned.version is not None
+        check_columns(
+            frame, signature_columns(config, pinned.name, pinned.version), f"{input} columns"
+        )
+        with _bar(err if format is Format.json else out) as advance:
+            job_id, scored = _score(config, pinned, frame, queue, batch_rows, timeout, advance)
         write_table(scored, output)
+    except InputError as error:
+        fail(ConfigError(str(error)))  # bad input: one line, exit code 2
     except LoopmlError as error:
         fail(error)
-    out.print(f"[green]scored[/] {len(scored)} rows with {model} -> {output}")
+    except (ValueError, KeyError, TypeError) as error:  # the model refused the rows
+        fail(
+            ConfigError(
+                f"{input}: {model} cannot score these rows: "
+                f"{type(error).__name__}: {' '.join(str(error).split())}"
+            )
+        )
+    if job_id is not None:
+        say(err, f"batch job {job_id}")
+    summary = BatchOutput(
+        model=pinned.name,
+        version=pinned.version,
+        rows=len(scored),
+        input=str(input),
+        output=str(output),
+        job_id=job_id,
+    )
+    if format is Format.json:
+        emit(summary)
+        return
+    say(
+        out,
+        f"[green]scored[/] {len(scored)} rows with {pinned.name} version {pinned.version}"
+        f"{'' if ref.version else f' ({model})'} -> {output}",
+    )
+
+
+@contextmanager
+def _bar(console: Any) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal; off one, nothing (a pipe would fill with redraws)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    if not console.is_terminal:
+        yield lambda done, total: None
+        return
+    with Progress(
+        "[bold]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("scoring rows", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
 
 
 def _score(
     config: Any, ref: Any, frame: Any, queue: bool, batch_rows: int, timeout: Any, advance: Any
-) -> Any:
+) -> tuple[str | None, Any]:
     if queue:
         from loopml.queue import make_app
         from loopml.queue.batches import score_through_queue
@@ -171,15 +235,14 @@ def _score(
             progress=advance,
             timeout_seconds=timeout,
         )
-        err.print(f"batch job {job_id}")
-        return scored
+        return job_id, scored
     from loopml.batch import load_model
     from loopml.batch.local import score_locally
     from loopml.store.predictions import PredictionLog
 
     log = PredictionLog.open(config.database)
     try:
-        return score_locally(
+        return None, score_locally(
             load_model(config, ref), frame, log, batch_rows=batch_rows, progress=advance
         )
     finally:
@@ -190,18 +253,29 @@ def _score(
 def jobs_list(
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
     status_: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
+    format: FormatOpt = Format.table,
 ) -> None:
     """List submitted jobs, newest first."""
+    from loopml.cli.shapes import JobSummary
     from loopml.store.jobs import JobStore
 
+    config = settings()
     try:
-        store = JobStore(settings().database)
+        store = JobStore(config.database)
         found = store.list(limit=limit, status=status_)
         store.close()
     except LoopmlError as error:
         fail(error)
+    if format is Format.json:
+        emit([JobSummary.of(job) for job in found])
     if not found:
-        out.print("no jobs yet; `loopml submit SPEC` queues one")
+        which = " matching" if status_ else ""
+        say(
+            err if format is Format.json else out,
+            f"no{which} jobs in {where(config)}; `loopml submit SPEC` queues one",
+        )
+        return
+    if format is Format.json:
         return
     table = Table(title="jobs")
     for column in (
@@ -226,7 +300,7 @@ def jobs_list(
             seconds(job.duration_s),
             job.worker or "-",
         )
-    out.print(table)
+    show(out, table)
 
 
 def _progress(job: Any) -> str:
@@ -236,17 +310,26 @@ def _progress(job: Any) -> str:
 
 
 @jobs_app.command("show")
-def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id (or a unique prefix).")]) -> None:
-    """Show one job: status, progress, timings, run id, registered model, error."""
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="Job id (or a unique prefix).")],
+    format: FormatOpt = Format.table,
+) -> None:
+    """Show one job: status, progress, timings, run id, registered model, gate decision, error."""
+    from loopml.cli.shapes import JobDetail
     from loopml.core.access import mask_secrets
     from loopml.store.jobs import JobStore
 
+    config = settings()
     try:
-        store = JobStore(settings().database)
+        store = JobStore(config.database)
         job = store.get(job_id)
         store.close()
+        gate = _gate(config, job.run_id)
     except LoopmlError as error:
         fail(error)
+    if format is Format.json:
+        emit(JobDetail.with_gate(job, gate))
+        return
     table = Table(show_header=False, title=f"job {job.id}")
     table.add_column("field", style="bold")
     table.add_column("value")
@@ -265,6 +348,7 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id (or a unique pr
         ("worker", job.worker or "-"),
         ("run id", job.run_id or "-"),
         ("registered model", _registered(job)),
+        ("gate", _gate_text(gate)),
     ]
     rows += [(f"detail: {key}", value) for key, value in sorted(job.details.items())]
     if job.cancel_requested:
@@ -273,7 +357,29 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id (or a unique pr
         rows.append(("error", f"[red]{escape(mask_secrets(job.error) or '')}[/]"))
     for name, value in rows:
         table.add_row(name, str(value))
-    out.print(table)
+    show(out, table)
+
+
+def _gate(config: Any, run_id: str | None) -> GateDecision | None:
+    """The gate's decision recorded by the job's run (None: no run, or no gate step)."""
+    from loopml.store import RunStore
+
+    if not run_id:
+        return None
+    store = RunStore(config.database)
+    try:
+        return store.get_run(run_id).gate
+    except LoopmlError:
+        return None  # the run row is gone: the job still shows
+    finally:
+        store.close()
+
+
+def _gate_text(gate: GateDecision | None) -> str:
+    if gate is None:
+        return "-"
+    text = str(gate.decision)
+    return f"{text}: {escape(gate.reason)}" if gate.reason else text
 
 
 def _registered(job: Any) -> str:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
 
-from loopml.cli.common import SpecArg, err, fail, out, settings
+from loopml.cli import output, quiet
+from loopml.cli.common import SpecArg, err, fail, out, settings, where
 from loopml.cli.common import escape as _escape
 from loopml.cli.jobs import install as _install_queue_commands
 from loopml.cli.models import models_app
 from loopml.cli.monitor import monitor
+from loopml.cli.output import Format, FormatOpt, emit, say, show
 from loopml.cli.serve import serve as _serve_command
 from loopml.core.errors import LoopmlError
 
@@ -29,27 +30,33 @@ app.add_typer(steps_app, name="steps")
 app.add_typer(models_app, name="models")
 app.command("serve")(_serve_command)
 
-__all__ = ["SpecArg", "app", "err", "fail", "out", "settings"]
+output.wide_help()
+
+__all__ = ["SpecArg", "app", "err", "fail", "out", "settings", "where"]
 
 
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Log details, and let libraries' warnings through."),
+    ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    quiet.configure(verbose, terminal=err.is_terminal)
+    output.fit(out)
+    output.fit(err)
 
 
 @app.command()
 def validate(spec: SpecArg) -> None:
     """Check a spec without running it: every problem at once, exit code 2 if any."""
+    from loopml.cli.datafiles import check_data_files
     from loopml.engine import load_spec
     from loopml.steps.registry import StepRegistry
 
     try:
         checked = load_spec(spec, StepRegistry.with_builtins())
+        check_data_files(checked.spec)
     except LoopmlError as error:
         fail(error)
     out.print(
@@ -60,7 +67,7 @@ def validate(spec: SpecArg) -> None:
 
 
 @app.command()
-def run(spec: SpecArg) -> None:
+def run(spec: SpecArg, format: FormatOpt = Format.table) -> None:
     """Run a spec end to end on this machine, with progress, and print what it produced."""
     from loopml.cli.progress import RichObserver
     from loopml.cli.report import print_result
@@ -71,11 +78,12 @@ def run(spec: SpecArg) -> None:
     registry = StepRegistry.with_builtins()
     try:
         checked = load_spec(spec, registry)
-        with RichObserver(out) as observer:
+        quiet.quiet_mlflow()
+        with RichObserver(out if format is Format.table else err) as observer:
             result = run_pipeline(checked, config, registry=registry, observer=observer)
     except LoopmlError as error:
         fail(error)
-    print_result(out, result)
+    print_result(out, result, format)
 
 
 @runs_app.command("list")
@@ -83,21 +91,31 @@ def runs_list(
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
     model: Annotated[str | None, typer.Option(help="Only runs of this model name.")] = None,
+    format: FormatOpt = Format.table,
 ) -> None:
     """List recorded pipeline runs, newest first."""
     from loopml.cli.render import runs_table
+    from loopml.cli.shapes import RunSummary
     from loopml.store import RunStore
 
+    config = settings()
     try:
-        store = RunStore(settings().database)
+        store = RunStore(config.database)
         runs = store.list_runs(limit=limit, status=status, model_name=model)
         store.close()
     except LoopmlError as error:
         fail(error)
+    if format is Format.json:
+        emit([RunSummary.of(run) for run in runs])
     if not runs:
-        out.print("no runs recorded yet; `loopml run SPEC` starts one")
+        which = " matching" if status or model else ""
+        say(
+            err if format is Format.json else out,
+            f"no{which} runs recorded in {where(config)}; `loopml run SPEC` starts one",
+        )
         return
-    out.print(runs_table(runs))
+    if format is Format.table:
+        show(out, runs_table(runs))
 
 
 @runs_app.command("show")
@@ -105,9 +123,11 @@ def runs_show(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     spec: Annotated[bool, typer.Option(help="Also print the spec as given.")] = False,
     trace: Annotated[bool, typer.Option(help="Also print the failure traceback.")] = False,
+    format: FormatOpt = Format.table,
 ) -> None:
     """Show one run: provenance, status, and every step attempt with timings and outputs."""
     from loopml.cli.render import run_details, steps_table
+    from loopml.cli.shapes import RunDetail
     from loopml.store import RunStore
 
     try:
@@ -116,8 +136,11 @@ def runs_show(
         store.close()
     except LoopmlError as error:
         fail(error)
-    out.print(run_details(found))
-    out.print(steps_table(found))
+    if format is Format.json:
+        emit(RunDetail.of(found))
+        return
+    show(out, run_details(found))
+    show(out, steps_table(found))
     if spec:
         from loopml.core.access import mask_secrets
 
@@ -127,7 +150,10 @@ def runs_show(
 
 
 @runs_app.command("resume")
-def runs_resume(run_id: Annotated[str, typer.Argument(help="Failed run id (or prefix).")]) -> None:
+def runs_resume(
+    run_id: Annotated[str, typer.Argument(help="Failed run id (or prefix).")],
+    format: FormatOpt = Format.table,
+) -> None:
     """Re-run a failed run from its failed step, reusing what the earlier steps produced."""
     from loopml.cli.progress import RichObserver
     from loopml.cli.report import print_result
@@ -135,11 +161,12 @@ def runs_resume(run_id: Annotated[str, typer.Argument(help="Failed run id (or pr
 
     config = settings()
     try:
-        with RichObserver(out) as observer:
+        quiet.quiet_mlflow()
+        with RichObserver(out if format is Format.table else err) as observer:
             result = resume_run(run_id, config, observer=observer)
     except LoopmlError as error:
         fail(error)
-    print_result(out, result)
+    print_result(out, result, format)
 
 
 @steps_app.command("list")
@@ -159,7 +186,7 @@ def steps_list() -> None:
         params = ", ".join(definition.params.model_fields) if definition else "-"
         summary = definition.summary if definition else "[red]failed to load[/]"
         table.add_row(name, registry.origins[name], params, summary)
-    out.print(table)
+    show(out, table)
     for why in registry.problems().values():
         err.print(f"[yellow]warning:[/] {_escape(why)}")
     if registry.problems():

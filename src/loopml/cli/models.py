@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from loopml.cli.output import Format, FormatOpt, emit, say, show
+
 if TYPE_CHECKING:
-    from loopml.registry.models import AliasMove
+    from loopml.cli.shapes import ModelVersion
+    from loopml.registry.models import AliasMove, RegisteredVersion
 
 models_app = typer.Typer(
     help=(
@@ -36,26 +39,47 @@ def models_list(
     name: Annotated[
         str | None, typer.Argument(help="A model name to list its versions.", show_default=False)
     ] = None,
+    format: FormatOpt = Format.table,
 ) -> None:
     """Every registered model with its aliases, or every version of one model."""
     from rich.table import Table
 
-    from loopml.cli.common import fail, out, settings
+    from loopml.cli.common import err, fail, out, settings, where
+    from loopml.cli.shapes import ModelSummary
     from loopml.core.errors import LoopmlError, ModelNotFoundError
     from loopml.registry.models import list_models, list_versions
 
     config = settings()
+    known = ("champion", "challenger", "previous")
     try:
         if name is None:
             models = list_models(config)
+            rows = [
+                ModelSummary(
+                    model=model,
+                    champion=aliases.get("champion"),
+                    challenger=aliases.get("challenger"),
+                    previous=aliases.get("previous"),
+                    aliases=aliases,
+                )
+                for model, aliases in sorted(models.items())
+            ]
+            if format is Format.json:
+                emit(rows)
+            if not rows:
+                say(
+                    err if format is Format.json else out,
+                    f"no registered models in {where(config)}",
+                )
+            if format is Format.json or not rows:
+                return
             table = Table(title="registered models")
             for column in ("model", "champion", "challenger", "previous", "other aliases"):
                 table.add_column(column)
-            for model, aliases in sorted(models.items()):
-                known = ("champion", "challenger", "previous")
-                others = ", ".join(f"{k}={v}" for k, v in aliases.items() if k not in known)
-                table.add_row(model, *(aliases.get(k, "-") for k in known), others or "-")
-            out.print(table if models else "no registered models yet")
+            for row in rows:
+                others = ", ".join(f"{k}={v}" for k, v in row.aliases.items() if k not in known)
+                table.add_row(row.model, *(row.aliases.get(k, "-") for k in known), others or "-")
+            show(out, table)
             return
         versions = list_versions(config, name)
     except LoopmlError as error:
@@ -63,31 +87,54 @@ def models_list(
     if not versions:
         fail(
             ModelNotFoundError(
-                f"no registered model named {name!r}; `loopml models list` shows them"
+                f"no registered model named {name!r} in {where(config)}; "
+                "`loopml models list` shows them"
             )
         )
+    shaped = [_version(version) for version in versions]
+    if format is Format.json:
+        emit(shaped)
+        return
     table = Table(title=f"{name} versions")
     for column in ("version", "aliases", "registered", "metric", "gate", "approval", "run"):
         table.add_column(column)
-    for version in versions:
-        tags = version.tags
-        created = (
-            datetime.fromtimestamp(version.created_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-            if version.created_at_ms
-            else "-"
-        )
-        metric = tags.get("loopml.main_metric", "")
-        value = tags.get("loopml.main_metric_value", "")
+    for entry in shaped:
         table.add_row(
-            version.version,
-            ", ".join(version.aliases) or "-",
-            created,
-            f"{metric} {float(value):.4f}" if metric and value else "-",
-            tags.get("loopml.gate", "-"),
-            tags.get("loopml.approval", "-"),
-            tags.get("loopml.run_id", "-")[:12],
+            entry.version,
+            ", ".join(entry.aliases) or "-",
+            entry.registered_at.strftime("%Y-%m-%d %H:%M:%S") if entry.registered_at else "-",
+            f"{entry.main_metric} {entry.main_metric_value:.4f}"
+            if entry.main_metric and entry.main_metric_value is not None
+            else "-",
+            entry.gate or "-",
+            entry.approval or "-",
+            entry.run_id or "-",
         )
-    out.print(table)
+    show(out, table)
+
+
+def _version(version: RegisteredVersion) -> ModelVersion:
+    from loopml.cli.shapes import ModelVersion
+
+    tags = version.tags
+    value = tags.get("loopml.main_metric_value") or None
+    try:
+        number = None if value is None else float(value)
+    except ValueError:
+        number = None
+    return ModelVersion(
+        model=version.name,
+        version=version.version,
+        aliases=list(version.aliases),
+        registered_at=datetime.fromtimestamp(version.created_at_ms / 1000, UTC)
+        if version.created_at_ms
+        else None,
+        main_metric=tags.get("loopml.main_metric") or None,
+        main_metric_value=number,
+        gate=tags.get("loopml.gate"),
+        approval=tags.get("loopml.approval"),
+        run_id=tags.get("loopml.run_id"),
+    )
 
 
 @models_app.command("promote")
@@ -186,11 +233,13 @@ def models_history(
         ),
     ] = None,
     alias: Annotated[str | None, typer.Option(help="Only moves of this alias.")] = None,
+    format: FormatOpt = Format.table,
 ) -> None:
     """Every recorded alias move of NAME: when, which alias, from and to which version, who, why."""
     from rich.table import Table
 
-    from loopml.cli.common import fail, out, settings
+    from loopml.cli.common import fail, out, settings, where
+    from loopml.cli.shapes import AliasMoveRow, ModelHistory
     from loopml.core.errors import ConfigError, LoopmlError
     from loopml.lifecycle import history, served_at
     from loopml.registry.models import CHAMPION
@@ -209,11 +258,22 @@ def models_history(
         serving = served_at(config, name, moment, alias or CHAMPION) if moment else None
     except LoopmlError as error:
         fail(error)
+    if format is Format.json:
+        emit(
+            ModelHistory(
+                model=name,
+                alias=alias,
+                at=moment,
+                served_version=serving,
+                moves=[AliasMoveRow.model_validate(move) for move in moves],
+            )
+        )
+        return
     if moment is not None:
         what = f"version {serving}" if serving else "no version"
-        out.print(f"{name}@{alias or CHAMPION} at {moment.isoformat()}: [bold]{what}[/]")
+        say(out, f"{name}@{alias or CHAMPION} at {moment.isoformat()}: [bold]{what}[/]")
     if not moves:
-        out.print(f"no alias moves recorded for {name!r}")
+        say(out, f"no alias moves recorded for {name!r} in {where(config)}")
         return
     table = Table(title=f"{name} alias moves")
     for column in ("when (UTC)", "alias", "from", "to", "who", "why", "run"):
@@ -226,17 +286,17 @@ def models_history(
             move.to_version or "(removed)",
             move.actor,
             move.reason,
-            (move.run_id or "-")[:12],
+            move.run_id or "-",
         )
-    out.print(table)
+    show(out, table)
 
 
 def _print_moves(moves: list[AliasMove]) -> None:
     from loopml.cli.common import out
 
     for move in moves:
-        out.print(
+        say(
+            out,
             f"{move.name}@{move.alias}: {move.from_version or '-'} -> "
             f"{move.to_version or '(removed)'}  ({move.reason})",
-            highlight=False,
         )

@@ -7,19 +7,23 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from loopml.cli.output import Format, FormatOpt, emit, say, show
 from loopml.core.errors import ConfigError, LoopmlError
 
 if TYPE_CHECKING:
+    from loopml.cli.shapes import MonitorOutput
     from loopml.core.settings import Settings
-    from loopml.monitoring import MonitorRun
+    from loopml.monitoring import MonitorPolicy, MonitorRun
     from loopml.monitoring.lease import LeaseKeeper
-    from loopml.monitoring.service import PassOptions, ReferenceCache
+    from loopml.monitoring.service import MonitorPass, PassOptions, ReferenceCache
 
 
 def monitor(
@@ -74,16 +78,27 @@ def monitor(
             help="Keep monitoring: a pass every this many seconds (the scheduled monitor)."
         ),
     ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="Metric decay is judged by (f1, accuracy, kappa, rmse, ...); default: the "
+            "policy's metric, else the champion's main_metric.",
+            show_default=False,
+        ),
+    ] = None,
+    format: FormatOpt = Format.table,
 ) -> None:
     """Check a model's prediction log window by window: drift, schema skew, performance.
 
     Every check is stored in the metadata store; alerts go to the log and the
-    webhook. Drift or decay past the policy's thresholds queues the spec that
-    made the champion on the policy's fresh data (one retrain in flight per
-    model, then a cool-down); schema skew only alerts.
+    webhook. Decay is judged by the champion's own main_metric (F1 for a fraud
+    spec) unless the policy or --metric names another. Drift or decay past the
+    policy's thresholds queues the spec that made the champion on the policy's
+    fresh data (one retrain in flight per model, then a cool-down); schema
+    skew only alerts.
     """
     from loopml.cli.common import err, fail, out, settings
-    from loopml.monitoring import WindowSpec, load_policies, policy_for, write_report
+    from loopml.monitoring import WindowSpec, load_policies, write_report
     from loopml.monitoring.lease import monitor_lease
     from loopml.monitoring.service import PassOptions, ReferenceCache
     from loopml.store.monitoring import MonitorStore
@@ -94,11 +109,12 @@ def monitor(
     try:
         options = PassOptions(
             window=WindowSpec.parse(window),
-            policy=policy_for(
+            policy=_policy(
                 name,
                 load_policies(policy or config.monitor_policy_file),
                 drift_share=drift_share,
                 fresh_data=fresh_data,
+                metric=metric,
             ),
             reference=reference,
             target=target,
@@ -113,11 +129,14 @@ def monitor(
         with monitor_lease(config.database, name, config.monitor_lease_s) as lease:
             while True:
                 if lease.acquire():
-                    lease.run_pass(partial(_one_pass, config, name, options, cache))
+                    done = lease.run_pass(partial(_one_pass, config, name, options, cache, format))
                     if report is not None:
                         checks = MonitorStore.open(config.database).checks(name)
                         write_report(report, name, checks)
-                        out.print(f"report: {report}")
+                    if format is Format.json:
+                        emit(_shape(name, done.run, report))
+                    elif report is not None:
+                        say(out, f"report: {report}")
                 else:
                     _lease_held(name, lease)
                 if every is None:
@@ -130,16 +149,32 @@ def monitor(
         err.print("monitor stopped")
 
 
-def _one_pass(config: Settings, name: str, options: PassOptions, cache: ReferenceCache) -> None:
-    from loopml.cli.common import err, out
+def _policy(name: str, policies: dict[str, MonitorPolicy], **overrides: Any) -> MonitorPolicy:
+    from loopml.monitoring import policy_for
+
+    try:
+        return policy_for(name, policies, **overrides)
+    except ValidationError as exc:  # --metric names nothing the monitor computes
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"--metric {overrides.get('metric')!r}: {reason}") from None
+
+
+def _one_pass(
+    config: Settings, name: str, options: PassOptions, cache: ReferenceCache, format: Format
+) -> MonitorPass:
+    from loopml.cli.common import err, out, where
+    from loopml.cli.quiet import quiet_mlflow
     from loopml.monitoring.service import monitor_pass
 
+    quiet_mlflow()
+    console = out if format is Format.table else err
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
-        console=out,
+        console=console,
         transient=True,
+        disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task(f"checking windows of {name}", total=None)
         done = monitor_pass(
@@ -152,14 +187,55 @@ def _one_pass(config: Settings, name: str, options: PassOptions, cache: Referenc
             cache=cache,
         )
     if not done.prediction_drift_reference and options.champion:
-        err.print(f"no {name}@champion to score the reference: no prediction drift")
-    if not done.run.outcomes:
-        out.print(f"no new predictions of {name!r} to check")
-    else:
-        out.print(_table(name, done.run))
+        say(err, f"no {name}@champion to score the reference: no prediction drift")
+    if format is Format.table:
+        if not done.run.outcomes:
+            say(out, f"no new predictions of {name!r} to check in {where(config)}")
+        else:
+            show(out, _table(name, done.run))
     for outcome in done.run.outcomes:
         if outcome.alert_sent is False:
-            err.print(f"[yellow]warning:[/] alert for window {outcome.result.index} not delivered")
+            say(err, f"[yellow]warning:[/] alert for window {outcome.result.index} not delivered")
+    return done
+
+
+def _shape(name: str, run: MonitorRun, report: Path | None) -> MonitorOutput:
+    from loopml.cli.shapes import MonitorOutput, MonitorWindow
+
+    windows = []
+    for outcome in run.outcomes:
+        result = outcome.result
+        windows.append(
+            MonitorWindow(
+                window=result.index,
+                start=result.start,
+                end=result.end,
+                rows=result.rows,
+                complete=result.complete,
+                model_version=result.model_version,
+                drift_share=result.drift_share,
+                drifted=list(result.drifted),
+                prediction_drift=None
+                if result.prediction_drift is None
+                else bool(result.prediction_drift.drifted),
+                schema_skew=bool(result.schema.found),
+                metric=run.metric,
+                performance=_numbers(result.performance),
+                estimated=_numbers(result.estimated),
+                findings=[finding.message for finding in outcome.findings],
+                action=outcome.action or "ok",
+            )
+        )
+    return MonitorOutput(
+        model=name,
+        metric=run.metric,
+        windows=windows,
+        report=None if report is None else str(report),
+    )
+
+
+def _numbers(figures: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in figures.items() if isinstance(v, int | float) and v == v}
 
 
 def _stop_on_sigterm() -> None:
@@ -177,7 +253,7 @@ def _lease_held(name: str, lease: LeaseKeeper) -> None:
 
     current = lease.store.lease(name)
     who = f"{current.holder} (until {current.expires_at:%H:%M:%S} UTC)" if current else "another"
-    err.print(f"skipped: monitor {who} is running the passes of {name!r}; this one waits")
+    say(err, f"skipped: monitor {who} is running the passes of {name!r}; this one waits")
 
 
 def _parse_since(text: str | None) -> datetime | None:
@@ -193,7 +269,7 @@ def _parse_since(text: str | None) -> datetime | None:
 
 
 def _table(name: str, run: MonitorRun) -> Table:
-    table = Table(title=f"monitoring {name}")
+    table = Table(title=f"monitoring {name} (decay judged by {run.metric})")
     for column in (
         "window",
         "start",
@@ -202,8 +278,8 @@ def _table(name: str, run: MonitorRun) -> Table:
         "drifted",
         "prediction drift",
         "schema skew",
-        "accuracy",
-        "est. accuracy",
+        run.metric,
+        f"est. {run.metric}",
         "action",
     ):
         table.add_column(column)
@@ -218,16 +294,13 @@ def _table(name: str, run: MonitorRun) -> Table:
             ", ".join(result.drifted) or "-",
             "-" if prediction is None else ("[red]yes[/]" if prediction.drifted else "no"),
             "[red]yes[/]" if result.schema.found else "no",
-            _metric(result.performance),
-            _metric(result.estimated),
-            outcome.action or "[green]ok[/]",
+            _metric(result.performance, run.metric),
+            _metric(result.estimated, run.metric),
+            escape(outcome.action) or "[green]ok[/]",
         )
     return table
 
 
-def _metric(figures: dict[str, float]) -> str:
-    if "accuracy" in figures:
-        return f"{figures['accuracy']:.3f}"
-    if "rmse" in figures:
-        return f"rmse {figures['rmse']:.3g}"
-    return "-"
+def _metric(figures: dict[str, float], metric: str) -> str:
+    value = figures.get(metric)
+    return "-" if value is None else f"{value:.4g}"

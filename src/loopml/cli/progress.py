@@ -20,10 +20,15 @@ from loopml.core.status import Status
 
 
 class RichObserver:
-    """Shows step progress and in-step progress (estimators, folds) while a run goes."""
+    """Shows step progress and in-step progress (estimators, folds) while a run goes.
+
+    Bars are drawn only on a terminal; in a pipe or a CI log they would be
+    redrawn as garbage lines, so there only each step's outcome is printed.
+    """
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.bars = console.is_terminal
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
@@ -37,7 +42,8 @@ class RichObserver:
         self._work: dict[str, TaskID] = {}
 
     def __enter__(self) -> RichObserver:
-        self.progress.start()
+        if self.bars:
+            self.progress.start()
         return self
 
     def __exit__(
@@ -50,7 +56,7 @@ class RichObserver:
 
     def run_started(self, run_id: str, steps: Sequence[str], first: int) -> None:
         resumed = f", resuming at step {first}" if first else ""
-        self.console.print(f"run [cyan]{run_id}[/] ({len(steps)} steps{resumed})")
+        self.console.print(f"run [cyan]{run_id}[/] ({len(steps)} steps{resumed})", soft_wrap=True)
         self._steps = self.progress.add_task("pipeline", total=len(steps), completed=first)
 
     def step_started(self, position: int, name: str) -> None:
@@ -58,6 +64,8 @@ class RichObserver:
             self.progress.update(self._steps, description=f"step {position}: {name}")
 
     def step_progress(self, description: str, completed: float, total: float | None) -> None:
+        if not self.bars:
+            return
         key = description.split(" ", 1)[0] if total is not None else description
         task = self._work.get(key)
         if task is None:
@@ -70,6 +78,6 @@ class RichObserver:
             self.progress.remove_task(task)
         self._work.clear()
         mark = "[green]done[/]" if status == Status.SUCCEEDED else f"[red]{status}[/]"
-        self.console.print(f"  step {position} {name}: {mark} in {seconds:.2f}s")
+        self.console.print(f"  step {position} {name}: {mark} in {seconds:.2f}s", soft_wrap=True)
         if self._steps is not None:
             self.progress.advance(self._steps)

@@ -14,6 +14,7 @@ _STATUS_STYLE: dict[str, str] = {
     Status.SUCCEEDED: "green",
     Status.FAILED: "red",
     Status.RUNNING: "yellow",
+    Status.REJECTED: "magenta",  # refused before it ran: nothing to retry, fix the input
 }
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Annotated
 
 import typer
 
-from loopml.core.errors import LoopmlError
+from loopml.cli.output import say
+from loopml.core.errors import ConfigError, LoopmlError
 
 
 def serve(
@@ -34,6 +36,7 @@ def serve(
 ) -> None:
     """Serve a registered model: /predict, MLflow's /invocations and Open Inference /v2."""
     from loopml.cli.common import err, fail, settings
+    from loopml.cli.quiet import quiet_mlflow
     from loopml.serving.model import ModelRef
     from loopml.serving.run import serve as run_server
 
@@ -43,6 +46,7 @@ def serve(
     if api_key:
         overrides["serve_api_keys"] = list(api_key)
     configured = settings().model_copy(update=overrides)
+    quiet_mlflow()
     try:
         ref = ModelRef.parse(model)
         if workers > 1:
@@ -56,7 +60,59 @@ def serve(
                 os.environ["LOOPML_SERVE_WATCH_INTERVAL_S"] = str(watch_interval)
             if api_key:
                 os.environ["LOOPML_SERVE_API_KEYS"] = ",".join(api_key)
-        err.print(f"serving [bold]{model}[/] on http://{host}:{port} ({workers} worker(s))")
-        run_server(configured, model, host, port, workers)
+        check_port_free(host, port)
+        say(err, f"loading {model} ...")
+        stop = announce_when_ready(
+            host, port, f"serving [bold]{model}[/] on http://{host}:{port} ({workers} worker(s))"
+        )
+        try:
+            run_server(configured, model, host, port, workers)
+        finally:
+            stop.set()
     except LoopmlError as error:
         fail(error)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, before loading the model for it."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}); "
+                "another server uses it: stop it or pass another --port"
+            ) from None
+
+
+def announce_when_ready(host: str, port: int, message: str) -> threading.Event:
+    """Print ``message`` once the server answers ``/ping``: the port is bound, the model loaded.
+
+    Saying "serving" before uvicorn has bound the port (or while the model
+    still loads) sends a person's first request into a refused connection.
+    Setting the returned event stops waiting (the server failed to start).
+    """
+    from loopml.cli.common import err
+
+    target = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    url = f"http://{target}:{port}/ping"
+    stop = threading.Event()
+
+    def wait() -> None:
+        import httpx
+
+        while not stop.is_set():
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    if not stop.is_set():
+                        say(err, message)
+                    return
+            except httpx.HTTPError:
+                pass
+            stop.wait(0.2)
+
+    threading.Thread(target=wait, name="loopml-serve-ready", daemon=True).start()
+    return stop

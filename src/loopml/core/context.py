@@ -103,6 +103,39 @@ class GateDecision:
     threshold: float | None
     min_delta: float
 
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any] | None) -> GateDecision | None:
+        """Read back what :meth:`StepContext.output_record` stored (``None`` when absent).
+
+        Lenient with runs recorded by older versions: a missing figure reads as
+        ``None`` (or 0 rows), versions are read as text.
+        """
+        if not isinstance(record, Mapping) or "decision" not in record:
+            return None
+
+        def text(key: str) -> str | None:
+            value = record.get(key)
+            return None if value is None else str(value)
+
+        def number(key: str) -> float | None:
+            value = record.get(key)
+            return float(value) if isinstance(value, int | float) else None
+
+        return cls(
+            decision=record["decision"],
+            reason=str(record.get("reason") or ""),
+            model_name=str(record.get("model_name") or ""),
+            metric=str(record.get("metric") or ""),
+            frame=str(record.get("frame") or ""),
+            rows=int(record.get("rows") or 0),
+            challenger_version=text("challenger_version") or "",
+            challenger_score=number("challenger_score") or 0.0,
+            champion_version=text("champion_version"),
+            champion_score=number("champion_score"),
+            threshold=number("threshold"),
+            min_delta=number("min_delta") or 0.0,
+        )
+
 
 @dataclass(frozen=True)
 class DataValidation:

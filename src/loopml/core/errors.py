@@ -8,6 +8,7 @@
     ├── DataError                 data could not be read, or does not fit the spec
     │   ├── SkewError             data differs from its reference profile (carries the report)
     │   ├── AccessError           data a job may not touch (outside the data roots, unnamed DB)
+    │   ├── MissingDataFileError       a local data file a spec names is not there
     │   └── InputError            a request's input does not fit the served model's signature
     ├── StepError                 a step failed while running (wraps the cause)
     ├── PluginError               a step plugin could not be loaded
@@ -92,6 +93,25 @@ class SpecError(LoopmlError):
 
 class DataError(LoopmlError):
     """Data that cannot be read, or that does not match what the spec asks of it."""
+
+
+class MissingDataFileError(DataError):
+    """A local data file a spec names does not exist.
+
+    Carries the step parameter that named it, so spec checks (``validate``,
+    ``submit``) report it as an issue at that parameter, with what would do.
+    """
+
+    def __init__(self, path: str, param: str, base_dir: object) -> None:
+        self.path, self.param = path, param
+        self.allowed = (
+            f"an existing file; relative paths resolve against the spec's folder ({base_dir})"
+        )
+        super().__init__(f"no such file {path!r}")
+
+    def issue(self, step_path: str) -> SpecIssue:
+        """The spec issue at ``step_path.param``."""
+        return SpecIssue(f"{step_path}.{self.param}", str(self), allowed=self.allowed)
 
 
 class SkewError(DataError):

@@ -19,7 +19,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from loopml.core.access import DataPolicy
-from loopml.core.errors import AccessError, DataError, PluginError, SpecError, SpecIssue
+from loopml.core.errors import (
+    AccessError,
+    DataError,
+    MissingDataFileError,
+    PluginError,
+    SpecError,
+    SpecIssue,
+)
 from loopml.core.spec import ExperimentConfig, PipelineSpec, StepCall, draft_spec, read_spec_text
 from loopml.core.suggest import closest
 from loopml.core.validation import issues_from_validation_error
@@ -274,6 +281,8 @@ def _target_issues(
             return []
         try:
             columns = definition.peek_columns(item.params, base_dir)
+        except MissingDataFileError as exc:
+            return [exc.issue(item.call.path)]
         except DataError as exc:
             return [SpecIssue(item.call.path, str(exc))]
         if columns is None or target in columns:

@@ -14,7 +14,7 @@ import pandas as pd
 from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings
 from loopml.lifecycle import load_trusted
-from loopml.registry.models import CHAMPION, version_for_alias
+from loopml.registry.models import CHAMPION, get_version, version_for_alias
 from loopml.registry.reference import ModelReference
 
 
@@ -46,3 +46,14 @@ def champion_predictions(
         ) from exc
     values = np.asarray(predicted).ravel()
     return version, pd.Series(values, index=sample.index, name="prediction")
+
+
+MAIN_METRIC_TAG = "loopml.main_metric"
+
+
+def champion_main_metric(settings: Settings, name: str) -> str | None:
+    """The ``main_metric`` the champion was chosen by (its version tag), if it has one."""
+    version = version_for_alias(settings, name, CHAMPION)
+    if version is None:
+        return None
+    return get_version(settings, name, version).tags.get(MAIN_METRIC_TAG) or None

@@ -84,6 +84,8 @@ class MonitorRun:
     id: str
     model_name: str
     outcomes: list[WindowOutcome] = field(default_factory=list)
+    metric: str = ""
+    """The metric performance decay is judged by (the policy's, or its default)."""
 
     @property
     def retrains_requested(self) -> int:
@@ -126,7 +128,7 @@ def monitor_model(
         chunks = itertools.chain([first], chunks)
     if classification is None:
         classification = _is_classification(reference, first)
-    run = MonitorRun(uuid.uuid4().hex, model_name)
+    run = MonitorRun(uuid.uuid4().hex, model_name, metric=policy.metric_for(classification))
     baseline = dict(policy.baseline) or _stored_baseline(store, model_name)
     for tally, complete, bounds in _windows(chunks, reference, window, since, classification):
         index = first_index + len(run.outcomes)
@@ -141,7 +143,7 @@ def monitor_model(
         if findings:
             outcome.action = _act(model_name, outcome, store, policy, retrain)
             outcome.alert_sent = alerter.send(_alert(model_name, outcome))
-        store.add_checks(_checks(run.id, model_name, outcome, baseline, policy))
+        store.add_checks(_checks(run.id, model_name, outcome, baseline, policy, run.metric))
         run.outcomes.append(outcome)
         if on_window is not None:
             on_window(outcome)
@@ -277,6 +279,7 @@ def _checks(
     outcome: WindowOutcome,
     baseline: dict[str, float],
     policy: MonitorPolicy,
+    metric: str,
 ) -> list[CheckView]:
     result = outcome.result
     flagged = {f.kind for f in outcome.findings}
@@ -331,6 +334,7 @@ def _checks(
                 "action": outcome.action,
                 "alert_sent": outcome.alert_sent,
                 "baseline": baseline,
+                "metric": metric,
             },
         )
     )

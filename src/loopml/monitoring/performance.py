@@ -81,7 +81,7 @@ class ConfusionTally:
             self.add(truth, predicted, amount)
 
     def metrics(self) -> dict[str, float]:
-        """accuracy, precision, recall, f1 (of the positive class when binary), f1_macro, rows."""
+        """accuracy, precision, recall, f1 (of the positive class), f1_macro, kappa, mcc, rows."""
         total = self.rows
         if not total:
             return {}
@@ -102,7 +102,21 @@ class ConfusionTally:
             positive = positive_class(classes)
             precision, recall, f1 = per_class[positive]
             result.update({"precision": precision, "recall": recall, "f1": f1})
+            result.update(self._agreement(classes, total, correct))
         return result
+
+    def _agreement(self, classes: list[str], total: float, correct: float) -> dict[str, float]:
+        """Cohen's kappa and the (multiclass) Matthews correlation, as scikit-learn has them."""
+        predicted = [sum(v for (_, p), v in self.cells.items() if p == c) for c in classes]
+        actual = [sum(v for (t, _), v in self.cells.items() if t == c) for c in classes]
+        chance = sum(p * t for p, t in zip(predicted, actual, strict=True))
+        expected = chance / (total * total)
+        kappa = (correct / total - expected) / (1 - expected) if expected < 1 else 0.0
+        spread = (total * total - sum(p * p for p in predicted)) * (
+            total * total - sum(t * t for t in actual)
+        )
+        mcc = (correct * total - chance) / math.sqrt(spread) if spread > 0 else 0.0
+        return {"kappa": kappa, "mcc": mcc}
 
 
 def positive_class(classes: list[str]) -> str:
@@ -117,6 +131,8 @@ class RegressionTally:
     rows: int = 0
     absolute: float = 0.0
     squared: float = 0.0
+    truth_sum: float = 0.0
+    truth_squared: float = 0.0
 
     def update(self, labels: pd.Series[Any], predictions: pd.Series[Any]) -> None:
         truth = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -124,24 +140,65 @@ class RegressionTally:
             dtype=np.float64, na_value=np.nan
         )
         error = truth - guess
-        error = error[~np.isnan(error)]
+        known = ~np.isnan(error)
+        error, truth = error[known], truth[known]
         self.rows += int(error.size)
         self.absolute += float(np.abs(error).sum())
         self.squared += float(np.einsum("i,i->", error, error))
+        self.truth_sum += float(truth.sum())
+        self.truth_squared += float(np.einsum("i,i->", truth, truth))
 
     def merge(self, other: RegressionTally) -> None:
         self.rows += other.rows
         self.absolute += other.absolute
         self.squared += other.squared
+        self.truth_sum += other.truth_sum
+        self.truth_squared += other.truth_squared
 
     def metrics(self) -> dict[str, float]:
+        """mae, mse, rmse and r2 (when the labels vary), rows."""
         if not self.rows:
             return {}
-        return {
+        result = {
             "rows": float(self.rows),
             "mae": self.absolute / self.rows,
+            "mse": self.squared / self.rows,
             "rmse": math.sqrt(self.squared / self.rows),
         }
+        spread = self.truth_squared - self.truth_sum * self.truth_sum / self.rows
+        if spread > 0:
+            result["r2"] = 1 - self.squared / spread
+        return result
 
 
-HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "f1_macro": True, "mae": False, "rmse": False}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "f1_macro": True,
+    "kappa": True,
+    "mcc": True,
+    "r2": True,
+    "mae": False,
+    "mse": False,
+    "rmse": False,
+}
+
+MAIN_METRICS = {
+    "accuracy": "accuracy",
+    "auc": "f1",  # a ranking metric needs every row's score; F1 is what labels can tell
+    "recall": "recall",
+    "prec.": "precision",
+    "precision": "precision",
+    "f1": "f1",
+    "kappa": "kappa",
+    "mcc": "mcc",
+    "mae": "mae",
+    "mse": "mse",
+    "rmse": "rmse",
+    "r2": "r2",
+    "rmsle": "rmse",
+    "mape": "mae",
+}
+"""The spec's ``main_metric`` (PyCaret's names) as the figure the monitor computes per window."""

@@ -14,10 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from loopml.core.errors import ConfigError
-from loopml.monitoring.performance import HIGHER_IS_BETTER
+from loopml.monitoring.performance import HIGHER_IS_BETTER, MAIN_METRICS
 from loopml.monitoring.window import WindowResult
 
 SCHEMA_SKEW, DATA_DRIFT, PREDICTION_DRIFT = "schema_skew", "data_drift", "prediction_drift"
@@ -41,7 +41,9 @@ class MonitorPolicy(BaseModel):
     )
     retrain_on_prediction_drift: bool = True
     metric: str | None = Field(
-        None, description="Metric watched for decay; default accuracy, or rmse for regression."
+        None,
+        description="Metric watched for decay; default the champion's main_metric (F1 for a "
+        "fraud spec), else accuracy, or rmse for regression.",
     )
     performance_drop: float = Field(
         0.05, gt=0, description="Decay when the metric is this fraction worse than the baseline."
@@ -72,6 +74,29 @@ class MonitorPolicy(BaseModel):
 
     def metric_for(self, classification: bool) -> str:
         return self.metric or ("accuracy" if classification else "rmse")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        metric = MAIN_METRICS.get(value.lower(), value.lower())
+        if metric not in HIGHER_IS_BETTER:
+            raise ValueError(
+                f"unknown metric {value!r}; the monitor computes {', '.join(HIGHER_IS_BETTER)}"
+            )
+        return metric
+
+
+def decay_metric(main_metric: str | None, classification: bool | None = None) -> str | None:
+    """The monitor's figure for a spec's ``main_metric`` (``None``: nothing to go by)."""
+    if not main_metric:
+        return None
+    metric = MAIN_METRICS.get(main_metric.lower())
+    if metric is None or classification is None:
+        return metric
+    regression = metric in ("mae", "mse", "rmse", "r2")
+    return metric if regression != classification else None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
@@ -127,13 +129,33 @@ def _summary(model_name: str, windows: list[dict[str, Any]]) -> str:
     return f"<h1>Monitoring: {escape(model_name)}</h1>{body}"
 
 
+def natural(name: str) -> tuple[Any, ...]:
+    """Sort key that puts V2 before V10 (numbers in names compare as numbers)."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+        for part in re.split(r"(\d+)", name)
+        if part
+    )
+
+
+def _metric(windows: list[dict[str, Any]]) -> str:
+    """The metric decay was judged by (stored with each decision), newest window's first."""
+    for window in reversed(windows):
+        metric = _figures(window, DECISION).get("metric")
+        if metric:
+            return str(metric)
+    return "accuracy"
+
+
 def _overview(windows: list[dict[str, Any]]) -> str:
     rows = []
+    metric = _metric(windows)
     for window in windows:
         drift = _figures(window, DATA_DRIFT)
         performance = _figures(window, PERFORMANCE)
         estimated = _figures(window, ESTIMATED)
         decision = _figures(window, DECISION)
+        judged = str(decision.get("metric") or metric)
         skew = _figures(window, SCHEMA)
         skewed = any(skew.get(k) for k in ("missing", "extra", "retyped"))
         rows.append(
@@ -142,21 +164,26 @@ def _overview(windows: list[dict[str, Any]]) -> str:
             f"<td>{_when(window['start'])}</td><td class='num'>{window['rows']}</td>"
             f"<td>{escape(str(window['version'] or '-'))}</td>"
             f"<td class='num'>{_pct(drift.get('share'))}</td>"
-            f"<td>{escape(', '.join(drift.get('drifted', [])) or '-')}</td>"
+            f"<td>{escape(', '.join(sorted(drift.get('drifted', []), key=natural)) or '-')}</td>"
             f"<td>{_badge('skew', 'alert') if skewed else '-'}</td>"
-            f"<td class='num'>{_num(performance.get('accuracy', performance.get('rmse')))}</td>"
-            f"<td class='num'>{_num(estimated.get('accuracy'))}</td>"
-            f"<td>{escape(decision.get('action') or '-')}</td></tr>"
+            f"<td class='num'>{_num(performance.get(judged))}</td>"
+            f"<td class='num'>{_num(estimated.get(judged))}</td>"
+            f"<td>{escape(action_text(decision))}</td></tr>"
         )
     table = (
         "<table><tr><th>window</th><th>start</th><th>rows</th><th>version</th>"
         "<th>drift share</th><th>drifted features</th><th>schema</th>"
-        "<th>accuracy / rmse</th><th>estimated accuracy</th><th>action</th></tr>"
+        f"<th>{escape(metric)}</th><th>estimated {escape(metric)}</th><th>action</th></tr>"
         + "".join(rows)
         + "</table>"
     )
     chart = _img(_overview_plot(windows), "drift share and performance over windows", "wide")
     return f'<section id="overview"><h2>Over all windows</h2>{chart}{table}</section>'
+
+
+def action_text(decision: dict[str, Any]) -> str:
+    """A window's action as ``loopml monitor`` prints it: ``ok`` when nothing was called for."""
+    return str(decision.get("action") or "ok") if decision else "-"
 
 
 def _window_section(window: dict[str, Any], *, plots: bool) -> str:
@@ -184,7 +211,7 @@ def _window_section(window: dict[str, Any], *, plots: bool) -> str:
     if plots:
         figures = []
         scores = {c["column"]: c for c in drift.get("columns", [])}
-        for name, plot in drift.get("plots", {}).items():
+        for name, plot in sorted(drift.get("plots", {}).items(), key=lambda i: natural(i[0])):
             figures.append(_feature_figure(name, plot, scores.get(name), number))
         prediction = _figures(window, PREDICTION_DRIFT)
         if prediction.get("plot"):
@@ -216,7 +243,7 @@ def _metrics_line(window: dict[str, Any]) -> str:
 
 def _drift_table(columns: list[dict[str, Any]]) -> str:
     rows = []
-    for column in sorted(columns, key=lambda c: (not c["drifted"], c["column"])):
+    for column in sorted(columns, key=lambda c: (not c["drifted"], natural(c["column"]))):
         verdict = _badge("drift", "alert") if column["drifted"] else _badge("ok", "ok")
         rows.append(
             f"<tr><td>{escape(column['column'])}</td><td>{escape(column['method'])}</td>"
@@ -265,14 +292,19 @@ def _distribution_plot(name: str, plot: dict[str, Any], drifted: bool) -> bytes:
                     label="reference" if is_reference else "window",
                 )
         axes.set_ylabel("density", fontsize=8)
-        axes.xaxis.set_major_locator(MaxNLocator(5))
-        axes.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
         bulk = plot["reference"]["edges"]
         if len(bulk) >= 2:
             axes.set_xlim(
                 min(bulk[0], *plot["current"]["edges"][:1]),
                 max(bulk[-1], *plot["current"]["edges"][-1:]),
             )
+        linear_width = heavy_tail(plot["reference"]["edges"], plot["reference"]["density"])
+        if linear_width is not None:  # amounts, counts: the bulk would be one bar at zero
+            axes.set_xscale("symlog", linthresh=linear_width)
+            axes.set_xlabel("symlog scale (heavy tail)", fontsize=7)
+        else:
+            axes.xaxis.set_major_locator(MaxNLocator(5))
+            axes.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
     else:
         categories = [str(c)[:14] for c in plot.get("categories", [])]
         positions = range(len(categories))
@@ -306,6 +338,35 @@ def _distribution_plot(name: str, plot: dict[str, Any], drifted: bool) -> bytes:
     return _png(figure)
 
 
+def heavy_tail(edges: list[float], density: list[float | None]) -> float | None:
+    """The linear width of a symlog axis when a histogram's range dwarfs its middle half.
+
+    On a linear axis a log-normal amount puts nearly all its mass in the
+    first bin; ``None`` when the linear axis shows the shape well.
+    """
+    if len(edges) < 3:
+        return None
+    widths = [high - low for low, high in itertools.pairwise(edges)]
+    mass = [(d or 0.0) * w for d, w in zip(density, widths, strict=False)]
+    total = sum(mass)
+    if total <= 0:
+        return None
+
+    def quantile(q: float) -> float:
+        running = 0.0
+        for (low, high), part in zip(itertools.pairwise(edges), mass, strict=False):
+            if part and running + part >= q * total:
+                return low + (high - low) * (q * total - running) / part
+            running += part
+        return edges[-1]
+
+    low, median, high = quantile(0.25), quantile(0.5), quantile(0.75)
+    spread = high - low
+    if spread <= 0 or (edges[-1] - edges[0]) < 20 * spread:
+        return None
+    return max(spread, abs(median) / 10, 1e-9)
+
+
 def _overview_plot(windows: list[dict[str, Any]]) -> bytes:
     numbers = [w["number"] for w in windows]
     figure = Figure(figsize=(11, 3.0), dpi=100)
@@ -325,14 +386,15 @@ def _overview_plot(windows: list[dict[str, Any]]) -> bytes:
     left.set_ylim(0, 1)
     left.set_title("share of drifted features", fontsize=10)
     left.set_xlabel("window", fontsize=9)
+    metric = _metric(windows)
     for kind, label, style in ((PERFORMANCE, "from labels", "-o"), (ESTIMATED, "estimated", "--s")):
-        points = [(w["number"], _figures(w, kind).get("accuracy")) for w in windows]
+        points = [(w["number"], _figures(w, kind).get(metric)) for w in windows]
         points = [(n, v) for n, v in points if v is not None]
         if points:
             right.plot(
                 [n for n, _ in points], [v for _, v in points], style, label=label, markersize=4
             )
-    right.set_title("accuracy per window", fontsize=10)
+    right.set_title(f"{metric} per window", fontsize=10)
     right.set_xlabel("window", fontsize=9)
     if right.lines:
         right.legend(fontsize=8, frameon=False)

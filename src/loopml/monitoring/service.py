@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings
 from loopml.core.spec import PipelineSpec
 from loopml.monitoring.alerts import Alerter
-from loopml.monitoring.champion import champion_predictions
+from loopml.monitoring.champion import champion_main_metric, champion_predictions
 from loopml.monitoring.monitor import MonitorRun, Retrain, WindowOutcome, WindowSpec, monitor_model
-from loopml.monitoring.policy import MonitorPolicy
+from loopml.monitoring.policy import MonitorPolicy, decay_metric
 from loopml.monitoring.reference import Reference, read_table
 from loopml.monitoring.retrain import (
     Submit,
@@ -120,15 +121,16 @@ def monitor_pass(
         )
         cache.key, cache.scored = key, scored is not None
     reference = cache.reference
+    policy = judged_by_main_metric(settings, name, options.policy)
     retrain: Retrain | None = None
-    if options.retrain and options.policy.fresh_data is not None:
-        retrain = queue_retrain(settings, {name: options.policy}, submit or queue_submit(settings))
+    if options.retrain and policy.fresh_data is not None:
+        retrain = queue_retrain(settings, {name: policy}, submit or queue_submit(settings))
     run = monitor_model(
         name,
         log_store=log,
         store=store,
         reference=reference,
-        policy=options.policy,
+        policy=policy,
         window=options.window,
         alerter=Alerter(options.webhook or settings.alert_webhook_url),
         retrain=retrain,
@@ -137,6 +139,28 @@ def monitor_pass(
         on_window=on_window,
     )
     return MonitorPass(run, source, settled, cache.scored)
+
+
+def judged_by_main_metric(settings: Settings, name: str, policy: MonitorPolicy) -> MonitorPolicy:
+    """``policy`` watching the champion's own ``main_metric`` unless it names a metric.
+
+    Accuracy says little on imbalanced data: with 98 % negatives a model
+    whose F1 fell from 0.96 to 0.31 lost under 5 % accuracy. The metric the
+    spec chose the champion by is the one its decay is judged by.
+    """
+    if policy.metric is not None:
+        return policy
+    try:
+        main = champion_main_metric(settings, name)
+    except LoopmlError:
+        return policy
+    if main is None:
+        try:
+            main = champion_spec(settings, name).experiment.main_metric
+        except LoopmlError:
+            return policy
+    metric = decay_metric(main)
+    return policy if metric is None else policy.model_copy(update={"metric": metric})
 
 
 def _reference_source(

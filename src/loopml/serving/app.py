@@ -267,21 +267,31 @@ def _v2_routes(app: FastAPI, state: ServingState) -> None:
             return found
         return _json({"name": found.name, "ready": True})
 
+    stats = v2.InferenceStats()
+
     async def infer(request: Request, name: str, version: str | None = None) -> Response:
         started = time.perf_counter()
+        started_ns = time.perf_counter_ns()
         found = served(name, version)
         if isinstance(found, Response):
             return found
         body = await request.body()
         try:
             parsed = v2.parse(body, request.headers.get(v2.HEADER_LENGTH), found.schema)
-            if "predict_proba" in parsed.outputs and found.classes is None:
+            if (
+                not parsed.every_output
+                and "predict_proba" in parsed.outputs
+                and found.classes is None
+            ):
                 raise v2.V2Error(f"model {found.name!r} has no predict_proba (not a classifier)")
             outcome = await state.score(found, parsed.table, started)
         except v2.V2Error as problem:
+            stats.record(found.version, started_ns, ok=False)
             return error(problem.message, problem.status)
         except InputError as problem:
+            stats.record(found.version, started_ns, ok=False)
             return error(str(problem), 422)
+        stats.record(found.version, started_ns, ok=True, rows=len(outcome.ids))
         tensors: dict[str, Any] = {"predict": outcome.predictions}
         if outcome.probabilities is not None:
             tensors["predict_proba"] = np.asarray(outcome.probabilities, dtype=np.float64)
@@ -295,6 +305,27 @@ def _v2_routes(app: FastAPI, state: ServingState) -> None:
             headers={"Inference-Header-Content-Length": str(header_length)},
         )
 
+    async def model_config(name: str, version: str | None = None) -> Response:
+        found = served(name, version)
+        if isinstance(found, Response):
+            return found
+        described = orjson.loads((await model_metadata(name, version)).body)
+        return _json(v2.model_config(described))
+
+    async def model_stats(name: str, version: str | None = None) -> Response:
+        found = served(name, version)
+        if isinstance(found, Response):
+            return found
+        return _json(stats.as_dict(found.name, [found.version]))
+
+    app.get("/v2/models/{name}/config", summary="Model configuration (Triton)")(model_config)
+    app.get("/v2/models/{name}/versions/{version}/config", summary="Model configuration")(
+        model_config
+    )
+    app.get("/v2/models/{name}/stats", summary="Inference statistics (Triton)")(model_stats)
+    app.get("/v2/models/{name}/versions/{version}/stats", summary="Inference statistics")(
+        model_stats
+    )
     app.get("/v2/models/{name}", summary="Model metadata")(model_metadata)
     app.get("/v2/models/{name}/versions/{version}", summary="Model metadata")(model_metadata)
     app.get("/v2/models/{name}/ready", summary="Model readiness")(model_ready)

@@ -174,6 +174,12 @@ def _parse_frame(body: bytes, schema: InputSchema, *, csv: bool) -> Table:
             f"method. Error: '{exc}'",
         ) from None
     columns = {str(name): frame[name].to_numpy() for name in frame.columns}
+    for column in schema.columns:  # an empty cell is a null, as in JSON, not a float NaN
+        values = columns.get(column.name)
+        if column.kind == "string" and values is not None:
+            values = values.astype(object)
+            values[pd.isna(values)] = None
+            columns[column.name] = values
     return schema.from_columns(columns, where="csv" if csv else "parquet")
 
 

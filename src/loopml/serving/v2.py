@@ -3,8 +3,11 @@
 A table travels the way MLServer and KServe clients send a DataFrame: one
 input per column (request parameter ``content_type: "pd"``), strings as
 ``BYTES``. A single 2-D input of all the columns in signature order is taken
-too. Outputs are ``predict`` and, when asked, ``predict_proba`` and
-``prediction_id``. The binary tensor data extension is supported both ways:
+too. Outputs are ``predict``, ``predict_proba`` (classifiers) and
+``prediction_id``; a request that names no ``outputs`` gets every one, as the
+protocol says. ``/config`` and ``/stats`` answer in Triton's shapes, so
+``tritonclient``'s ``get_model_config`` and ``get_inference_statistics``
+work. The binary tensor data extension is supported both ways:
 a JSON header of ``Inference-Header-Content-Length`` bytes followed by raw
 tensors, which is what ``tritonclient`` sends by default.
 """
@@ -12,7 +15,9 @@ tensors, which is what ``tritonclient`` sends by default.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -66,6 +71,8 @@ class V2Request:
     outputs: list[str]
     binary: dict[str, bool]
     id: str | None
+    every_output: bool = False
+    """No outputs were named: answer with every output the model has."""
 
 
 def datatype_of_column(kind: str) -> str:
@@ -109,7 +116,13 @@ def parse(body: bytes, header_length: str | None, schema: InputSchema) -> V2Requ
     table = _table(tensors, schema, parameters.get("content_type"))
     outputs, wants_binary = _outputs(request.get("outputs"), parameters)
     request_id = request.get("id")
-    return V2Request(table, outputs, wants_binary, str(request_id) if request_id else None)
+    return V2Request(
+        table,
+        outputs,
+        wants_binary,
+        str(request_id) if request_id else None,
+        every_output=request.get("outputs") is None,
+    )
 
 
 def _tensor(tensor: Any, i: int, binary: bytes, offset: int) -> tuple[Any, int]:
@@ -223,8 +236,8 @@ def _table(
 
 def _outputs(requested: Any, parameters: dict[str, Any]) -> tuple[list[str], dict[str, bool]]:
     default_binary = bool(parameters.get("binary_data_output", False))
-    if requested is None:
-        return ["predict"], {"predict": default_binary}
+    if requested is None:  # no outputs named: every output the model has
+        return list(OUTPUTS), dict.fromkeys(OUTPUTS, default_binary)
     if not isinstance(requested, list):
         raise V2Error("'outputs' must be a list of {\"name\": ...} objects")
     names: list[str] = []
@@ -252,6 +265,8 @@ def response(
     outputs: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     for name in request.outputs:
+        if name not in tensors:  # predict_proba of a regressor, when every output was asked for
+            continue
         array = tensors[name]
         datatype = _datatype(array)
         entry: dict[str, Any] = {"name": name, "shape": list(array.shape), "datatype": datatype}
@@ -321,3 +336,78 @@ def model_metadata(
         "outputs": outputs,
         "parameters": {"content_type": "pd"},
     }
+
+
+_CONFIG_TYPES = {name: f"TYPE_{name}" for name in _NUMPY} | {"BYTES": "TYPE_STRING"}
+
+
+def model_config(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The model's configuration in Triton's shape (``GET /v2/models/{name}/config``)."""
+
+    def tensor(entry: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": entry["name"],
+            "data_type": _CONFIG_TYPES.get(entry["datatype"], "TYPE_STRING"),
+            "dims": entry["shape"],
+        }
+
+    return {
+        "name": metadata["name"],
+        "platform": metadata["platform"],
+        "backend": "loopml",
+        "version_policy": {"specific": {"versions": metadata["versions"]}},
+        "max_batch_size": 0,
+        "input": [tensor(entry) for entry in metadata["inputs"]],
+        "output": [tensor(entry) for entry in metadata["outputs"]],
+        "parameters": {"content_type": {"string_value": "pd"}},
+    }
+
+
+@dataclass
+class _Tally:
+    count: int = 0
+    ns: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"count": self.count, "ns": self.ns}
+
+
+@dataclass
+class InferenceStats:
+    """Counts and times of V2 inferences per version, for ``GET /v2/models/{name}/stats``."""
+
+    success: dict[str, _Tally] = field(default_factory=dict)
+    fail: dict[str, _Tally] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    last_ms: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, version: str, started_ns: int, *, ok: bool, rows: int = 0) -> None:
+        spent = time.perf_counter_ns() - started_ns
+        with self._lock:
+            tally = (self.success if ok else self.fail).setdefault(version, _Tally())
+            tally.count += 1
+            tally.ns += spent
+            if ok:
+                self.rows[version] = self.rows.get(version, 0) + rows
+                self.last_ms[version] = int(time.time() * 1000)
+
+    def as_dict(self, name: str, versions: list[str]) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "model_stats": [
+                    {
+                        "name": name,
+                        "version": version,
+                        "last_inference": self.last_ms.get(version, 0),
+                        "inference_count": self.rows.get(version, 0),
+                        "execution_count": self.success.get(version, _Tally()).count,
+                        "inference_stats": {
+                            "success": self.success.get(version, _Tally()).as_dict(),
+                            "fail": self.fail.get(version, _Tally()).as_dict(),
+                        },
+                        "batch_stats": [],
+                    }
+                    for version in versions
+                ]
+            }

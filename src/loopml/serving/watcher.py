@@ -126,7 +126,7 @@ class ModelWatcher:
         old = self.slot.swap(model)
         self._failed.pop(version, None)
         self._backoff.pop(version, None)
-        log.info(
+        log.info(  # a hot swap is the loop working, not a problem
             "now serving %s version %s (was %s; loaded in %.2fs)",
             self.ref.name,
             model.version,

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from loopml.core.access import DataPolicy, is_url
 from loopml.core.context import StepContext, resolve_path
-from loopml.core.errors import AccessError, DataError
+from loopml.core.errors import AccessError, DataError, MissingDataFileError
 from loopml.core.validation import choice_error
 from loopml.steps.base import StepParams, step
 from loopml.steps.frames import FORMATS, FileFormat, infer_format, read_table, store_frame
@@ -99,7 +99,7 @@ def _peek_file(params: FileSource, base_dir: Path) -> list[str] | None:
     """Column names from the file's head; ``None`` when it exists but cannot be read yet."""
     path = resolve_path(params.path, base_dir)
     if not is_url(path) and not Path(path).exists():
-        raise DataError(f"data file {path} does not exist")
+        raise MissingDataFileError(path, "path", base_dir)
     file_format = params.format or infer_format(path)
     try:
         head = read_table(

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from loopml.core.context import RegisteredModel
+from loopml.core.context import GateDecision, RegisteredModel
 from loopml.core.errors import RunNotFoundError
 from loopml.core.status import Status
 from loopml.store.clock import now, utc
@@ -77,6 +77,11 @@ class RunView:
     def registered(self) -> RegisteredModel | None:
         """The registry version this run produced (name and version), if it registered one."""
         return RegisteredModel.from_record(self.values.get("registered"))
+
+    @property
+    def gate(self) -> GateDecision | None:
+        """What the run's champion/challenger gate decided, if it had a ``validate_model`` step."""
+        return GateDecision.from_record(self.values.get("gate"))
 
     def latest_steps(self) -> dict[int, StepView]:
         """The newest attempt of each step position."""
