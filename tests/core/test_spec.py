@@ -107,3 +107,36 @@ def parse_doc(document: dict[str, object]) -> None:
     import json
 
     parse_spec(json.dumps(document))
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A billion-laughs YAML spec: each level aliases the previous one nine times."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]")
+    body = "\n".join(f"    {line}" for line in lines)
+    return (
+        "experiment_config:\n  experiment_name: e\n  model_name: m\n  target: y\n"
+        f"  problem_type: classification\n  main_metric: F1\n  bomb:\n{body}\n"
+        "pipeline:\n  - MLSteps:\n      - load_data_from_file:\n          path: /d/t.csv\n"
+        f"          read_options: {{x: *l{levels - 1}}}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000,
+        '{"a":' * 50_000 + "1" + "}" * 50_000,
+        "a:\n" + "".join("  " * depth + "- \n" for depth in range(1, 3000)),
+        "- " * 5000 + "x",
+        '{"pipeline": ' + "[" * 200 + "]" * 200 + "}",
+        _alias_bomb(),
+    ],
+    ids=["json-lists", "json-objects", "yaml-block", "yaml-flow", "moderate", "alias-bomb"],
+)
+def test_nesting_and_alias_bombs_are_a_spec_error(text: str) -> None:
+    # before: RecursionError out of json5 / PyYAML (a 500 from POST /jobs), and an alias
+    # bomb expanded by whatever walked the document next
+    with pytest.raises(SpecError, match="nested deeper than 64 levels or holding more than"):
+        parse_spec(text)

@@ -116,11 +116,13 @@ class DataPolicy:
         return ", ".join(str(root) for root in self.roots) or "none configured"
 
 
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'?#]*:)[^\s@/\"']+(?=@)")
+# the password runs to the last "@" of the URL (SQLAlchemy reads it so): it may hold "/", ":", "@"
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'?#]*:)[^\s\"']+(?=@)")
 _SECRET_VALUE = re.compile(
     r"(?P<head>[\"']?(?P<key>[A-Za-z0-9_\-]*(?:password|passwd|pwd|secret|token|key|credential)"
     r"[A-Za-z0-9_\-]*)[\"']?[ \t]*[:=][ \t]*)"
-    r"(?P<value>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^\s,}\]\[{#]+)",
+    # an unquoted (YAML) value runs to the end of its line or flow item, spaces included
+    r"(?P<value>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^\s,}\]\[{#](?:[^\n,}\]\[{#]*[^\s,}\]\[{#])?)",
     re.IGNORECASE,
 )
 MASK = "***"
