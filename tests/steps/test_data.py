@@ -232,3 +232,52 @@ def test_kaggle_dataset_name_must_be_owner_slash_name() -> None:
         kaggle.load_data_from_kaggle.parse(
             {"kaggle_dataset_name": "creditcardfraud", "training_file_name": "x.csv"}, EXPERIMENT
         )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"bogus": 1},
+        {"sep": ["x"]},
+        {"dtype": "no-such-type"},
+        {"converters": {"a": "int"}},
+        {"skiprows": "x"},
+        {"chunksize": 1},
+        {"iterator": True},
+    ],
+)
+def test_read_options_pandas_refuses_are_a_data_error(tmp_path: Path, options: Any) -> None:
+    # before: TypeError/AttributeError escaped (a traceback from `validate`, a job left
+    # `running` by a worker), or a TextFileReader went on as if it were a frame
+    FRAME.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match="read_options"):
+        _load(tmp_path, path="t.csv", read_options=options)
+
+
+def test_a_spec_asking_for_nrows_is_peeked_and_loaded(tmp_path: Path) -> None:
+    import json
+
+    from loopml.engine import check_spec_text
+    from loopml.steps.registry import StepRegistry
+
+    FRAME.to_csv(tmp_path / "t.csv", index=False)
+    assert len(_load(tmp_path, path="t.csv", read_options={"nrows": 2})) == 2
+    spec = {
+        "pipeline": [
+            {
+                "MLSteps": [
+                    {"load_data_from_file": {"path": "t.csv", "read_options": {"nrows": 2}}},
+                    {"train_model": {}},
+                ]
+            }
+        ],
+        "experiment_config": EXPERIMENT.model_dump(),
+    }
+    # before: TypeError "multiple values for keyword argument 'nrows'" from the peek
+    checked = check_spec_text(
+        json.dumps(spec), StepRegistry.with_builtins(), source=tmp_path / "spec.json"
+    )
+    assert checked.spec.steps[0].name == "load_data_from_file"
+    # options pandas refuses do not break the check either (the load names them)
+    bad = json.dumps(spec).replace('{"nrows": 2}', '{"bogus": 2}')
+    check_spec_text(bad, StepRegistry.with_builtins(), source=tmp_path / "spec.json")
