@@ -281,3 +281,39 @@ def test_a_spec_asking_for_nrows_is_peeked_and_loaded(tmp_path: Path) -> None:
     # options pandas refuses do not break the check either (the load names them)
     bad = json.dumps(spec).replace('{"nrows": 2}', '{"bogus": 2}')
     check_spec_text(bad, StepRegistry.with_builtins(), source=tmp_path / "spec.json")
+
+
+def test_a_query_error_does_not_hand_data_to_a_restricted_spec(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # before: `CAST(<data> AS int)` put the data in the job's error, one value per job:
+    # with a superuser source, pg_read_file made that any file on the database server
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres_url)
+    pd.DataFrame({"secret": ["hunter2-in-a-row"]}).to_sql(
+        "loopml_secrets", engine, index=False, if_exists="replace"
+    )
+    engine.dispose()
+    settings = Settings(
+        home=tmp_path / "home", restrict_data=True, data_sources={"wh": postgres_url}
+    )
+    context = StepContext(run_id="r", experiment=EXPERIMENT, settings=settings, base_dir=None)
+    step = data.load_data_from_sql
+    for query in (
+        "SELECT CAST(secret AS int) AS a FROM loopml_secrets",
+        "SELECT CAST(pg_read_file('/etc/passwd') AS int) AS a",
+        "SELECT CAST(split_part(pg_read_file('/etc/passwd'), chr(10), 1) AS int) AS a",
+    ):
+        with pytest.raises(DataError, match="query against wh failed") as failure:
+            step(context, step.parse({"source": "wh", "query": query}, EXPERIMENT))
+        assert "hunter2" not in str(failure.value)
+        assert "root:" not in str(failure.value)
+    # the machine's own user keeps the full message
+    local = _context(tmp_path)
+    params = step.parse(
+        {"url": postgres_url, "query": "SELECT CAST(secret AS int) AS a FROM loopml_secrets"},
+        EXPERIMENT,
+    )
+    with pytest.raises(DataError, match="hunter2-in-a-row"):
+        step(local, params)
