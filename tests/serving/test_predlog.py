@@ -343,3 +343,42 @@ def test_a_journal_that_cannot_be_written_refuses_the_answer(tmp_path: Path) -> 
     finally:
         os.close(full)
         logger.stop()
+
+
+def test_any_malformed_request_entry_is_kept_aside_not_a_poisoned_segment(
+    tmp_path: Path,
+) -> None:
+    # before: an entry whose probabilities list is shorter than its ids raised IndexError,
+    # which the shipper did not treat as malformed: the segment was retried forever and
+    # every segment after it stayed unshipped
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    request = {
+        "k": "r",
+        "t": 1.0,
+        "ids": ["f" * 32],
+        "model_name": "m",
+        "model_version": "1",
+        "columns": ["a"],
+        "matrix": [[1.0]],
+        "predictions": [1],
+        "probabilities": [],
+        "classes": ["0", "1"],
+    }
+    short_probabilities = orjson.dumps(request) + b"\n"
+    garbage = b"\x00\xff\xfe garbage \x80\n"
+    far_future = orjson.dumps({**request, "probabilities": [[0.5, 0.5]], "t": 1e30}) + b"\n"
+    (spool / "predictions-1.00000000-00000001.seg").write_bytes(
+        _entry(1) + short_probabilities + garbage + far_future + _entry(2)
+    )
+    (spool / "predictions-1.00000000-00000002.seg").write_bytes(_entry(3))
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log = PredictionLog.open(url)
+    logger = PredictionLogger(url, spool, flush_s=0.05)
+    logger.start()
+    try:
+        wait_for(lambda: log.count() == 3 and not _segments(spool))
+    finally:
+        logger.stop()
+    assert not log.exists("f" * 32)
+    assert len(logger.journal.rejected_path.read_bytes().splitlines()) == 3

@@ -180,7 +180,9 @@ class PredictionLogger:
                     labels.append(LabelRecord.from_entry(entry))
                 else:
                     predictions += records_from_entry(entry)
-            except (KeyError, TypeError, ValueError, OverflowError):
+            except (LookupError, TypeError, ValueError, ArithmeticError):
+                # anything the entry's shape can raise (IndexError included): kept aside,
+                # so one bad line never holds its segment and the ones after it
                 malformed.append(entry)
         self.journal.reject(malformed, "not a prediction log entry")
         try:
