@@ -16,6 +16,7 @@ from loopml.core.settings import Settings
 from loopml.core.spec import parse_spec
 from loopml.store.jobs import TRAINING, JobStore
 from tests.api.conftest import KEY, api_client, running_api
+from tests.bombs import yaml_alias_bomb
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,26 +34,13 @@ def api(settings: Settings) -> Iterator[str]:
         yield url
 
 
-def _alias_bomb(levels: int = 9) -> str:
-    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for level in range(1, levels):
-        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]")
-    body = "\n".join(f"    {line}" for line in lines)
-    return (
-        "experiment_config:\n  experiment_name: e\n  model_name: m\n  target: y\n"
-        f"  problem_type: classification\n  main_metric: F1\n  bomb:\n{body}\n"
-        "pipeline:\n  - MLSteps:\n      - load_data_from_file:\n          path: /d/t.csv\n"
-        f"          read_options: {{x: *l{levels - 1}}}\n"
-    )
-
-
 @pytest.mark.parametrize(
     "text",
     [
         "[" * 100_000,
         '{"a":' * 50_000 + "1" + "}" * 50_000,
         "a:\n" + "".join("  " * depth + "- \n" for depth in range(1, 2000)),
-        _alias_bomb(),
+        yaml_alias_bomb(),
     ],
     ids=["json-lists", "json-objects", "yaml-block", "alias-bomb"],
 )

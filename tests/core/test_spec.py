@@ -8,6 +8,7 @@ import pytest
 
 from loopml.core.errors import SpecError
 from loopml.core.spec import parse_spec, read_spec_file
+from tests.bombs import yaml_alias_bomb
 from tests.conftest import FIXTURES
 
 EXPERIMENT = {
@@ -109,20 +110,6 @@ def parse_doc(document: dict[str, object]) -> None:
     parse_spec(json.dumps(document))
 
 
-def _alias_bomb(levels: int = 9) -> str:
-    """A billion-laughs YAML spec: each level aliases the previous one nine times."""
-    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for level in range(1, levels):
-        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]")
-    body = "\n".join(f"    {line}" for line in lines)
-    return (
-        "experiment_config:\n  experiment_name: e\n  model_name: m\n  target: y\n"
-        f"  problem_type: classification\n  main_metric: F1\n  bomb:\n{body}\n"
-        "pipeline:\n  - MLSteps:\n      - load_data_from_file:\n          path: /d/t.csv\n"
-        f"          read_options: {{x: *l{levels - 1}}}\n"
-    )
-
-
 @pytest.mark.parametrize(
     "text",
     [
@@ -131,7 +118,7 @@ def _alias_bomb(levels: int = 9) -> str:
         "a:\n" + "".join("  " * depth + "- \n" for depth in range(1, 3000)),
         "- " * 5000 + "x",
         '{"pipeline": ' + "[" * 200 + "]" * 200 + "}",
-        _alias_bomb(),
+        yaml_alias_bomb(),
     ],
     ids=["json-lists", "json-objects", "yaml-block", "yaml-flow", "moderate", "alias-bomb"],
 )
