@@ -74,6 +74,11 @@ class DataPolicy:
                     f"under the data roots ({self.roots_text()})"
                 )
             return path
+        if "\0" in path or (base_dir is not None and "\0" in str(base_dir)):
+            raise AccessError(
+                f"data path {path!r} (or the spec's folder) holds a NUL character; no file "
+                "name does"
+            )
         candidate = Path(path).expanduser()
         if not candidate.is_absolute():
             if base_dir is None or not base_dir.is_absolute():
