@@ -23,6 +23,13 @@ from loopml.core.errors import AccessError
         ('{"DB_PASSWORD": "x1y2"}', "x1y2"),
         ('{"query_params": {"client_secret": "zzz"}}', "zzz"),
         ("redis://:onlypass@cache:6379/0", "onlypass"),
+        # SQLAlchemy reads the password up to the last "@": "/" and "@" are part of it
+        ("url: postgresql://bob:hun/ter2@db/x", "hun/ter2"),
+        ('{"url": "postgresql://bob:hunter@2@db/x"}', "2@db"),
+        ("url: postgresql://bob:a/b:c@db/x", "a/b:c"),
+        # an unquoted YAML value runs to the end of its line
+        ("query_params:\n  password: correct horse battery\n", "horse battery"),
+        ("{password: two words, x: 1}", "words"),
     ],
 )
 def test_secrets_are_masked(text: str, secret: str) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from loopml.core.errors import SpecError
 from loopml.core.spec import parse_spec, read_spec_file
+from tests.bombs import yaml_alias_bomb
 from tests.conftest import FIXTURES
 
 EXPERIMENT = {
@@ -107,3 +108,22 @@ def parse_doc(document: dict[str, object]) -> None:
     import json
 
     parse_spec(json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000,
+        '{"a":' * 50_000 + "1" + "}" * 50_000,
+        "a:\n" + "".join("  " * depth + "- \n" for depth in range(1, 3000)),
+        "- " * 5000 + "x",
+        '{"pipeline": ' + "[" * 200 + "]" * 200 + "}",
+        yaml_alias_bomb(),
+    ],
+    ids=["json-lists", "json-objects", "yaml-block", "yaml-flow", "moderate", "alias-bomb"],
+)
+def test_nesting_and_alias_bombs_are_a_spec_error(text: str) -> None:
+    # before: RecursionError out of json5 / PyYAML (a 500 from POST /jobs), and an alias
+    # bomb expanded by whatever walked the document next
+    with pytest.raises(SpecError, match="nested deeper than 64 levels or holding more than"):
+        parse_spec(text)

@@ -304,3 +304,46 @@ def test_typed_outputs_survive_a_resume_and_nothing_is_registered_twice(
         (3, 1),
         (3, 2),
     ]
+
+
+class _Planted:
+    """A pickle that, when loaded, leaves a marker file: code run by unpickling."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_resume_refuses_a_step_output_changed_in_the_artifact_store(
+    tmp_path: Path, settings: Settings, registry: StepRegistry
+) -> None:
+    # before: a resume unpickled whatever the run's artifact folder held, so anyone who
+    # can write to the tracking server's artifacts ran code on the worker that resumed
+    import pickle
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    _ledger, trip, text = _tripped_spec(tmp_path)
+    with pytest.raises(StepError, match="tripped by"):
+        run_pipeline(parse_spec(text, source=tmp_path / "spec.json"), settings, registry=registry)
+    store = RunStore(settings.database)
+    (failed,) = store.list_runs()
+    store.close()
+    pickles = [
+        pointer
+        for step in failed.latest_steps().values()
+        for pointer in step.outputs.values()
+        if pointer.split("#")[0].endswith(".pkl")
+    ]
+    assert pickles
+    marker = tmp_path / "planted-ran"
+    path = Path(url2pathname(urlparse(pickles[0].split("#")[0]).path))
+    path.write_bytes(pickle.dumps(_Planted(marker)))
+    trip.unlink()
+    with pytest.raises(LoopmlError, match="changed since the step wrote it"):
+        resume_run(failed.id, settings, registry=registry)
+    assert not marker.exists()

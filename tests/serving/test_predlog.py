@@ -343,3 +343,76 @@ def test_a_journal_that_cannot_be_written_refuses_the_answer(tmp_path: Path) -> 
     finally:
         os.close(full)
         logger.stop()
+
+
+def test_any_malformed_request_entry_is_kept_aside_not_a_poisoned_segment(
+    tmp_path: Path,
+) -> None:
+    # before: an entry whose probabilities list is shorter than its ids raised IndexError,
+    # which the shipper did not treat as malformed: the segment was retried forever and
+    # every segment after it stayed unshipped
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    request = {
+        "k": "r",
+        "t": 1.0,
+        "ids": ["f" * 32],
+        "model_name": "m",
+        "model_version": "1",
+        "columns": ["a"],
+        "matrix": [[1.0]],
+        "predictions": [1],
+        "probabilities": [],
+        "classes": ["0", "1"],
+    }
+    short_probabilities = orjson.dumps(request) + b"\n"
+    garbage = b"\x00\xff\xfe garbage \x80\n"
+    far_future = orjson.dumps({**request, "probabilities": [[0.5, 0.5]], "t": 1e30}) + b"\n"
+    (spool / "predictions-1.00000000-00000001.seg").write_bytes(
+        _entry(1) + short_probabilities + garbage + far_future + _entry(2)
+    )
+    (spool / "predictions-1.00000000-00000002.seg").write_bytes(_entry(3))
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log = PredictionLog.open(url)
+    logger = PredictionLogger(url, spool, flush_s=0.05)
+    logger.start()
+    try:
+        wait_for(lambda: log.count() == 3 and not _segments(spool))
+    finally:
+        logger.stop()
+    assert not log.exists("f" * 32)
+    assert len(logger.journal.rejected_path.read_bytes().splitlines()) == 3
+
+
+def test_a_label_older_than_the_grace_waits_for_its_prediction_to_ship(tmp_path: Path) -> None:
+    # before: the grace ran from the label's creation, so after an outage longer than
+    # label_grace_s a label journaled by one server process was rejected for good when
+    # it shipped before its prediction, journaled by another (--workers 2, or a process
+    # that was killed and adopted): the label was lost although its prediction arrived
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log = PredictionLog.open(url)
+    logger = PredictionLogger(url, spool, flush_s=0.05, label_grace_s=2.0)
+    prediction = f"{7:032x}"
+    # the label, written during an outage an hour ago, in this process's own journal...
+    logger.log(Label(prediction, 1, time.time() - 3600))
+    # ...its prediction in the journal of a process that is gone, adopted and shipped after
+    (spool / "predictions-1.00000000-00000001.seg").write_bytes(_entry(7))
+    logger.start()
+    try:
+        wait_for(lambda: log.exists(prediction) and not _segments(spool))
+        wait_for(lambda: len(_labels(log)) == 1 or logger.labels_rejected > 0)
+    finally:
+        logger.stop()
+    assert logger.labels_rejected == 0
+    assert _labels(log) == [(prediction, "1", 1)]
+    # a label whose prediction never comes is still kept aside once the grace has passed
+    late = PredictionLogger(url, spool, flush_s=0.05, label_grace_s=0.5)
+    late.log(Label("e" * 32, 0, time.time()))
+    late.start()
+    try:
+        wait_for(lambda: late.labels_rejected == 1)
+    finally:
+        late.stop()
+    assert len(_labels(log)) == 1

@@ -232,3 +232,88 @@ def test_kaggle_dataset_name_must_be_owner_slash_name() -> None:
         kaggle.load_data_from_kaggle.parse(
             {"kaggle_dataset_name": "creditcardfraud", "training_file_name": "x.csv"}, EXPERIMENT
         )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"bogus": 1},
+        {"sep": ["x"]},
+        {"dtype": "no-such-type"},
+        {"converters": {"a": "int"}},
+        {"skiprows": "x"},
+        {"chunksize": 1},
+        {"iterator": True},
+    ],
+)
+def test_read_options_pandas_refuses_are_a_data_error(tmp_path: Path, options: Any) -> None:
+    # before: TypeError/AttributeError escaped (a traceback from `validate`, a job left
+    # `running` by a worker), or a TextFileReader went on as if it were a frame
+    FRAME.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match="read_options"):
+        _load(tmp_path, path="t.csv", read_options=options)
+
+
+def test_a_spec_asking_for_nrows_is_peeked_and_loaded(tmp_path: Path) -> None:
+    import json
+
+    from loopml.engine import check_spec_text
+    from loopml.steps.registry import StepRegistry
+
+    FRAME.to_csv(tmp_path / "t.csv", index=False)
+    assert len(_load(tmp_path, path="t.csv", read_options={"nrows": 2})) == 2
+    spec = {
+        "pipeline": [
+            {
+                "MLSteps": [
+                    {"load_data_from_file": {"path": "t.csv", "read_options": {"nrows": 2}}},
+                    {"train_model": {}},
+                ]
+            }
+        ],
+        "experiment_config": EXPERIMENT.model_dump(),
+    }
+    # before: TypeError "multiple values for keyword argument 'nrows'" from the peek
+    checked = check_spec_text(
+        json.dumps(spec), StepRegistry.with_builtins(), source=tmp_path / "spec.json"
+    )
+    assert checked.spec.steps[0].name == "load_data_from_file"
+    # options pandas refuses do not break the check either (the load names them)
+    bad = json.dumps(spec).replace('{"nrows": 2}', '{"bogus": 2}')
+    check_spec_text(bad, StepRegistry.with_builtins(), source=tmp_path / "spec.json")
+
+
+def test_a_query_error_does_not_hand_data_to_a_restricted_spec(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # before: `CAST(<data> AS int)` put the data in the job's error, one value per job:
+    # with a superuser source, pg_read_file made that any file on the database server
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres_url)
+    pd.DataFrame({"secret": ["hunter2-in-a-row"]}).to_sql(
+        "loopml_secrets", engine, index=False, if_exists="replace"
+    )
+    engine.dispose()
+    settings = Settings(
+        home=tmp_path / "home", restrict_data=True, data_sources={"wh": postgres_url}
+    )
+    context = StepContext(run_id="r", experiment=EXPERIMENT, settings=settings, base_dir=None)
+    step = data.load_data_from_sql
+    for query in (
+        "SELECT CAST(secret AS int) AS a FROM loopml_secrets",
+        "SELECT CAST(pg_read_file('/etc/passwd') AS int) AS a",
+        "SELECT CAST(split_part(pg_read_file('/etc/passwd'), chr(10), 1) AS int) AS a",
+    ):
+        with pytest.raises(DataError, match="query against wh failed") as failure:
+            step(context, step.parse({"source": "wh", "query": query}, EXPERIMENT))
+        assert "hunter2" not in str(failure.value)
+        assert "root:" not in str(failure.value)
+    # the machine's own user keeps the full message
+    local = _context(tmp_path)
+    params = step.parse(
+        {"url": postgres_url, "query": "SELECT CAST(secret AS int) AS a FROM loopml_secrets"},
+        EXPERIMENT,
+    )
+    with pytest.raises(DataError, match="hunter2-in-a-row"):
+        step(local, params)

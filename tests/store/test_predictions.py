@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from loopml.core.settings import Settings
@@ -120,3 +122,40 @@ def test_prediction_records_are_built_one_way() -> None:
     regression = prediction_records(["c"], "m", "2", [{"x": 1.0}], [3.5])
     assert regression[0].outputs == {"prediction": 3.5}
     assert PredictionRecord.from_entry(made[0].to_entry()) == made[0]
+
+
+def _many(n: int, label: str = "m") -> list[PredictionRecord]:
+    ids = [f"{i:032x}" for i in range(n)]
+    return prediction_records(ids, label, "1", [{"a": 1.0, "b": 2.0}] * n, [1] * n)
+
+
+def test_a_large_write_is_split_into_bounded_transactions(tmp_path: Path) -> None:
+    # before: a whole segment (one large request: a batch sent to /predict in one body)
+    # went in a single transaction, however many rows it held
+    from loopml.store.predictions import ROWS_PER_TRANSACTION
+
+    log = PredictionLog.open(f"sqlite:///{tmp_path / 'log.db'}")
+    commits: list[int] = []
+    sa.event.listen(log.engine, "commit", lambda connection: commits.append(1))
+    rows = 2 * ROWS_PER_TRANSACTION + 5
+    labels = [LabelRecord(f"{i:032x}", 1) for i in range(0, rows, 7)] + [LabelRecord("f" * 32, 0)]
+    unknown = log.write_with_labels(_many(rows), labels)
+    assert log.count() == rows
+    assert [label.prediction_id for label in unknown] == ["f" * 32]
+    assert len(commits) >= 4  # three for the predictions, one for the labels
+    log.write_with_labels(_many(rows), [])  # a retry after a partial write: nothing doubled
+    assert log.count() == rows
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_large_request_ships_within_the_statement_timeout(postgres_url: str) -> None:
+    # before: 300,000 rows (a 4.5 MB /predict body, under the 16 MB limit) in one
+    # transaction ran past the 3 s statement timeout on every retry: the store counted
+    # as down forever and every prediction journaled after it stayed unshipped
+    log = PredictionLog.open(postgres_url, timeout_s=3.0)
+    try:
+        log.write_with_labels(_many(300_000, "big"), [])
+        assert log.count(model_name="big") == 300_000
+    finally:
+        log.engine.dispose()

@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from loopml.api.guard import ControlGate
 from loopml.core import http
@@ -49,6 +49,14 @@ class JobRequest(BaseModel):
             "from its folder. Without it, data paths must be absolute."
         ),
     )
+
+    @field_validator("spec", "source")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # no file name holds one, and PostgreSQL text columns cannot store one
+        if value is not None and "\0" in value:
+            raise ValueError(f"holds a NUL character at offset {value.index(chr(0))}")
+        return value
 
 
 def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:

@@ -74,6 +74,11 @@ class DataPolicy:
                     f"under the data roots ({self.roots_text()})"
                 )
             return path
+        if "\0" in path or (base_dir is not None and "\0" in str(base_dir)):
+            raise AccessError(
+                f"data path {path!r} (or the spec's folder) holds a NUL character; no file "
+                "name does"
+            )
         candidate = Path(path).expanduser()
         if not candidate.is_absolute():
             if base_dir is None or not base_dir.is_absolute():
@@ -116,11 +121,13 @@ class DataPolicy:
         return ", ".join(str(root) for root in self.roots) or "none configured"
 
 
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'?#]*:)[^\s@/\"']+(?=@)")
+# the password runs to the last "@" of the URL (SQLAlchemy reads it so): it may hold "/", ":", "@"
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'?#]*:)[^\s\"']+(?=@)")
 _SECRET_VALUE = re.compile(
     r"(?P<head>[\"']?(?P<key>[A-Za-z0-9_\-]*(?:password|passwd|pwd|secret|token|key|credential)"
     r"[A-Za-z0-9_\-]*)[\"']?[ \t]*[:=][ \t]*)"
-    r"(?P<value>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^\s,}\]\[{#]+)",
+    # an unquoted (YAML) value runs to the end of its line or flow item, spaces included
+    r"(?P<value>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^\s,}\]\[{#](?:[^\n,}\]\[{#]*[^\s,}\]\[{#])?)",
     re.IGNORECASE,
 )
 MASK = "***"

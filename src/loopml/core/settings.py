@@ -233,8 +233,9 @@ class Settings(BaseSettings):
         default=60.0,
         ge=0,
         description=(
-            "How long feedback for a prediction id the log does not hold (yet) is retried before "
-            "it is set aside as unknown (never stored)."
+            "How long feedback for a prediction id the log does not hold (yet) is retried, "
+            "counted from the first time the store answered without it, before it is set aside "
+            "as unknown (never stored)."
         ),
     )
     serve_journal: bool = Field(

@@ -187,14 +187,57 @@ def draft_spec(text: str, source: Path | None = None) -> SpecDraft:
     return SpecDraft(tuple(steps), experiment, document, text, source, tuple(issues))
 
 
+MAX_DEPTH = 64
+"""Deepest nesting a spec may have; real specs stay under ten levels."""
+MAX_NODES = 100_000
+"""Most values a spec may hold once YAML aliases are expanded (a billion-laughs bomb is refused)."""
+
+
 def _load_document(text: str, source: Path | None) -> Any:
     label = str(source) if source is not None else None
     suffix = source.suffix.lower() if source is not None else ""
-    if suffix in (".yaml", ".yml"):
-        return _load_yaml(text, label)
-    if suffix in (".json", ".json5") or _uncommented(text).startswith(("{", "[")):
-        return _load_json(text, label)
-    return _load_yaml(text, label)
+    try:
+        if suffix in (".yaml", ".yml"):
+            document = _load_yaml(text, label)
+        elif suffix in (".json", ".json5") or _uncommented(text).startswith(("{", "[")):
+            document = _load_json(text, label)
+        else:
+            document = _load_yaml(text, label)
+        bounded = _within_bounds(document)
+    except RecursionError:  # the parsers recurse once per nesting level
+        bounded = False
+    if not bounded:
+        raise SpecError(
+            [
+                SpecIssue(
+                    "",
+                    f"spec nested deeper than {MAX_DEPTH} levels or holding more than "
+                    f"{MAX_NODES} values (YAML aliases expanded); no spec needs that much",
+                )
+            ],
+            label,
+        )
+    return document
+
+
+def _within_bounds(document: Any) -> bool:
+    """Whether ``document`` is at most MAX_DEPTH deep with at most MAX_NODES values.
+
+    Walked without recursion and counting aliased values each time they are
+    reached, so both a nesting bomb and an alias bomb stop at the limit.
+    """
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    seen = 0
+    while pending:
+        value, depth = pending.pop()
+        seen += 1
+        if seen > MAX_NODES or depth > MAX_DEPTH:
+            return False
+        if isinstance(value, dict):
+            pending.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+    return True
 
 
 def _uncommented(text: str) -> str:

@@ -213,8 +213,12 @@ def resume_run(
         mlflow.start_run(run_id=run.mlflow_run_id)
         store.reopen_run(run.id, provenance(executor, checked.base_dir))
         context = _context(run.id, checked, settings, run.mlflow_run_id)
-        for position in range(first):
-            outputs.restore(context, latest[position].outputs, mlflow)
+        try:
+            for position in range(first):
+                outputs.restore(context, latest[position].outputs, mlflow)
+        except BaseException:
+            mlflow.end_run(status="FAILED")  # a refused resume leaves no active MLflow run
+            raise
         return _execute(checked, context, store, mlflow, observer or _Silent(), first=first)
     finally:
         store.close()

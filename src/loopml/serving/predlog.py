@@ -12,8 +12,9 @@ same spool dir.
 
 Labels are stored only for predictions the log holds. A label whose prediction
 is not in the store yet (another server process may not have shipped it) is
-journaled again and retried until ``label_grace_s`` has passed; then it is
-kept aside in the journal's rejected file, never stored.
+journaled again and retried until ``label_grace_s`` has passed since the store
+first answered without its prediction; then it is kept aside in the journal's
+rejected file, never stored.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class PredictionLogger:
         self._log: PredictionLog | None = None
         self.journaled = 0
         self.labels_rejected = 0
+        self._unknown_since: dict[str, float] = {}
+        """Label id -> when the store (up) first did not hold its prediction."""
 
     # -- request path ----------------------------------------------------------------------
 
@@ -180,7 +183,9 @@ class PredictionLogger:
                     labels.append(LabelRecord.from_entry(entry))
                 else:
                     predictions += records_from_entry(entry)
-            except (KeyError, TypeError, ValueError, OverflowError):
+            except (LookupError, TypeError, ValueError, ArithmeticError):
+                # anything the entry's shape can raise (IndexError included): kept aside,
+                # so one bad line never holds its segment and the ones after it
                 malformed.append(entry)
         self.journal.reject(malformed, "not a prediction log entry")
         try:
@@ -195,10 +200,21 @@ class PredictionLogger:
             for label in labels:
                 unknown += self._write_or_reject([], [label], label.to_entry())
         now = time.time()
-        again = [
-            label for label in unknown if now - label.created_at.timestamp() < self.label_grace_s
-        ]
-        expired = [label.to_entry() for label in unknown if label not in again]
+        unknown_ids = {label.id for label in unknown}
+        for label in labels:  # stored: forget when it was first unknown
+            if label.id not in unknown_ids:
+                self._unknown_since.pop(label.id, None)
+        # The grace runs from the first time a store that was up did not know the label's
+        # prediction, not from the label's creation: after an outage every label is old,
+        # and its prediction may sit in another process's journal shipped after this one.
+        again: list[LabelRecord] = []
+        expired: list[Entry] = []
+        for label in unknown:
+            if now - self._unknown_since.setdefault(label.id, now) < self.label_grace_s:
+                again.append(label)
+            else:
+                self._unknown_since.pop(label.id, None)
+                expired.append(label.to_entry())
         self.journal.reject(expired, "feedback for a prediction id the log does not hold")
         self.labels_rejected += len(expired)
         return [label.to_entry() for label in again]

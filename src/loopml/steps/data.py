@@ -9,6 +9,7 @@ read-only transaction (PostgreSQL, SQLite).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -229,6 +230,19 @@ def _safe_url(url: str) -> str:
 
 
 READ_ONLY_DIALECTS = ("postgresql", "sqlite")
+_QUOTED = re.compile(r"\"[^\"]*(?:\"|$)|'[^']*(?:'|$)")
+
+
+def without_values(message: str) -> str:
+    """A database error with every quoted value hidden.
+
+    Databases quote the offending value in their messages (PostgreSQL:
+    ``invalid input syntax for type integer: "<value>"``), so a query that
+    casts data it can read, ``pg_read_file('/etc/passwd')`` included, would
+    hand that data to whoever reads the job's error. Specs submitted over HTTP
+    get the message without them.
+    """
+    return _QUOTED.sub('"…"', message)
 
 
 @contextmanager
@@ -290,7 +304,8 @@ def load_data_from_sql(context: StepContext, params: SqlSource) -> None:
     import pandas as pd
     import sqlalchemy as sa
 
-    url = DataPolicy.from_settings(context.settings).sql_url(params.url, params.source)
+    policy = DataPolicy.from_settings(context.settings)
+    url = policy.sql_url(params.url, params.source)
     engine = _engine(url)
     safe_url = params.source or engine.url.render_as_string(hide_password=True)
     context.progress(f"querying {safe_url}", 0, None)
@@ -302,6 +317,8 @@ def load_data_from_sql(context: StepContext, params: SqlSource) -> None:
     except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
         cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) else exc
         first_line = str(getattr(cause, "orig", None) or cause).splitlines()[0]
+        if policy.restricted:
+            first_line = without_values(first_line)
         raise DataError(f"query against {safe_url} failed: {first_line}") from exc
     finally:
         engine.dispose()

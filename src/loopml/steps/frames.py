@@ -48,16 +48,23 @@ def read_table(
     nrows: int | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Read ``path`` (local or any fsspec URL) as one frame; ``nrows`` reads just a head."""
+    """Read ``path`` (local or any fsspec URL) as one frame; ``nrows`` reads just a head.
+
+    ``options`` come from a spec, so whatever pandas makes of them (an unknown
+    keyword, a value of the wrong type, an iterator instead of a frame) is a
+    DataError naming the file, never a crash of the process reading it.
+    """
     import fsspec
     import pandas as pd
 
+    options = dict(options)
+    asked = options.pop("nrows", None)  # a head (a peek) is a head, whatever the spec asks
+    nrows = asked if nrows is None else nrows
     try:
         with fsspec.open(path, "rb", **(storage_options or {})) as handle:
             if file_format == "zip":
-                return _read_zip(handle, path, options, nrows)
-            frame: pd.DataFrame
-            if file_format == "csv":
+                frame = _read_zip(handle, path, options, nrows)
+            elif file_format == "csv":
                 frame = pd.read_csv(handle, nrows=nrows, **options)
             elif file_format == "parquet":
                 frame = pd.read_parquet(handle, **options)
@@ -65,11 +72,21 @@ def read_table(
             else:
                 lines = options.pop("lines", path.endswith(".jsonl"))
                 frame = pd.read_json(handle, lines=lines, nrows=nrows if lines else None, **options)
-            return frame
     except FileNotFoundError as exc:
         raise DataError(f"data file {path!r} does not exist") from exc
     except (ValueError, OSError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read {path!r} as {file_format}: {exc}") from exc
+    except (TypeError, AttributeError, KeyError, LookupError) as exc:
+        raise DataError(
+            f"cannot read {path!r} as {file_format} with read_options {sorted(options)}: "
+            f"{exc}; read_options are keyword arguments of the pandas reader"
+        ) from exc
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(
+            f"read_options {sorted(options)} make the pandas reader return a "
+            f"{type(frame).__name__}, not a table; drop chunksize/iterator/typ"
+        )
+    return frame
 
 
 def _read_zip(handle: Any, path: str, options: dict[str, Any], nrows: int | None) -> pd.DataFrame:

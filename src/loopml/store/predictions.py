@@ -34,6 +34,8 @@ ONLINE, BATCH = "online", "batch"
 PREDICTION, PROBABILITIES = "prediction", "probabilities"
 _COPY_FROM_ROWS = 500
 """From this many rows PostgreSQL writes go through COPY (cheaper than a multi-row INSERT)."""
+ROWS_PER_TRANSACTION = 10_000
+"""Most rows written in one transaction (a few hundred milliseconds on PostgreSQL)."""
 
 
 def new_prediction_id() -> str:
@@ -293,15 +295,24 @@ class PredictionLog:
     def write_with_labels(
         self, records: Sequence[PredictionRecord], labels: Sequence[LabelRecord]
     ) -> list[LabelRecord]:
-        """Predictions, then labels, in one transaction; the labels of unknown predictions.
+        """Predictions, then labels; the labels of unknown predictions.
 
         Those are not stored: a label is only kept for a prediction in the log,
-        with that prediction's model version.
+        with that prediction's model version. Predictions go in transactions of
+        at most ``ROWS_PER_TRANSACTION`` rows, each well inside the statement
+        timeout: one large request (a whole batch in one ``/predict``) in a
+        single transaction would time out on every retry and hold the journal
+        behind it forever. Inserts skip ids already logged, so a retry after a
+        partial write is a no-op for what was committed.
         """
-        with bounded(self.engine, self.timeout_s) as connection:
-            if records:
-                self._insert(connection, records)
-            return _insert_labels(connection, labels) if labels else []
+        for start in range(0, len(records), ROWS_PER_TRANSACTION):
+            with bounded(self.engine, self.timeout_s) as connection:
+                self._insert(connection, records[start : start + ROWS_PER_TRANSACTION])
+        unknown: list[LabelRecord] = []
+        for start in range(0, len(labels), ROWS_PER_TRANSACTION):
+            with bounded(self.engine, self.timeout_s) as connection:
+                unknown += _insert_labels(connection, labels[start : start + ROWS_PER_TRANSACTION])
+        return unknown
 
     def add_feedback(self, prediction_id: str, label: Any, *, at: datetime | None = None) -> bool:
         """Store ``label`` for ``prediction_id``; False (nothing stored) when the id is unknown."""

@@ -86,7 +86,9 @@ def row_by_id(
     if found is not None:
         return found
     if len(key) >= MIN_PREFIX:
-        matches = session.scalars(sa.select(table).where(column.startswith(key)).limit(2)).all()
+        matches = session.scalars(
+            sa.select(table).where(column.startswith(key, autoescape=True)).limit(2)
+        ).all()
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
