@@ -92,6 +92,10 @@ ANSWERS: dict[tuple[str, str], dict[int, dict[str, Any]]] = {
     ("get", "/v2/models/{name}/versions/{version}"): _V2_MODEL,
     ("get", "/v2/models/{name}/ready"): _V2_MODEL,
     ("get", "/v2/models/{name}/versions/{version}/ready"): _V2_MODEL,
+    ("get", "/v2/models/{name}/config"): _V2_MODEL,
+    ("get", "/v2/models/{name}/versions/{version}/config"): _V2_MODEL,
+    ("get", "/v2/models/{name}/stats"): _V2_MODEL,
+    ("get", "/v2/models/{name}/versions/{version}/stats"): _V2_MODEL,
     ("post", "/v2/models/{name}/infer"): _V2_INFER,
     ("post", "/v2/models/{name}/versions/{version}/infer"): _V2_INFER,
 }
@@ -110,6 +114,8 @@ def describe_answers(app: FastAPI) -> None:
                     if method == "post":
                         responses["413"] = _json("Body over the size limit", GATE_ERROR)
                     responses["401"] = _json("Missing or unknown API key", GATE_ERROR)
+                    if path.startswith("/v2/models/{name}"):  # every model route can miss
+                        responses["404"] = _V2_MODEL[404]
                     for status, answer in ANSWERS.get((method, path), {}).items():
                         responses[str(status)] = answer
         return plain()
