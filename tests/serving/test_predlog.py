@@ -322,6 +322,28 @@ def test_a_store_that_hangs_mid_transaction_errors_out(postgres_url: str) -> Non
         log.engine.dispose()
 
 
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+def test_a_store_that_hangs_at_commit_errors_out(postgres_url: str) -> None:
+    """The store reads the COMMIT and never answers: the watchdog covers the commit too."""
+    from loopml.store.bounded import bounded
+
+    PredictionLog.open(postgres_url).engine.dispose()
+    proxy = TcpProxy("127.0.0.1", 5432).start()
+    proxied = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    log = PredictionLog.open(proxied, timeout_s=1.0)
+    try:
+        with (
+            pytest.raises(sa.exc.OperationalError),
+            bounded(log.engine, log.timeout_s) as connection,
+        ):
+            connection.execute(sa.text("SELECT 1"))
+            proxy.hang()  # what comes next, the COMMIT, is read and never answered
+    finally:
+        proxy.cut()
+        log.engine.dispose()
+
+
 def test_a_journal_that_cannot_be_written_refuses_the_answer(tmp_path: Path) -> None:
     """Disk full: ``log`` raises JournalError (the server's 503), never returns as if logged."""
     import os

@@ -50,13 +50,19 @@ def bounded(engine: Engine, seconds: float | None) -> Iterator[sa.Connection]:
     A shut socket makes the driver raise (an ``OperationalError``) in the
     thread that waits on it; the connection is then discarded.
     """
-    with engine.begin() as connection:
-        if seconds is None or engine.dialect.name != "postgresql":
+    if seconds is None or engine.dialect.name != "postgresql":
+        with engine.begin() as connection:
             yield connection
-            return
+        return
+    # Connecting is bounded by libpq's connect_timeout. The watchdog then covers the
+    # transaction through its COMMIT (or ROLLBACK): a server that reads the COMMIT and never
+    # answers is caught by neither statement_timeout (the server never saw it) nor the TCP
+    # timeouts (the bytes were acknowledged), so the commit must be inside the watch too.
+    with engine.connect() as connection:
         watchdog = _Watchdog(connection, seconds * 2)
         try:
-            yield connection
+            with connection.begin():
+                yield connection
         finally:
             watchdog.disarm()
 
