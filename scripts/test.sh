@@ -3,6 +3,8 @@
 # Tests that need PostgreSQL skip when it is down, unless CI=true (then they fail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The extras whose code the suite tests (each pinned in requirements-<extra>.lock).
+export LOOPML_EXTRAS="${LOOPML_EXTRAS-}"
 bash scripts/install.sh
 bash scripts/install-tools.sh   # validators of deploy/ and .github/ (tests/deploy)
 export PATH="$PWD/.venv/bin:$PATH"
