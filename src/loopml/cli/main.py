@@ -9,6 +9,7 @@ import typer
 from loopml.cli import output, quiet
 from loopml.cli.common import SpecArg, err, fail, out, settings, where
 from loopml.cli.common import escape as _escape
+from loopml.cli.export import export as _export_command
 from loopml.cli.jobs import install as _install_queue_commands
 from loopml.cli.models import models_app
 from loopml.cli.monitor import monitor
@@ -29,6 +30,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(steps_app, name="steps")
 app.add_typer(models_app, name="models")
 app.command("serve")(_serve_command)
+app.command("export")(_export_command)
 
 output.wide_help()
 

@@ -33,6 +33,16 @@ def serve(
         list[str] | None,
         typer.Option(help="Require Authorization: Bearer KEY (repeatable; LOOPML_SERVE_API_KEYS)."),
     ] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "pyfunc (the pipeline) or onnx (its parity-checked ONNX export, onnxruntime; "
+                "needs the onnx extra) (LOOPML_SERVE_RUNTIME)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve a registered model: /predict, MLflow's /invocations and Open Inference /v2."""
     from loopml.cli.common import err, fail, settings
@@ -45,6 +55,10 @@ def serve(
         overrides["serve_watch_interval_s"] = watch_interval
     if api_key:
         overrides["serve_api_keys"] = list(api_key)
+    if runtime is not None:
+        if runtime not in ("pyfunc", "onnx"):
+            fail(ConfigError(f"--runtime {runtime!r}: use pyfunc or onnx"))
+        overrides["serve_runtime"] = runtime
     configured = settings().model_copy(update=overrides)
     quiet_mlflow()
     try:
@@ -60,6 +74,8 @@ def serve(
                 os.environ["LOOPML_SERVE_WATCH_INTERVAL_S"] = str(watch_interval)
             if api_key:
                 os.environ["LOOPML_SERVE_API_KEYS"] = ",".join(api_key)
+            if runtime is not None:
+                os.environ["LOOPML_SERVE_RUNTIME"] = runtime
         check_port_free(host, port)
         say(err, f"loading {model} ...")
         stop = announce_when_ready(

@@ -268,3 +268,19 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
 
     result: dict[str, Any] = json.loads(json.dumps(values, default=str))
     return result
+
+
+class ExportOutput(Shape):
+    """``loopml export -o json``: what was exported, where, and what was measured."""
+
+    name: str
+    version: str
+    format: str
+    output: str | None
+    size_bytes: int
+    sha256: str
+    artifact_uri: str | None
+    one_row_latency_ms: dict[str, float]
+    parity: dict[str, Any]
+    dropped_steps: list[str]
+    inputs: list[dict[str, Any]]

@@ -191,6 +191,13 @@ class Settings(BaseSettings):
             "job this process runs, also those from `loopml submit` and `loopml run`."
         ),
     )
+    serve_runtime: Literal["pyfunc", "onnx"] = Field(
+        default="pyfunc",
+        description=(
+            "What scores in `loopml serve`: the pipeline itself (pyfunc) or its parity-checked "
+            "ONNX export run by onnxruntime (onnx; needs the onnx extra)."
+        ),
+    )
     serve_watch_interval_s: float = Field(
         default=10.0,
         gt=0,

@@ -59,7 +59,9 @@ def compare(expected: Scores, got: Scores, classifier: bool) -> Parity:
         assert expected.probabilities is not None and got.probabilities is not None
         diff = np.abs(expected.probabilities - got.probabilities)
         labels = np.asarray(expected.predictions).tolist()
-        mismatches = sum(a != b for a, b in zip(labels, np.asarray(got.predictions).tolist()))
+        mismatches = sum(
+            a != b for a, b in zip(labels, np.asarray(got.predictions).tolist(), strict=True)
+        )
     else:
         # a regressor's values have the target's scale: compare relative to it (>= 1)
         scale = max(1.0, float(np.max(np.abs(expected.predictions), initial=0.0)))

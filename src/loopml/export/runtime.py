@@ -57,7 +57,7 @@ class OnnxScorer:
         return [column for item in self.inputs for column in item.columns]
 
     def feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray[Any, Any]]:
-        """The graph's inputs from ``frame``: numbers as float32, categories as text ("" = missing)."""
+        """The graph's inputs from ``frame``: numbers as float32, text ("" when missing)."""
         feed: dict[str, np.ndarray[Any, Any]] = {}
         if self._floats:
             block = frame[self._float_columns].to_numpy(dtype=np.float32, na_value=np.nan)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -29,7 +29,16 @@ log = logging.getLogger(__name__)
 ModelRef = ModelReference
 """The server's name for :class:`loopml.registry.reference.ModelReference` (one grammar)."""
 
-__all__ = ["ModelRef", "Scores", "ServedModel", "limit_threads", "load_model"]
+__all__ = ["ModelRef", "Scorer", "Scores", "ServedModel", "limit_threads", "load_model"]
+
+
+class Scorer(Protocol):
+    """The seam between the server and what computes its answers (a runtime other than the
+    pipeline itself, e.g. :class:`loopml.export.runtime.OnnxScorer`)."""
+
+    runtime: str
+
+    def score(self, frame: pd.DataFrame) -> Scores: ...
 
 
 @dataclass
@@ -55,6 +64,14 @@ class ServedModel:
     trust: str | None = None
     """Why this version was trusted (registered through loopml, approved, trusted registrar)."""
     sha256: str | None = None
+    scorer: Scorer | None = None
+    """What scores instead of the pipeline (``--runtime onnx``); ``None``: the pipeline."""
+    runtime_detail: dict[str, Any] | None = None
+    """What ``/metadata`` says about the runtime (the ONNX file's hash, parity figure)."""
+
+    @property
+    def runtime(self) -> str:
+        return "pyfunc" if self.scorer is None else self.scorer.runtime
 
     @property
     def uri(self) -> str:
@@ -67,6 +84,8 @@ class ServedModel:
     def score(self, frame: pd.DataFrame) -> Scores:
         """Predictions for ``frame``; bad values the signature let through raise InputError."""
         try:
+            if self.scorer is not None:
+                return self.scorer.score(frame)
             return score(self.pipeline, self.pyfunc, self.classes, frame)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             # Values of the right type that the model still cannot take (e.g. NaN
@@ -85,6 +104,8 @@ class ServedModel:
             "uri": self.uri,
             "run_id": self.run_id,
             "flavor": self.flavor,
+            "runtime": self.runtime,
+            "runtime_detail": self.runtime_detail,
             "loaded_at": self.loaded_at.isoformat(),
             "load_seconds": round(self.load_seconds, 3),
             "classes": self.classes,
@@ -126,6 +147,8 @@ def load_model(settings: Settings, ref: ModelRef, version: str | None = None) ->
         trust=loaded.trust.basis,
         sha256=loaded.trust.sha256,
     )
+    if settings.serve_runtime == "onnx":
+        served.scorer, served.runtime_detail = onnx_runtime(settings, loaded)
     try:
         served.warm_up()
     except InputError as exc:
@@ -133,3 +156,18 @@ def load_model(settings: Settings, ref: ModelRef, version: str | None = None) ->
     served.load_seconds = time.perf_counter() - started
     served.loaded_at = datetime.now(UTC)
     return served
+
+
+def onnx_runtime(settings: Settings, loaded: Any) -> tuple[Scorer, dict[str, Any]]:
+    """The version's ONNX export, parity-checked against ``loaded`` (exported now if it has
+    none); :class:`~loopml.export.errors.ExportError` keeps a hot swap from serving it."""
+    from loopml.export.version import served_export
+
+    export = served_export(settings, loaded)
+    detail = {
+        "onnx_sha256": export.sha256,
+        "artifact_uri": export.artifact_uri,
+        "size_bytes": export.size,
+        "parity": export.parity.as_dict(),
+    }
+    return export.scorer, detail
