@@ -88,6 +88,12 @@ def registered(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory) -> R
     return Registered(MODEL, version.source, tracking_uri)
 
 
+RUNTIMES = ["pyfunc", "onnx"]
+"""The serving runtimes the protocol tests run against (``loopml serve --runtime``)."""
+TOLERANCE = {"pyfunc": 1e-9, "onnx": 1e-5}
+"""How close each runtime's probabilities are to the pipeline's (ONNX computes in float32)."""
+
+
 def sample_rows(n: int, seed: int = 11) -> list[dict[str, Any]]:
     frame = make_creditcard(n, seed=seed).drop(columns=["Class"])
     return [{k: float(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]

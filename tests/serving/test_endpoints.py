@@ -14,6 +14,8 @@ import pytest
 
 from loopml.store.predictions import PredictionLog
 from tests.serving.conftest import (
+    RUNTIMES,
+    TOLERANCE,
     LiveServer,
     Registered,
     live_server,
@@ -23,12 +25,19 @@ from tests.serving.conftest import (
 )
 
 
+@pytest.fixture(scope="module", params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def server(
-    registered: Registered, tmp_path_factory: pytest.TempPathFactory
+    registered: Registered, tmp_path_factory: pytest.TempPathFactory, runtime: str
 ) -> Iterator[LiveServer]:
     home = tmp_path_factory.mktemp("endpoints")
-    settings = serving_settings(home, registered.tracking_uri, f"sqlite:///{home / 'log.db'}")
+    settings = serving_settings(
+        home, registered.tracking_uri, f"sqlite:///{home / 'log.db'}", serve_runtime=runtime
+    )
     with live_server(settings, f"{registered.name}@champion") as running:
         yield running
 
@@ -51,7 +60,7 @@ def expected(registered: Registered) -> tuple[list[dict[str, Any]], np.ndarray, 
     return rows, np.asarray(pyfunc.predict(frame)), pipeline.predict_proba(frame)
 
 
-def test_predict_records_and_one_record(client: httpx.Client, expected: Any) -> None:
+def test_predict_records_and_one_record(client: httpx.Client, expected: Any, runtime: str) -> None:
     rows, predictions, probabilities = expected
     answer = client.post("/predict", json=rows)
     assert answer.status_code == 200, answer.text
@@ -61,7 +70,7 @@ def test_predict_records_and_one_record(client: httpx.Client, expected: Any) -> 
     got = np.array(
         [[p["probabilities"]["0"], p["probabilities"]["1"]] for p in body["predictions"]]
     )
-    np.testing.assert_allclose(got, probabilities, rtol=1e-9)
+    np.testing.assert_allclose(got, probabilities, rtol=1e-9, atol=TOLERANCE[runtime])
     ids = [p["id"] for p in body["predictions"]]
     assert len(set(ids)) == len(rows) and all(len(i) == 32 for i in ids)
 
@@ -166,7 +175,7 @@ def test_predict_names_the_wrong_column_and_type(client: httpx.Client, expected:
     assert "missing required column" in answer.json()["error"]
 
 
-def test_health_version_metadata_metrics_docs(client: httpx.Client) -> None:
+def test_health_version_metadata_metrics_docs(client: httpx.Client, runtime: str) -> None:
     import mlflow
 
     for path in ("/ping", "/health"):
@@ -176,6 +185,10 @@ def test_health_version_metadata_metrics_docs(client: httpx.Client) -> None:
     assert meta["model"]["name"] == "fraud_serving" and meta["model"]["version"] == "1"
     assert meta["model"]["alias"] == "champion" and meta["model"]["flavor"] == "sklearn"
     assert meta["model"]["loaded_at"]
+    assert meta["model"]["runtime"] == runtime
+    if runtime == "onnx":
+        detail = meta["model"]["runtime_detail"]
+        assert detail["parity"]["passed"] and len(detail["onnx_sha256"]) == 64
     assert {c["name"] for c in meta["signature"]["inputs"]} >= {"Time", "V1", "Amount"}
     assert meta["last_load_error"] is None
     client.post("/predict", json={"Time": "bad"})

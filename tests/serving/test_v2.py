@@ -14,6 +14,8 @@ from tritonclient.utils import InferenceServerException
 
 from loopml.core.settings import Settings
 from tests.serving.conftest import (
+    RUNTIMES,
+    TOLERANCE,
     LiveServer,
     Registered,
     live_server,
@@ -32,9 +34,15 @@ def settings(registered: Registered, home: Path) -> Settings:
     return serving_settings(home, registered.tracking_uri, f"sqlite:///{home / 'log.db'}")
 
 
+@pytest.fixture(scope="module", params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def server(registered: Registered, settings: Settings) -> Iterator[LiveServer]:
-    with live_server(settings, f"models:/{registered.name}@champion") as running:
+def server(registered: Registered, settings: Settings, runtime: str) -> Iterator[LiveServer]:
+    served = settings.model_copy(update={"serve_runtime": runtime})
+    with live_server(served, f"models:/{registered.name}@champion") as running:
         yield running
 
 
@@ -76,7 +84,7 @@ def test_health_and_metadata(client: triton.InferenceServerClient, registered: R
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
 def test_infer_matches_the_pipeline(
-    client: triton.InferenceServerClient, registered: Registered, binary: bool
+    client: triton.InferenceServerClient, registered: Registered, binary: bool, runtime: str
 ) -> None:
     import mlflow
 
@@ -93,7 +101,9 @@ def test_infer_matches_the_pipeline(
         parameters={"content_type": "pd"},
     )
     np.testing.assert_array_equal(result.as_numpy("predict"), pipeline.predict(frame))
-    np.testing.assert_allclose(result.as_numpy("predict_proba"), pipeline.predict_proba(frame))
+    np.testing.assert_allclose(
+        result.as_numpy("predict_proba"), pipeline.predict_proba(frame), atol=TOLERANCE[runtime]
+    )
     ids = result.as_numpy("prediction_id")
     assert len({i.decode() if isinstance(i, bytes) else i for i in ids}) == 9
     response = result.get_response()
@@ -101,7 +111,9 @@ def test_infer_matches_the_pipeline(
     # no outputs named -> every output, as the protocol says
     default = client.infer(registered.name, _inputs(frame, binary), model_version="1")
     np.testing.assert_array_equal(default.as_numpy("predict"), pipeline.predict(frame))
-    np.testing.assert_allclose(default.as_numpy("predict_proba"), pipeline.predict_proba(frame))
+    np.testing.assert_allclose(
+        default.as_numpy("predict_proba"), pipeline.predict_proba(frame), atol=TOLERANCE[runtime]
+    )
     default_ids = default.as_numpy("prediction_id")
     assert default_ids is not None and len(set(default_ids.tolist())) == 9
     assert [o["name"] for o in default.get_response()["outputs"]] == list(
