@@ -13,6 +13,7 @@ built from a flat scikit-learn pipeline of the steps that run at predict:
 - ``TrigonometryFeatures`` and ``RemoveMulticollinearity`` get converters here;
 - ``LabelledClassifier`` is unwrapped: the graph's label is a class index and the graph's
   metadata holds the classes (``loopml.classes``), which every scorer maps back;
+- fitted feature selectors become the columns they keep (``KeepColumns``);
 - ``CalibratedSVC`` becomes the ``CalibratedClassifierCV`` it holds;
 - LightGBM and XGBoost get onnxmltools' converters.
 
@@ -161,6 +162,10 @@ def _convertible(step: Any, path: str) -> Any:
         )
     if type(step).__name__ == "ColumnTransformer":
         return _columns(step, path)
+    if hasattr(step, "get_support") and hasattr(step, "transform"):
+        from loopml.export.custom import KeepColumns
+
+        return KeepColumns.of(step)  # a fitted feature selector keeps fixed columns
     if _is(step, "TrigonometryFeatures", "RemoveMulticollinearity"):
         from loopml.export.custom import register_loopml
 

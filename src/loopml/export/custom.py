@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 
 
 def register_all() -> None:
@@ -63,6 +64,31 @@ def register_all() -> None:
         pass
 
 
+class KeepColumns(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """A fitted feature selector as what it does at predict: keep columns ``keep_``.
+
+    Stands in for scikit-learn's selectors (``SelectFromModel``,
+    ``SelectKBest``, ``SequentialFeatureSelector``...), whose own converters
+    either do not exist or (skl2onnx 1.20's ``SelectFromModel``) build an
+    invalid graph; the kept columns are all a selector knows after fitting.
+    """
+
+    def __init__(self, keep: Any = None) -> None:
+        self.keep = keep
+        self.keep_ = np.asarray(keep if keep is not None else [], dtype=np.int64)
+
+    @classmethod
+    def of(cls, selector: Any) -> KeepColumns:
+        register_loopml(cls)
+        return cls(np.flatnonzero(selector.get_support()))
+
+    def fit(self, X: Any, y: Any = None) -> KeepColumns:
+        return self
+
+    def transform(self, X: Any) -> Any:
+        return np.asarray(X)[:, self.keep_]
+
+
 _DONE: set[type] = set()
 
 
@@ -75,6 +101,7 @@ def register_loopml(cls: type) -> None:
     shapes, convert = {
         "TrigonometryFeatures": (_trig_shape, _trig_convert),
         "RemoveMulticollinearity": (_keep_shape, _keep_convert),
+        "KeepColumns": (_keep_shape, _keep_convert),
     }[cls.__name__]
     update_registered_converter(cls, f"Loopml{cls.__name__}", shapes, convert)
     _DONE.add(cls)
