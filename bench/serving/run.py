@@ -2,7 +2,7 @@
 
     python bench/serving/run.py [--estimator lr] [--single 600] [--concurrent 3000] [--batches 300]
                                 [--database postgresql+psycopg://postgres@127.0.0.1:5432/DB]
-                                [--validate-data] [--journal-only]
+                                [--validate-data] [--journal-only] [--runtimes]
 
 Trains a fraud pipeline with the engine, registers it, starts
 ``mlflow models serve --env-manager local`` and ``loopml serve`` (prediction
@@ -19,6 +19,14 @@ with the same requests; the table prints both and the ratio, and a
 micro-benchmark times ``PredictionLogger.log`` itself (the work a request does
 before its answer: build the rows, one ``write()``). ``--journal-only`` skips
 MLflow and ``/invocations``.
+
+The ONNX runtime, same run: a third ``loopml serve --runtime onnx`` (the
+version exported and parity-checked at start, onnxruntime on one thread,
+prediction log ON) is driven with the same requests, and the table ends with
+its ratios to the pyfunc runtime against the issue's targets (single row at
+concurrency 1: p50 <= 0.6 ms, p99 <= 2 ms; concurrency 16: >= 1.5x pyfunc's
+throughput). ``--runtimes`` drives only MLflow, pyfunc ``/predict`` and onnx
+``/predict`` (shorter).
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ MLFLOW_SERVE = [
     *("--env-manager", "local", "-h", "127.0.0.1", "-w", "1"),
 ]
 NO_JOURNAL = "loopml (no journal)"
+ONNX = "loopml onnx /predict"
 LOOPML_SERVE = [sys.executable, "-m", "loopml", "serve", "--host", "127.0.0.1", "--workers", "1"]
 
 
@@ -159,6 +168,11 @@ def main() -> None:
         help="only loopml /predict with the journal on and off (no MLflow)",
     )
     parser.add_argument(
+        "--runtimes",
+        action="store_true",
+        help="only MLflow, loopml /predict (pyfunc) and loopml --runtime onnx /predict",
+    )
+    parser.add_argument(
         "--validate-data",
         action="store_true",
         help="train with validate_data: loopml checks each request against the reference profile",
@@ -174,6 +188,8 @@ def main() -> None:
 
     print(f"journal.log per call: {journal_microbench(home)}", flush=True)
     mlflow_port, loopml_port, bare_port = free_port(), free_port(), free_port()
+    onnx_port = free_port()
+    onnx_url = f"http://127.0.0.1:{onnx_port}"
     mlflow_url, loopml_url = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{loopml_port}"
     bare_url = f"http://127.0.0.1:{bare_port}"
     bare_env = {**env, "LOOPML_SERVE_JOURNAL": "false", "LOOPML_SERVE_SPOOL_DIR": str(home / "x")}
@@ -197,6 +213,10 @@ def main() -> None:
                 home / "mlflow-serve.log",
             )
         )
+        onnx_serve = [*LOOPML_SERVE, "--model", f"{MODEL}@champion", "--port", str(onnx_port)]
+        servers.append(
+            start([*onnx_serve, "--runtime", "onnx"], env, home / "loopml-serve-onnx.log")
+        )
     try:
         wait_ready(loopml_url, servers[0], home / "loopml-serve.log")
         wait_ready(bare_url, servers[1], home / "loopml-serve-no-journal.log")
@@ -206,11 +226,16 @@ def main() -> None:
         ]
         if not args.journal_only:
             wait_ready(mlflow_url, servers[2], home / "mlflow-serve.log")
+            wait_ready(onnx_url, servers[3], home / "loopml-serve-onnx.log")
             targets = [
                 ("mlflow /invocations", f"{mlflow_url}/invocations", "records"),
                 ("loopml /invocations", f"{loopml_url}/invocations", "records"),
                 *targets,
+                (ONNX, f"{onnx_url}/predict", "plain"),
             ]
+            if args.runtimes:
+                keep = ("mlflow /invocations", "loopml /predict", ONNX)
+                targets = [target for target in targets if target[0] in keep]
         one, hundred = rows(1), rows(100)
 
         def body(style: str, batch: list[dict[str, Any]]) -> bytes:
@@ -232,12 +257,12 @@ def main() -> None:
         print("-" * len(header))
         results: dict[tuple[str, str], LoadResult] = {}
         # the warm-up requests to the journaled server's endpoints
-        sent_rows = 100 * sum(1 for server, *_ in targets if server.startswith("loopml /"))
+        sent_rows = 100 * sum(1 for server, *_ in targets if _journaled(server))
         for case, batch, count, concurrency in cases:
             for server, url, style in targets:
                 result = drive(url, body(style, batch), count, concurrency)
                 results[(case, server)] = result
-                if server.startswith("loopml /"):
+                if _journaled(server):
                     sent_rows += count * len(batch)
                 print(line(case, server, result, len(batch)), flush=True)
         if not args.journal_only:
@@ -245,13 +270,20 @@ def main() -> None:
             print("loopml / mlflow          req/s ratio   p99 ratio (lower is better)")
             for case, *_ in cases:
                 base = results[(case, "mlflow /invocations")]
-                for server in ("loopml /invocations", "loopml /predict"):
+                for server in ("loopml /invocations", "loopml /predict", ONNX):
+                    if (case, server) not in results:
+                        continue
                     mine = results[(case, server)]
                     print(
                         f"{case:<22} {server:<20} {mine.rps / base.rps:>6.1f}x "
                         f"{mine.percentile(99) / base.percentile(99):>10.2f}x"
                     )
+        if not args.journal_only:
+            print_runtimes(results)
         print()
+        if args.runtimes:
+            check_log(loopml_url, database, sent_rows)
+            return
         print("journal on / off         req/s ratio   p50 +ms   p99 ratio")
         for case, *_ in cases:
             on, off = results[(case, "loopml /predict")], results[(case, NO_JOURNAL)]
@@ -266,6 +298,27 @@ def main() -> None:
             process.terminate()
         for process in servers:
             process.wait(30)
+
+
+def _journaled(server: str) -> bool:
+    """The servers that log to the bench's prediction store (all loopml ones but one)."""
+    return server.startswith("loopml") and server != NO_JOURNAL
+
+
+def print_runtimes(results: dict[tuple[str, str], LoadResult]) -> None:
+    """``--runtime onnx`` against the pyfunc runtime, with the issue's targets."""
+    single, many = "1 row, concurrency 1", "1 row, concurrency 16"
+    onnx1, py1 = results[(single, ONNX)], results[(single, "loopml /predict")]
+    onnx16, py16 = results[(many, ONNX)], results[(many, "loopml /predict")]
+    p50, p99 = onnx1.percentile(50), onnx1.percentile(99)
+    ratio = onnx16.rps / py16.rps
+    print()
+    print("onnx runtime / pyfunc runtime (same run, prediction log on)")
+    print(
+        f"1 row, c1   onnx p50 {p50:.2f} ms (target <= 0.6; pyfunc {py1.percentile(50):.2f}), "
+        f"p99 {p99:.2f} ms (target <= 2; pyfunc {py1.percentile(99):.2f})"
+    )
+    print(f"1 row, c16  onnx {onnx16.rps:.0f} req/s = {ratio:.2f}x pyfunc (target >= 1.5x)")
 
 
 def journal_microbench(home: Path, calls: int = 20_000) -> str:

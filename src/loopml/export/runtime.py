@@ -60,7 +60,7 @@ class OnnxScorer:
         """The graph's inputs from ``frame``: numbers as float32, text ("" when missing)."""
         feed: dict[str, np.ndarray[Any, Any]] = {}
         if self._floats:
-            block = frame[self._float_columns].to_numpy(dtype=np.float32, na_value=np.nan)
+            block = self._numbers(frame)
             if len(self._floats) == 1:
                 feed[self._floats[0][0]] = np.ascontiguousarray(block)
             else:
@@ -72,6 +72,18 @@ class OnnxScorer:
             texts = np.asarray(["" if _missing(v) else str(v) for v in values], dtype=object)
             feed[name] = texts.reshape(-1, 1)
         return feed
+
+    def _numbers(self, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
+        """The numeric columns as one float32 block, without building a sub-frame when the
+        frame holds only them (a served all-number signature: ~10x cheaper per request)."""
+        wanted = self._float_columns
+        if not self._texts and len(frame.columns) == len(wanted):
+            if list(frame.columns) == wanted:
+                return frame.to_numpy(dtype=np.float32, na_value=np.nan)
+            positions = frame.columns.get_indexer(wanted)
+            if (positions >= 0).all():
+                return frame.to_numpy(dtype=np.float32, na_value=np.nan)[:, positions]
+        return frame[wanted].to_numpy(dtype=np.float32, na_value=np.nan)
 
     def score(self, frame: pd.DataFrame) -> Scores:
         """Labels (or values) and, for classifiers, probabilities, as the pipeline gives them."""
