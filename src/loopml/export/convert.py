@@ -59,7 +59,7 @@ class Converted:
 
     model: Any  # onnx.ModelProto
     inputs: list[OnnxInput]
-    kind: str  # "classifier" or "regressor"
+    kind: str  # "classifier", "regressor", or "values" (a module's first output column)
     classes: list[Any] | None = None
     label_index: bool = False
     """``True`` when the graph's label output is an index into ``classes``."""
@@ -106,7 +106,7 @@ def convert_pipeline(pipeline: Any, *, name: str = "loopml") -> Converted:
     options = {id(final): {"zipmap": False}} if kind == "classifier" else None
     model = _convert(flat, initial_types, options, name)
     converted = Converted(model, inputs, kind, classes, label_index, dropped)
-    _stamp(converted)
+    stamp(converted)
     return converted
 
 
@@ -319,7 +319,7 @@ def _convert(model: Any, initial_types: Any, options: Any, name: str) -> Any:
         raise ExportError(f"the ONNX conversion failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _stamp(converted: Converted) -> None:
+def stamp(converted: Converted) -> None:
     """Write what a scorer needs (inputs, classes) into the graph's metadata."""
     props = {
         INPUTS_KEY: json.dumps([item.as_dict() for item in converted.inputs]),

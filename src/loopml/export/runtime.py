@@ -80,7 +80,7 @@ class OnnxScorer:
         if not self._texts and len(frame.columns) == len(wanted):
             if list(frame.columns) == wanted:
                 return frame.to_numpy(dtype=np.float32, na_value=np.nan)
-            positions = frame.columns.get_indexer(wanted)
+            positions = frame.columns.get_indexer(pd.Index(wanted))
             if (positions >= 0).all():
                 return frame.to_numpy(dtype=np.float32, na_value=np.nan)[:, positions]
         return frame[wanted].to_numpy(dtype=np.float32, na_value=np.nan)

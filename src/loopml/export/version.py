@@ -99,13 +99,21 @@ def export_version(
 def build_export(loaded: LoadedVersion) -> Export:
     """``loaded`` converted and parity-checked (nothing written anywhere)."""
     from loopml.export.convert import convert_pipeline
+    from loopml.export.torch_onnx import convert_torch, is_torch
 
-    if loaded.pipeline is None:
+    name = f"{loaded.name}_v{loaded.version}"
+    if loaded.pipeline is not None:
+        converted = convert_pipeline(loaded.pipeline, name=name)
+    elif is_torch(loaded.pyfunc):
+        schema = loaded.pyfunc.metadata.get_input_schema()
+        if schema is None or not schema.has_input_names():
+            raise ExportError(f"{loaded.uri}: a PyTorch model needs a signature of named columns")
+        converted = convert_torch(loaded.pyfunc, list(schema.input_names()), name)
+    else:
         raise ExportError(
-            f"{loaded.uri} is a {loaded.flavor} model, not a scikit-learn pipeline; "
-            "only loopml's scikit-learn/imbalanced-learn pipelines export to ONNX here"
+            f"{loaded.uri} is a {loaded.flavor} model without a converter; loopml exports "
+            "its scikit-learn/imbalanced-learn pipelines and PyTorch models to ONNX"
         )
-    converted = convert_pipeline(loaded.pipeline, name=f"{loaded.name}_v{loaded.version}")
     data = converted.to_bytes()
     scorer = OnnxScorer(data)
     parity = check(loaded, scorer)
@@ -124,7 +132,8 @@ def build_export(loaded: LoadedVersion) -> Export:
 def check(loaded: LoadedVersion, scorer: OnnxScorer) -> Parity:
     """The parity check of ``scorer`` against ``loaded`` on the version's reference rows."""
     rows = _rows(loaded)
-    measured = compare(loaded.score(rows), scorer.score(rows), loaded.classes is not None)
+    expected = loaded.score(rows)
+    measured = compare(expected, scorer.score(rows), loaded.classes is not None)
     return require(measured, loaded.uri)
 
 
@@ -172,7 +181,9 @@ def record_on_version(settings: Settings, loaded: LoadedVersion, export: Export)
         )
     mlflow = use_tracking(settings)
     client = mlflow.MlflowClient()
-    filename = f"{loaded.name}-v{loaded.version}.onnx"
+    # named by content: conversion is deterministic, so servers exporting the same version at
+    # once (several workers at a hot swap) write the same file and the same tags
+    filename = f"{loaded.name}-v{loaded.version}-{export.sha256[:12]}.onnx"
     with tempfile.TemporaryDirectory(prefix="loopml-onnx-") as folder:
         path = Path(folder) / filename
         path.write_bytes(export.data)
