@@ -129,8 +129,11 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
     )
 
 
+READY_TIMEOUT_S = float(os.environ.get("BENCH_READY_TIMEOUT_S", "240"))
+
+
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server exited:\n{log.read_text()[-3000:]}")
@@ -186,47 +189,48 @@ def main() -> None:
     env = train_and_register(home, args.estimator, database, args.validate_data)
     print(f"reference profile checks: {'on' if args.validate_data else 'off'}")
 
-    print(f"journal.log per call: {journal_microbench(home)}", flush=True)
+    if not args.runtimes:
+        print(f"journal.log per call: {journal_microbench(home)}", flush=True)
     mlflow_port, loopml_port, bare_port = free_port(), free_port(), free_port()
     onnx_port = free_port()
     onnx_url = f"http://127.0.0.1:{onnx_port}"
     mlflow_url, loopml_url = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{loopml_port}"
     bare_url = f"http://127.0.0.1:{bare_port}"
     bare_env = {**env, "LOOPML_SERVE_JOURNAL": "false", "LOOPML_SERVE_SPOOL_DIR": str(home / "x")}
-    servers = [
-        start(
+    servers = {
+        "loopml": start(
             [*LOOPML_SERVE, "--model", f"{MODEL}@champion", "--port", str(loopml_port)],
             env,
             home / "loopml-serve.log",
-        ),
-        start(
+        )
+    }
+    if not args.runtimes:
+        servers["bare"] = start(
             [*LOOPML_SERVE, "--model", f"{MODEL}@champion", "--port", str(bare_port)],
             bare_env,
             home / "loopml-serve-no-journal.log",
-        ),
-    ]
+        )
     if not args.journal_only:
-        servers.append(
-            start(
-                [*MLFLOW_SERVE, "-m", f"models:/{MODEL}/1", "-p", str(mlflow_port)],
-                env,
-                home / "mlflow-serve.log",
-            )
+        servers["mlflow"] = start(
+            [*MLFLOW_SERVE, "-m", f"models:/{MODEL}/1", "-p", str(mlflow_port)],
+            env,
+            home / "mlflow-serve.log",
         )
         onnx_serve = [*LOOPML_SERVE, "--model", f"{MODEL}@champion", "--port", str(onnx_port)]
-        servers.append(
-            start([*onnx_serve, "--runtime", "onnx"], env, home / "loopml-serve-onnx.log")
+        servers["onnx"] = start(
+            [*onnx_serve, "--runtime", "onnx"], env, home / "loopml-serve-onnx.log"
         )
     try:
-        wait_ready(loopml_url, servers[0], home / "loopml-serve.log")
-        wait_ready(bare_url, servers[1], home / "loopml-serve-no-journal.log")
+        wait_ready(loopml_url, servers["loopml"], home / "loopml-serve.log")
+        if not args.runtimes:
+            wait_ready(bare_url, servers["bare"], home / "loopml-serve-no-journal.log")
         targets = [
             ("loopml /predict", f"{loopml_url}/predict", "plain"),
             (NO_JOURNAL, f"{bare_url}/predict", "plain"),
         ]
         if not args.journal_only:
-            wait_ready(mlflow_url, servers[2], home / "mlflow-serve.log")
-            wait_ready(onnx_url, servers[3], home / "loopml-serve-onnx.log")
+            wait_ready(mlflow_url, servers["mlflow"], home / "mlflow-serve.log")
+            wait_ready(onnx_url, servers["onnx"], home / "loopml-serve-onnx.log")
             targets = [
                 ("mlflow /invocations", f"{mlflow_url}/invocations", "records"),
                 ("loopml /invocations", f"{loopml_url}/invocations", "records"),
@@ -294,9 +298,9 @@ def main() -> None:
             )
         check_log(loopml_url, database, sent_rows)
     finally:
-        for process in servers:
+        for process in servers.values():
             process.terminate()
-        for process in servers:
+        for process in servers.values():
             process.wait(30)
 
 

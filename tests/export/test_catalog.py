@@ -130,3 +130,11 @@ def test_unconvertible_steps_are_named(data: pd.DataFrame) -> None:
     odd = Pipeline([("odd", FunctionTransformer(np.log1p)), *pipeline.steps])
     with pytest.raises(ExportError, match=r"step 'odd' is a FunctionTransformer of log1p"):
         convert_pipeline(odd)
+
+
+def test_without_the_extra_the_error_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(ExportError, match=r"pip install 'loopml\[onnx\]'"):
+        OnnxScorer(b"")

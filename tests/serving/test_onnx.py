@@ -130,3 +130,8 @@ def test_onnx_runtime_parity_checks_a_promoted_version_before_it_serves(
         assert meta["model"]["runtime_detail"]["onnx_sha256"] == tags[SHA256_TAG]
         reply = httpx.post(f"{server.url}/predict", json=rows)
         assert reply.status_code == 200 and reply.json()["model"]["version"] == good
+
+
+def test_serve_refuses_an_unknown_runtime(env: Settings) -> None:
+    result = CliRunner().invoke(app, ["serve", "--model", "any@champion", "--runtime", "tflite"])
+    assert result.exit_code == 2 and "use pyfunc or onnx" in result.output
