@@ -320,7 +320,17 @@ def _convert(model: Any, initial_types: Any, options: Any, name: str) -> Any:
 
 
 def stamp(converted: Converted) -> None:
-    """Write what a scorer needs (inputs, classes) into the graph's metadata."""
+    """Write what a scorer needs (inputs, classes) into the graph's metadata.
+
+    The opset imports are sorted too: skl2onnx lists them in set order, which
+    changes with each process's hash seed, and an export's bytes (its sha256
+    tag, its file name) must depend only on the model.
+    """
+    imports = sorted((entry.domain, entry.version) for entry in converted.model.opset_import)
+    del converted.model.opset_import[:]
+    for domain, version in imports:
+        entry = converted.model.opset_import.add()
+        entry.domain, entry.version = domain, version
     props = {
         INPUTS_KEY: json.dumps([item.as_dict() for item in converted.inputs]),
         KIND_KEY: converted.kind,

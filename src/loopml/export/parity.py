@@ -8,7 +8,8 @@ same and the probabilities (values, for a regressor) differ by at most
 :data:`TOLERANCE`.
 
 The reference rows are what the version keeps: the input example logged with
-it and rows drawn from its reference profile (each numeric column's
+it and rows drawn from its reference profile (without one, from the example's
+values) (each numeric column's
 quantiles, bin edges and range, each category, and nulls where training had
 them), mixed with a fixed seed so interactions between columns are covered.
 """
@@ -95,6 +96,8 @@ def reference_rows(
     frames = [] if example is None else [example.reset_index(drop=True)]
     if profile is not None:
         frames.append(profile_rows(profile, PROFILE_ROWS, seed))
+    elif example is not None and len(example):
+        frames.append(example_rows(example, PROFILE_ROWS, seed))
     if not frames:
         raise ParityError(
             "the version has neither an input example nor a reference profile: there are no "
@@ -106,6 +109,25 @@ def reference_rows(
     if example is not None:
         frame = frame[[c for c in example.columns if c in frame.columns]]
     return frame
+
+
+def example_rows(example: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """Without a profile: ``n`` rows mixing the example's values column by column (numbers
+    also drawn across the example's range, widened by half of it on each side)."""
+    rng = np.random.default_rng(seed)
+    columns: dict[str, Any] = {}
+    for name in example.columns:
+        values = example[name].to_numpy()
+        picked = values[rng.integers(0, len(values), n)]
+        if pd.api.types.is_float_dtype(example[name]):
+            finite = values[np.isfinite(values.astype(float))].astype(float)
+            if finite.size:
+                low, high = float(finite.min()), float(finite.max())
+                spread = (high - low) / 2 or abs(low) / 2 or 1.0
+                drawn = rng.uniform(low - spread, high + spread, n)
+                picked = np.where(rng.random(n) < 0.5, picked.astype(float), drawn)
+        columns[str(name)] = picked
+    return pd.DataFrame(columns)
 
 
 def profile_rows(profile: ReferenceProfile, n: int, seed: int) -> pd.DataFrame:
