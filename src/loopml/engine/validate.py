@@ -20,7 +20,6 @@ from pydantic import BaseModel, ValidationError
 
 from loopml.core.access import DataPolicy
 from loopml.core.errors import (
-    AccessError,
     DataError,
     MissingDataFileError,
     PluginError,
@@ -160,7 +159,7 @@ def _allowed(
         if definition.check_access is not None:
             try:
                 definition.check_access(item.params, base_dir, policy)
-            except AccessError as exc:
+            except DataError as exc:  # AccessError, or what else the check found wrong
                 issues.append(SpecIssue(item.call.path, str(exc)))
                 continue
         elif policy.restricted and definition.reads_data:
