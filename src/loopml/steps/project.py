@@ -340,7 +340,7 @@ def _run_project(
             text=True,
             errors="replace",
             env=env,
-            cwd=str(context.base_dir),
+            cwd=str(context.base_dir) if context.base_dir.is_dir() else None,
             start_new_session=True,
         )
         reader = threading.Thread(target=_copy, args=(process, log, tail), daemon=True)
