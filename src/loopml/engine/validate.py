@@ -160,7 +160,9 @@ def _allowed(
             try:
                 definition.check_access(item.params, base_dir, policy)
             except DataError as exc:  # AccessError, or what else the check found wrong
-                issues.append(SpecIssue(item.call.path, str(exc)))
+                field = getattr(exc, "field", None)  # a parameter the check blames
+                where = f"{item.call.path}.{field}" if field else item.call.path
+                issues.append(SpecIssue(where, str(exc)))
                 continue
         elif policy.restricted and definition.reads_data:
             issues.append(

@@ -63,6 +63,14 @@ class ProjectError(LoopmlError):
     """The project ran and failed (or timed out); the message ends with its last log lines."""
 
 
+class ProjectSpecError(DataError):
+    """A parameter that names a project or entry point that is not there; ``field`` says which."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
 class ProjectParams(StepParams):
     """Which project, which entry point, with what; how the data is split for it."""
 
@@ -128,43 +136,47 @@ def check_project(params: ProjectParams, base_dir: Path | None, policy: DataPoli
 
 
 def describe_entry_point(folder: Path, params: ProjectParams) -> list[str]:
-    """The declared parameter names of the entry point, or a DataError saying what is wrong."""
+    """The entry point's declared parameter names, or a ProjectSpecError saying what is wrong."""
     from loopml.core.suggest import closest
 
     if not folder.is_dir():
-        raise DataError(f"uri {params.uri!r}: no project folder at {folder}")
+        raise ProjectSpecError("uri", f"no project folder at {folder}")
     if not (folder / "MLproject").is_file():
-        raise DataError(
-            f"uri {params.uri!r}: {folder} has no MLproject file; a project folder declares "
-            "its entry points there (https://mlflow.org/docs/latest/projects.html)"
+        raise ProjectSpecError(
+            "uri",
+            f"{folder} has no MLproject file; a project folder declares "
+            "its entry points there (https://mlflow.org/docs/latest/projects.html)",
         )
     from mlflow.projects._project_spec import load_project
 
     try:
         project = load_project(str(folder))  # type: ignore[no-untyped-call]
     except Exception as exc:
-        raise DataError(f"uri {params.uri!r}: its MLproject cannot be read: {exc}") from exc
+        raise ProjectSpecError("uri", f"its MLproject cannot be read: {exc}") from exc
     known = sorted(project._entry_points)
     if params.entry_point not in known:
         hint = closest(params.entry_point, known)
-        raise DataError(
-            f"entry_point {params.entry_point!r} is not in {folder / 'MLproject'}; it declares "
-            f"{', '.join(known) or 'none'}" + (f" (did you mean {hint!r}?)" if hint else "")
+        raise ProjectSpecError(
+            "entry_point",
+            f"{params.entry_point!r} is not in {folder / 'MLproject'}; it declares "
+            f"{', '.join(known) or 'none'}" + (f" (did you mean {hint!r}?)" if hint else ""),
         )
     entry = project._entry_points[params.entry_point]
     declared = sorted(entry.parameters)
     missing = [name for name in ("train_path", "holdout_path") if name not in declared]
     if missing:
-        raise DataError(
-            f"entry_point {params.entry_point!r} of {folder / 'MLproject'} does not declare "
+        raise ProjectSpecError(
+            "entry_point",
+            f"{params.entry_point!r} of {folder / 'MLproject'} does not declare "
             f"{', '.join(missing)}; run_mlflow_project hands the data over as train_path, "
-            "holdout_path (CSV files) and target"
+            "holdout_path (CSV files) and target",
         )
     unknown = sorted(set(params.parameters) - set(declared))
     if unknown:
-        raise DataError(
-            f"parameters {', '.join(unknown)} are not declared by entry point "
-            f"{params.entry_point!r}; it declares {', '.join(declared)}"
+        raise ProjectSpecError(
+            "parameters",
+            f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not declared by "
+            f"entry point {params.entry_point!r}; it declares {', '.join(declared)}",
         )
     required = [
         name
@@ -172,9 +184,10 @@ def describe_entry_point(folder: Path, params: ProjectParams) -> list[str]:
         if parameter.default is None and name not in (*CONTRACT_PARAMETERS, *params.parameters)
     ]
     if required:
-        raise DataError(
+        raise ProjectSpecError(
+            "parameters",
             f"entry point {params.entry_point!r} needs {', '.join(sorted(required))}, which "
-            "have no default; give them under parameters"
+            "have no default; give them under parameters",
         )
     return declared
 
