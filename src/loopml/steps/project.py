@@ -233,6 +233,10 @@ def run_mlflow_project(context: StepContext, params: ProjectParams) -> None:
             "holdout_path": str(holdout_path),
             "target": experiment.target,
         }
+        # as `mlflow run` does for a run it creates (it logs none for a run it is given)
+        client.log_batch(
+            child_id, params=[_param(key, value) for key, value in values.items()], synchronous=True
+        )
         context.progress(f"running MLflow project {params.uri}", 0, None)
         _run_project(context, params, uri, values, experiment_id, child_id, work / "project.log")
         client.log_artifact(child_id, str(work / "project.log"), "project")
@@ -299,6 +303,12 @@ def split(frame: Any, target: str, problem_type: str, params: ProjectParams) -> 
         holdout.reset_index(drop=True),
         None if classes is None else classes.tolist(),
     )
+
+
+def _param(key: str, value: Any) -> Any:
+    from mlflow.entities import Param
+
+    return Param(key, str(value))
 
 
 def _experiment_id(context: StepContext, mlflow: Any) -> str:
