@@ -31,14 +31,14 @@ class Loop:
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
+def loop(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str) -> Loop:
     from loopml.engine import load_spec, run_pipeline
     from loopml.steps.registry import StepRegistry
 
     folder = tmp_path_factory.mktemp("pytorch-example")
     settings = Settings(
         home=folder / "home",
-        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        tracking_uri=tracking_uri,  # the session's store (its schema takes seconds)
         database_url=f"sqlite:///{folder / 'loopml.db'}",
         artifact_root=(folder / "artifacts").as_uri(),
         serve_watch_interval_s=0.5,
@@ -123,3 +123,18 @@ def test_the_project_model_is_served_and_every_prediction_logged(loop: Loop) -> 
     assert logged["model_version"] == "2"
     assert set(logged["probabilities"]) == {"0", "1"}
     assert logged["V14"] == pytest.approx(rows[0]["V14"])
+
+
+def test_batch_scoring_checks_scores_and_logs_the_project_model(loop: Loop) -> None:
+    from loopml.batch.models import load_model
+    from loopml.batch.scoring import score_and_log
+    from loopml.registry.reference import ModelReference
+    from loopml.store.predictions import PredictionLog
+
+    model = load_model(loop.settings, ModelReference(MODEL, version="2"))
+    frame = loop.project.context.data["holdout"].drop(columns=["Class"]).head(20)
+    log = PredictionLog.open(loop.settings.database)
+    scored = score_and_log(model, frame, "pytorch-batch-1", log)
+    assert list(scored.columns) == ["prediction", "probability_0", "probability_1"]
+    assert set(scored["prediction"].tolist()) <= {0, 1}
+    assert log.count(batch_id="pytorch-batch-1") == 20

@@ -133,13 +133,15 @@ def test_the_split_is_train_models_split(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_failing_project_is_a_step_error_with_its_last_lines(tmp_path: Path) -> None:
+def test_a_failing_project_is_a_step_error_with_its_last_lines(
+    tmp_path: Path, tracking_uri: str
+) -> None:
     from loopml.registry.tracking import use_tracking
     from loopml.steps.project import LOG_TAIL_LINES, ProjectError
 
     settings = Settings(
         home=tmp_path / "home",
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        tracking_uri=tracking_uri,
         database_url=f"sqlite:///{tmp_path / 'loopml.db'}",
         artifact_root=(tmp_path / "artifacts").as_uri(),
     )
@@ -157,7 +159,9 @@ def test_a_failing_project_is_a_step_error_with_its_last_lines(tmp_path: Path) -
     assert "best" not in context.models and context.trained is None
     client = use_tracking(settings).MlflowClient()
     (run,) = client.search_runs(
-        [client.get_experiment_by_name("loopml-step-conformance").experiment_id]
+        [client.get_experiment_by_name("loopml-step-conformance").experiment_id],
+        filter_string="params.fail = '1'",
     )
     assert run.info.status == "FAILED"
     assert run.data.tags["loopml.kind"] == "mlflow_project"
+    assert run.data.params["target"] == "target" and run.data.params["train_path"].endswith(".csv")
