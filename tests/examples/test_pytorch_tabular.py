@@ -138,3 +138,17 @@ def test_batch_scoring_checks_scores_and_logs_the_project_model(loop: Loop) -> N
     assert list(scored.columns) == ["prediction", "probability_0", "probability_1"]
     assert set(scored["prediction"].tolist()) <= {0, 1}
     assert log.count(batch_id="pytorch-batch-1") == 20
+
+
+def test_without_torch_the_load_error_names_the_extra(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from loopml.core.errors import ModelLoadError
+    from loopml.lifecycle import load_trusted
+    from loopml.registry.reference import ModelReference
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now fails, as without it
+    with pytest.raises(ModelLoadError, match=r"needs the Python package 'torch'.*loopml\[torch\]"):
+        load_trusted(loop.settings, ModelReference(MODEL, version="2"))

@@ -181,6 +181,12 @@ def _load_pyfunc(settings: Settings, folder: Any, uri: str) -> tuple[Any, Any]:
     mlflow = use_tracking(settings)
     try:
         pyfunc = mlflow.pyfunc.load_model(str(folder))
+    except ModuleNotFoundError as exc:  # a flavour whose library is an extra (torch)
+        hint = " (pip install 'loopml[torch]')" if exc.name == "torch" else ""
+        raise ModelLoadError(
+            f"cannot load {uri}: it needs the Python package {exc.name!r}, which is not "
+            f"installed here{hint}"
+        ) from exc
     except Exception as exc:
         raise ModelLoadError(f"cannot load {uri} from {settings.tracking}: {exc}") from exc
     pipeline = None
