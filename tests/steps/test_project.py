@@ -165,3 +165,45 @@ def test_a_failing_project_is_a_step_error_with_its_last_lines(
     assert run.info.status == "FAILED"
     assert run.data.tags["loopml.kind"] == "mlflow_project"
     assert run.data.params["target"] == "target" and run.data.params["train_path"].endswith(".csv")
+
+
+@pytest.mark.slow
+def test_a_project_past_its_timeout_is_killed_with_everything_it_started(
+    tmp_path: Path, tracking_uri: str
+) -> None:
+    import time
+
+    from loopml.steps.project import ProjectError
+
+    settings = Settings(
+        home=tmp_path / "home",
+        tracking_uri=tracking_uri,
+        database_url=f"sqlite:///{tmp_path / 'loopml.db'}",
+        artifact_root=(tmp_path / "artifacts").as_uri(),
+    )
+    context = small_context(settings)
+    step = StepRegistry.with_builtins(plugins=False).get("run_mlflow_project")
+    pid_file = tmp_path / "project.pid"
+    raw = {
+        "uri": str(TINY_PROJECT),
+        "entry_point": "hang",
+        "parameters": {"pid_file": str(pid_file)},
+        "timeout_minutes": 0.75,
+    }
+    with pytest.raises(ProjectError) as caught:
+        step(context, step.parse(raw, context.experiment))
+    assert "did not finish within 0.75 minutes" in str(caught.value)
+    assert "hanging" in str(caught.value)  # it got as far as its own code
+    pid = int(pid_file.read_text())
+
+    def gone() -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except FileNotFoundError:
+            return True
+        return state == "Z"  # killed, not yet reaped by init
+
+    deadline = time.monotonic() + 30
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gone(), f"the project's process {pid} outlived the step"

@@ -370,7 +370,7 @@ def _run_project(
         reader.start()
         timed_out = False
         try:
-            code = process.wait(params.timeout_minutes * 60)
+            code = _wait(context, process, tail, params.timeout_minutes * 60)
         except subprocess.TimeoutExpired:
             timed_out = True
             _stop(process)
@@ -392,6 +392,28 @@ def _run_project(
             f"MLflow project {params.uri} (entry point {params.entry_point!r}) {why}; "
             f"its last lines:\n{lines}"
         )
+
+
+def _wait(
+    context: StepContext, process: subprocess.Popen[str], tail: deque[str], timeout: float
+) -> int:
+    """Wait for the project, showing its latest output line as the step's progress.
+
+    Progress is reported from this (the step's) thread only; the reader thread just appends.
+    """
+    deadline = time.monotonic() + timeout
+    shown = ""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(process.args, timeout)
+        try:
+            return process.wait(min(1.0, left))
+        except subprocess.TimeoutExpired:
+            latest = tail[-1] if tail else ""
+            if latest and latest != shown:
+                shown = latest
+                context.progress(f"MLflow project: {latest[:80]}", 0, None)
 
 
 def _copy(process: subprocess.Popen[str], log: Any, tail: deque[str]) -> None:
