@@ -15,6 +15,7 @@ from loopml.steps import StepParams, step
 from loopml.steps.registry import BUILTIN_STEPS, StepRegistry
 from loopml.testing import CHECKS, StepContractError, check_step, run_step, small_context
 
+TINY_PROJECT = Path(__file__).parents[1] / "fixtures" / "tiny_project"
 QUICK_TRAIN = {"modeling_params": {"estimator_list": ["dt"], "fold": 2, "session_id": 1}}
 
 
@@ -52,6 +53,7 @@ CASES: dict[str, Any] = {
     ),
     "validate_data": lambda tmp: ({}, None, ()),
     "train_model": lambda tmp: (QUICK_TRAIN, None, ()),
+    "run_mlflow_project": lambda tmp: ({"uri": str(TINY_PROJECT), "session_id": 1}, None, ()),
     "evaluate_model": lambda tmp: ({}, _trained, ()),
     "validate_model": lambda tmp: ({}, _trained, ()),
     "register_model": lambda tmp: ({}, _trained, ()),

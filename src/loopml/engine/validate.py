@@ -20,7 +20,6 @@ from pydantic import BaseModel, ValidationError
 
 from loopml.core.access import DataPolicy
 from loopml.core.errors import (
-    AccessError,
     DataError,
     MissingDataFileError,
     PluginError,
@@ -160,8 +159,10 @@ def _allowed(
         if definition.check_access is not None:
             try:
                 definition.check_access(item.params, base_dir, policy)
-            except AccessError as exc:
-                issues.append(SpecIssue(item.call.path, str(exc)))
+            except DataError as exc:  # AccessError, or what else the check found wrong
+                field = getattr(exc, "field", None)  # a parameter the check blames
+                where = f"{item.call.path}.{field}" if field else item.call.path
+                issues.append(SpecIssue(where, str(exc)))
                 continue
         elif policy.restricted and definition.reads_data:
             issues.append(

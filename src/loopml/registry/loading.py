@@ -6,8 +6,10 @@ artifacts are downloaded to a private folder, hashed and judged
 loaded from that same folder. A loopml model is one scikit-learn (or
 imbalanced-learn) pipeline logged whole; it is unwrapped from the pyfunc so
 scoring runs the preprocessing once and feeds both ``predict`` and
-``predict_proba``. LightGBM/XGBoost ``n_jobs`` and BLAS are pinned to one
-thread: scoring batches are small and processes, not threads, scale out.
+``predict_proba``. A model trained by an MLflow Project (any pyfunc flavour) is wrapped by
+:mod:`loopml.registry.project_model` when it carries that module's contract file.
+LightGBM/XGBoost ``n_jobs`` and BLAS are pinned to one thread: scoring batches are small and
+processes, not threads, scale out.
 
 A row's label is the model's own ``predict`` (:func:`score`), in serving and
 in batch scoring alike: it is the decision rule the model was trained and
@@ -30,6 +32,7 @@ from loopml.core.errors import LoopmlError, ModelLoadError
 from loopml.core.profile import PROFILE_FILE, ReferenceProfile
 from loopml.core.settings import Settings
 from loopml.registry.models import RegisteredVersion, get_version
+from loopml.registry.project_model import ProjectClassifier, ProjectRegressor, read_contract, wrap
 from loopml.registry.reference import ModelReference
 from loopml.registry.tracking import use_tracking
 from loopml.registry.trust import SHA256_TAG, TrustRecords, TrustVerdict, artifact_sha256, verify
@@ -65,7 +68,9 @@ class LoadedVersion:
 
     @property
     def flavor(self) -> str:
-        return "sklearn" if self.pipeline is not None else "python_function"
+        if self.pipeline is None or isinstance(self.pipeline, ProjectRegressor):
+            return "python_function"
+        return "sklearn"
 
     def score(self, frame: pd.DataFrame) -> Scores:
         return score(self.pipeline, self.pyfunc, self.classes, frame)
@@ -176,6 +181,12 @@ def _load_pyfunc(settings: Settings, folder: Any, uri: str) -> tuple[Any, Any]:
     mlflow = use_tracking(settings)
     try:
         pyfunc = mlflow.pyfunc.load_model(str(folder))
+    except ModuleNotFoundError as exc:  # a flavour whose library is an extra (torch)
+        hint = " (pip install 'loopml[torch]')" if exc.name == "torch" else ""
+        raise ModelLoadError(
+            f"cannot load {uri}: it needs the Python package {exc.name!r}, which is not "
+            f"installed here{hint}"
+        ) from exc
     except Exception as exc:
         raise ModelLoadError(f"cannot load {uri} from {settings.tracking}: {exc}") from exc
     pipeline = None
@@ -186,6 +197,13 @@ def _load_pyfunc(settings: Settings, folder: Any, uri: str) -> tuple[Any, Any]:
             pipeline = None
     if pipeline is not None:
         single_threaded(pipeline)
+    else:
+        try:
+            found = read_contract(Path(folder))
+        except ValueError as exc:
+            raise ModelLoadError(f"{uri}: its output contract cannot be read: {exc}") from exc
+        if found is not None:
+            pipeline = wrap(pyfunc, found)
     return pyfunc, pipeline
 
 
@@ -213,6 +231,8 @@ def score(pipeline: Any, pyfunc: Any, classes: list[Any] | None, frame: pd.DataF
     """
     if pipeline is None:
         return Scores(np.asarray(pyfunc.predict(frame)).reshape(len(frame), -1)[:, 0])
+    if isinstance(pipeline, ProjectClassifier):
+        return Scores(*pipeline.outputs(frame))
     features, final = _transform(pipeline, frame)
     if classes is not None:
         probabilities = np.asarray(final.predict_proba(features))

@@ -29,6 +29,7 @@ BUILTIN_STEPS: Mapping[str, str] = {
     "load_data_from_kaggle": "loopml.steps.kaggle:load_data_from_kaggle",
     "validate_data": "loopml.steps.validate:validate_data",
     "train_model": "loopml.steps.train:train_model",
+    "run_mlflow_project": "loopml.steps.project:run_mlflow_project",
     "evaluate_model": "loopml.steps.evaluate:evaluate_model",
     "validate_model": "loopml.steps.gate:validate_model",
     "register_model": "loopml.steps.register:register_model",
