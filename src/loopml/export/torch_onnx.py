@@ -10,7 +10,8 @@ value compared in the parity check, as loopml scores non-scikit-learn models
 
 from __future__ import annotations
 
-import io
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from loopml.export.convert import Converted, OnnxInput, stamp
@@ -35,14 +36,15 @@ def convert_torch(pyfunc: Any, columns: list[str], name: str) -> Converted:
     if hasattr(module, "eval"):
         module.eval()
     example = torch.zeros((2, len(columns)), dtype=torch.float32)
-    buffer = io.BytesIO()
     errors = []
+    scratch = tempfile.TemporaryDirectory(prefix="loopml-torch-onnx-")
+    target = Path(scratch.name) / "model.onnx"
     for dynamo in (False, True):  # the TorchScript exporter needs no onnxscript
         try:
             torch.onnx.export(
                 module,
                 (example,),
-                buffer,
+                target,
                 input_names=["input"],
                 output_names=["output"],
                 dynamic_axes={"input": {0: "rows"}, "output": {0: "rows"}},
@@ -52,10 +54,11 @@ def convert_torch(pyfunc: Any, columns: list[str], name: str) -> Converted:
             break
         except Exception as exc:  # torch raises many kinds; keep each reason
             errors.append(f"{'dynamo' if dynamo else 'torchscript'}: {type(exc).__name__}: {exc}")
-            buffer = io.BytesIO()
     else:
+        scratch.cleanup()
         raise ExportError(f"torch.onnx.export failed: {'; '.join(errors)}")
-    model = onnx.load_from_string(buffer.getvalue())
+    with scratch:
+        model = onnx.load(str(target))
     model.graph.name = name
     converted = Converted(model, [OnnxInput("input", list(columns), "float")], "values")
     stamp(converted)
