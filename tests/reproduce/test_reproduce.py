@@ -113,3 +113,52 @@ def _count_runs(settings: Settings) -> int:
         return len(store.list_runs(limit=1000))
     finally:
         store.close()
+
+
+@pytest.fixture
+def cli_home(tmp_path: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder with the seed spec and its data, and the CLI's settings pointing at it."""
+    from loopml.core.settings import get_settings
+
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LOOPML_TRACKING_URI", tracking_uri)
+    monkeypatch.setenv("LOOPML_DATABASE_URL", f"sqlite:///{tmp_path / 'loopml.db'}")
+    monkeypatch.setenv("LOOPML_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
+    get_settings.cache_clear()
+    write_data(tmp_path / "data.csv", seed=3)
+    seed_spec(tmp_path)
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_cli_smoke_run_reproduces_with_its_profile_and_refuses_changed_data(
+    cli_home: Path,
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from loopml.cli.main import app
+
+    runner = CliRunner()
+    ran = runner.invoke(app, ["run", "--smoke", "-o", "json", str(cli_home / "seed_spec.json")])
+    assert ran.exit_code == 0, ran.output
+    run = json.loads(ran.stdout)["run"]
+    assert run["smoke"] is True and run["seed"] is not None and len(run["code_hash"]) == 64
+
+    again = runner.invoke(app, ["runs", "reproduce", run["run_id"], "-o", "json"])
+    assert again.exit_code == 0, again.output
+    found = json.loads(again.stdout)
+    assert found["exact"] is True and found["smoke"] is True and found["seed"] == run["seed"]
+    assert found["counts"]["equal"] > 10 and "different" not in found["counts"]
+    assert found["code_changes"] == [] and found["environment_changes"] == []
+
+    shown = runner.invoke(app, ["runs", "show", found["run_id"]])
+    assert "code hash" in shown.stdout and "smoke" in shown.stdout
+
+    data = cli_home / "data.csv"
+    write_data(data, seed=4)
+    refused = runner.invoke(app, ["runs", "reproduce", run["run_id"]])
+    assert refused.exit_code != 0
+    text = " ".join(refused.output.split())  # Rich wraps long lines
+    assert str(data) in text and run["data_fingerprint"] in text
