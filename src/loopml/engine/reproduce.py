@@ -37,7 +37,10 @@ TIMING_SUFFIXES = ("_time_s", "_seconds", "fit_time_s")
 
 
 class DataChangedError(DataError):
-    """The data a run read no longer has the fingerprint the run recorded."""
+    """The data a run read no longer has the fingerprint the run recorded (exit code 2:
+    bad input, where a reproduction that ran and differs exits 1)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
