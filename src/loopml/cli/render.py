@@ -80,6 +80,7 @@ def run_details(run: RunView) -> Table:
         ("git commit", run.git_commit or "-"),
         ("data fingerprint", run.data_fingerprint or "-"),
         ("seed", "-" if run.seed is None else run.seed),
+        ("loopml commit", (run.reproducibility or {}).get("loopml_git_commit") or "-"),
         ("code hash", run.code_hash or "-"),
         ("environment hash", run.environment_hash or "-"),
         ("mlflow run", run.mlflow_run_id or "-"),
