@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+
 import platform
 import sys
 from collections.abc import Iterable, Mapping
@@ -30,12 +31,23 @@ def digest(record: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_HASHES: dict[tuple[str, int, int], str] = {}
+_ENVIRONMENT: dict[tuple[tuple[str, int], ...], dict[str, Any]] = {}
+
+
 def file_hash(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()
+    """SHA-256 of a file; kept per process by (path, mtime, size), so a run re-reads only
+    files that changed since the last run in this process (a worker runs many)."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    found = _HASHES.get(key)
+    if found is None:
+        sha = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(chunk)
+        found = _HASHES[key] = sha.hexdigest()
+    return found
 
 
 def _files(root: Path) -> Iterable[Path]:
@@ -82,7 +94,27 @@ def code_manifest(extra_paths: Iterable[Path | str] = ()) -> dict[str, str]:
 
 
 def resolved_environment() -> dict[str, Any]:
-    """Every installed distribution with its version, plus Python and the platform."""
+    """Every installed distribution with its version, plus Python and the platform.
+
+    Kept per process while no folder on ``sys.path`` changes (installing or
+    removing a distribution changes its site-packages folder's mtime).
+    """
+    key = tuple((entry, _mtime(entry)) for entry in sys.path)
+    cached = _ENVIRONMENT.get(key)
+    if cached is None:
+        _ENVIRONMENT.clear()
+        cached = _ENVIRONMENT[key] = _read_environment()
+    return json.loads(json.dumps(cached))
+
+
+def _mtime(entry: str) -> int:
+    try:
+        return Path(entry or ".").stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _read_environment() -> dict[str, Any]:
     from importlib import metadata
 
     distributions: dict[str, str] = {}
