@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-
 import platform
 import sys
 from collections.abc import Iterable, Mapping
