@@ -103,7 +103,8 @@ def resolved_environment() -> dict[str, Any]:
     if cached is None:
         _ENVIRONMENT.clear()
         cached = _ENVIRONMENT[key] = _read_environment()
-    return json.loads(json.dumps(cached))
+    copied: dict[str, Any] = json.loads(json.dumps(cached))  # callers may change theirs
+    return copied
 
 
 def _mtime(entry: str) -> int:
