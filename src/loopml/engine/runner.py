@@ -144,7 +144,7 @@ def run_pipeline(
                 new_id, mlflow_experiment_id=experiment_id, mlflow_run_id=parent.info.run_id
             )
             mlflow.log_text(spec.text, "loopml/spec.txt")
-            mlflow.log_params(spec_params(checked))
+            mlflow.log_params(spec_params(checked, smoke=smoke))
             log_reproducibility(mlflow, record)
         except Exception as exc:
             store.finish_run(
@@ -160,10 +160,11 @@ def run_pipeline(
         store.close()
 
 
-def spec_params(checked: CheckedSpec) -> dict[str, str]:
+def spec_params(checked: CheckedSpec, *, smoke: bool = False) -> dict[str, str]:
     """The spec's main choices as MLflow params of the parent run, to filter and compare runs.
 
-    The estimator list and fold come from the first ``train_model`` step.
+    The estimator list and fold come from the first ``train_model`` step; a
+    smoke run logs the fold it really uses.
     """
     experiment = checked.experiment
     params = {
@@ -180,6 +181,10 @@ def spec_params(checked: CheckedSpec) -> dict[str, str]:
             estimators = modeling.estimator_list
             params["estimators"] = ",".join(estimators) if estimators else "all"
             params["fold"] = str(modeling.fold)
+            if smoke:
+                from loopml.automl.smoke import SMOKE_FOLD
+
+                params["fold"] = str(SMOKE_FOLD)
             break
     return {key: value[:500] for key, value in params.items()}
 
