@@ -73,6 +73,7 @@ def _shape(found: Reproduction) -> ReproductionResult:
         code_changes=[Change(**c) for c in found.code_changes],
         environment_changes=[Change(**c) for c in found.environment_changes],
         counts=found.counts,
+        notes=list(found.notes),
         metrics=[
             MetricRow(name=m.name, original=m.original, reproduced=m.reproduced, verdict=m.verdict)
             for m in found.metrics
@@ -121,6 +122,8 @@ def _print(found: Reproduction) -> None:
         )
     show(out, table)
     counts = ", ".join(f"{n} {v}" for v, n in sorted(found.counts.items()))
+    for note in found.notes:
+        say(out, f"[yellow]note:[/] {note}")
     verdict = "reproduced exactly" if found.exact else "not reproduced exactly"
     say(out, f"run {found.run.id}: {verdict} ({counts}; tolerance {found.tolerance:g})")
 

@@ -307,6 +307,7 @@ class ReproductionResult(Shape):
     environment_changes: list[Change]
     counts: dict[str, int]
     metrics: list[MetricRow]
+    notes: list[str] = []
 
 
 class VersionScore(Shape):

@@ -65,6 +65,8 @@ class Reproduction:
     environment_changes: list[dict[str, str]]
     metrics: list[MetricComparison]
     tolerance: float
+    notes: tuple[str, ...] = ()
+    """What limits the comparison: no recorded seed, no recorded fingerprint."""
 
     @property
     def exact(self) -> bool:
@@ -125,6 +127,14 @@ def reproduce_run(
             "of the original data (same fingerprint) to reproduce it"
         )
     detail = original.reproducibility or {}
+    notes = []
+    if original.seed is None:
+        notes.append(
+            f"run {original.id} recorded no seed (it predates seed recording): the new run "
+            "draws its own, so seeded results may differ"
+        )
+    if recorded is None:
+        notes.append(f"run {original.id} recorded no data fingerprint: the data was not checked")
     result = run_pipeline(
         checked,
         settings,
@@ -155,6 +165,7 @@ def reproduce_run(
         ),
         metrics=compare_metrics(settings, original, run, tolerance),
         tolerance=tolerance,
+        notes=tuple(notes),
     )
 
 
