@@ -89,7 +89,7 @@ def test_code_manifest_and_environment_diff_name_what_changed(tmp_path: Path) ->
     ]
 
 
-def _frame(rows: int = 220) -> pd.DataFrame:
+def _frame(rows: int = 150) -> pd.DataFrame:
     rng = np.random.default_rng(5)
     frame = pd.DataFrame(rng.normal(size=(rows, 5)), columns=[f"f{i}" for i in range(5)])
     frame["Class"] = ((frame["f0"] + rng.normal(scale=0.7, size=rows)) > 1.0).astype(int)
@@ -102,11 +102,11 @@ def _automl(seed: int) -> list[tuple[str, list[float], dict[str, float]]]:
             "feature_engineering_params": {"fix_imbalance": True, "fix_imbalance_method": "smote"},
             "modeling_params": {
                 "estimator_list": ["lightgbm", "rf"],
-                "fold": 3,
+                "fold": 2,
                 "fold_shuffle": True,
                 "n_select": 2,
                 "tune": True,
-                "n_iter": 3,
+                "n_iter": 2,
                 "ensemble": True,
                 "session_id": seed,
             },
