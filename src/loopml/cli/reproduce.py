@@ -94,7 +94,7 @@ _STYLE = {
 def _print(found: Reproduction) -> None:
     from rich.table import Table
 
-    from loopml.cli.common import out
+    from loopml.cli.common import escape, out
 
     for title, changes in (
         ("code", found.code_changes),
@@ -107,7 +107,7 @@ def _print(found: Reproduction) -> None:
         for column in ("name", "was", "now"):
             table.add_column(column)
         for change in changes:
-            table.add_row(change["name"], change["was"], change["now"])
+            table.add_row(escape(change["name"]), escape(change["was"]), escape(change["now"]))
         show(out, table)
     table = Table(title=f"metrics of run {found.original.id[:12]} vs {found.run.id[:12]}")
     for column in ("metric", "original", "reproduced", "verdict"):
@@ -115,7 +115,7 @@ def _print(found: Reproduction) -> None:
     for item in found.metrics:
         style = _STYLE.get(item.verdict, "")
         table.add_row(
-            item.name,
+            escape(item.name),  # "[step 1]" is not Rich markup
             _num(item.original),
             _num(item.reproduced),
             f"[{style}]{item.verdict}[/]" if style else item.verdict,
