@@ -13,3 +13,4 @@ echo "== ruff format";   ruff format --check src tests bench examples
 echo "== mypy";          mypy
 echo "== import-linter"; lint-imports
 echo "== pytest";        pytest "$@"
+echo "== smoke examples"; bash scripts/smoke-examples.sh   # every example spec, --smoke

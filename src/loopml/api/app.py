@@ -49,6 +49,10 @@ class JobRequest(BaseModel):
             "from its folder. Without it, data paths must be absolute."
         ),
     )
+    smoke: bool = Field(
+        default=False,
+        description="Run with the fast smoke profile (2 folds, no tuning); no alias moves.",
+    )
 
     @field_validator("spec", "source")
     @classmethod
@@ -176,7 +180,9 @@ def create_app(
         from loopml.queue.submit import submit_spec_text
 
         try:
-            job = submit_spec_text(celery(), config, request.spec, request.source)
+            job = submit_spec_text(
+                celery(), config, request.spec, request.source, smoke=request.smoke
+            )
         except SpecError as error:
             return _spec_error(error)
         except BrokerError as error:

@@ -115,10 +115,15 @@ def _xgb_clf(seed: int | None, threads: int) -> Any:
     return XGBClassifier(random_state=seed, n_jobs=threads, tree_method="hist", verbosity=0)
 
 
+_LGBM_REPEATABLE: dict[str, Any] = {"deterministic": True, "force_row_wise": True}
+"""LightGBM's own switches for the same model from the same seed, data and thread count
+(its histogram building otherwise varies with thread scheduling)."""
+
+
 def _lgbm_clf(seed: int | None, threads: int) -> Any:
     from lightgbm import LGBMClassifier
 
-    return LGBMClassifier(random_state=seed, n_jobs=threads, verbose=-1)
+    return LGBMClassifier(random_state=seed, n_jobs=threads, verbose=-1, **_LGBM_REPEATABLE)
 
 
 def _dummy_clf(seed: int | None, threads: int) -> Any:
@@ -208,7 +213,7 @@ def _xgb_reg(seed: int | None, threads: int) -> Any:
 def _lgbm_reg(seed: int | None, threads: int) -> Any:
     from lightgbm import LGBMRegressor
 
-    return LGBMRegressor(random_state=seed, n_jobs=threads, verbose=-1)
+    return LGBMRegressor(random_state=seed, n_jobs=threads, verbose=-1, **_LGBM_REPEATABLE)
 
 
 def _dummy_reg(seed: int | None, threads: int) -> Any:

@@ -72,6 +72,7 @@ def run_automl(
     *,
     n_jobs: int | None = None,
     progress: ProgressCallback | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> AutoMLResult:
     """PyCaret's setup + compare_models + tune_model + blend/stack + finalize, done once.
 
@@ -79,7 +80,8 @@ def run_automl(
     every candidate with a deployable pipeline (preprocessing, fit-only
     samplers, estimator) that predicts from the raw feature columns.
     ``n_jobs`` (default: ``modeling_params.n_jobs``, else every core) is the
-    number of fits run side by side, one thread each.
+    number of fits run side by side, one thread each. ``overrides`` sets
+    parameters of an estimator id in every fit (the smoke profile's caps).
     """
     started = time.perf_counter()
     report = progress or _no_progress
@@ -88,7 +90,9 @@ def run_automl(
     modeling = params.modeling_params
     failures: dict[str, str] = {}
     ids = estimator_ids(params, problem_type)
-    candidates = score_estimators(session, [(i, {}) for i in ids], failures=failures)
+    candidates = score_estimators(
+        session, [(i, dict((overrides or {}).get(i, {}))) for i in ids], failures=failures
+    )
     if not candidates:
         reasons = "; ".join(f"{key}: {why}" for key, why in failures.items())
         raise LoopmlError(f"every estimator failed to train, so there is no model: {reasons}")

@@ -25,7 +25,13 @@ jobs_app = typer.Typer(
 )
 
 
-def submit(spec: SpecArg) -> None:
+def submit(
+    spec: SpecArg,
+    smoke: Annotated[
+        bool,
+        typer.Option("--smoke", help="Run it with the fast smoke profile; no alias moves."),
+    ] = False,
+) -> None:
     """Check a spec like `validate`, queue it for a training worker, and print the job id."""
     from loopml.cli.datafiles import check_data_files
     from loopml.queue import make_app
@@ -34,7 +40,7 @@ def submit(spec: SpecArg) -> None:
     config = settings()
     try:
         check_data_files(spec)
-        job = submit_spec_file(make_app(config), config, spec)
+        job = submit_spec_file(make_app(config), config, spec, smoke=smoke)
     except LoopmlError as error:
         fail(error)
     say(out, f"job [cyan]{job.id}[/] queued on {job.queue}; `loopml jobs show {job.id}` follows it")

@@ -14,6 +14,8 @@ from loopml.cli.jobs import install as _install_queue_commands
 from loopml.cli.models import models_app
 from loopml.cli.monitor import monitor
 from loopml.cli.output import Format, FormatOpt, emit, say, show
+from loopml.cli.reproduce import compare as _compare_command
+from loopml.cli.reproduce import reproduce as _reproduce_command
 from loopml.cli.serve import serve as _serve_command
 from loopml.core.errors import LoopmlError
 
@@ -31,6 +33,8 @@ app.add_typer(steps_app, name="steps")
 app.add_typer(models_app, name="models")
 app.command("serve")(_serve_command)
 app.command("export")(_export_command)
+runs_app.command("reproduce")(_reproduce_command)
+models_app.command("compare")(_compare_command)
 
 output.wide_help()
 
@@ -69,7 +73,17 @@ def validate(spec: SpecArg) -> None:
 
 
 @app.command()
-def run(spec: SpecArg, format: FormatOpt = Format.table) -> None:
+def run(
+    spec: SpecArg,
+    format: FormatOpt = Format.table,
+    smoke: Annotated[
+        bool,
+        typer.Option(
+            "--smoke",
+            help="Fast profile (2 folds, no tuning, small ensembles), full data; no alias moves.",
+        ),
+    ] = False,
+) -> None:
     """Run a spec end to end on this machine, with progress, and print what it produced."""
     from loopml.cli.progress import RichObserver
     from loopml.cli.report import print_result
@@ -82,7 +96,9 @@ def run(spec: SpecArg, format: FormatOpt = Format.table) -> None:
         checked = load_spec(spec, registry)
         quiet.quiet_mlflow()
         with RichObserver(out if format is Format.table else err) as observer:
-            result = run_pipeline(checked, config, registry=registry, observer=observer)
+            result = run_pipeline(
+                checked, config, registry=registry, observer=observer, smoke=smoke
+            )
     except LoopmlError as error:
         fail(error)
     print_result(out, result, format)

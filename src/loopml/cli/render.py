@@ -79,8 +79,14 @@ def run_details(run: RunView) -> Table:
         ("loopml", run.loopml_version),
         ("git commit", run.git_commit or "-"),
         ("data fingerprint", run.data_fingerprint or "-"),
+        ("seed", "-" if run.seed is None else run.seed),
+        ("loopml commit", (run.reproducibility or {}).get("loopml_git_commit") or "-"),
+        ("code hash", run.code_hash or "-"),
+        ("environment hash", run.environment_hash or "-"),
         ("mlflow run", run.mlflow_run_id or "-"),
     ]
+    if run.smoke:
+        rows.insert(1, ("smoke", "yes: fast profile, no alias moved"))
     rows += [(f"value: {key}", value) for key, value in sorted(run.values.items())]
     if run.error:
         rows.append(("error", f"[red]{run.error}[/]"))

@@ -83,6 +83,10 @@ class RunDetail(RunSummary):
     values: dict[str, Any]
     error: str | None
     steps: list[StepAttempt]
+    seed: int | None = None
+    smoke: bool = False
+    code_hash: str | None = None
+    environment_hash: str | None = None
 
     @field_validator("values", mode="before")
     @classmethod
@@ -284,3 +288,68 @@ class ExportOutput(Shape):
     parity: dict[str, Any]
     dropped_steps: list[str]
     inputs: list[dict[str, Any]]
+
+
+class MetricRow(Shape):
+    """One logged metric of ``loopml runs reproduce``: the original's, the new run's, verdict
+    (``equal``, ``within_tolerance``, ``different``, ``missing``, ``new``, ``timing``)."""
+
+    name: str
+    original: float | None
+    reproduced: float | None
+    verdict: str
+
+
+class Change(Shape):
+    """A file, distribution or setting that differs: its name, what it was, what it is."""
+
+    name: str
+    was: str
+    now: str
+
+
+class ReproductionResult(Shape):
+    """``loopml runs reproduce``: the new run, what changed, and every metric compared."""
+
+    original_run_id: str
+    run_id: str
+    exact: bool
+    tolerance: float
+    data_source: str
+    data_fingerprint: str | None
+    seed: int | None
+    smoke: bool
+    code_changes: list[Change]
+    environment_changes: list[Change]
+    counts: dict[str, int]
+    metrics: list[MetricRow]
+    notes: list[str] = []
+
+
+class VersionScore(Shape):
+    """One metric of ``loopml models compare``: both versions' scores and which is better."""
+
+    metric: str
+    v1: float | None
+    v2: float | None
+    better: str
+    """``v1``, ``v2`` or ``tie`` (``-`` when a score is missing)."""
+
+
+class ModelComparison(Shape):
+    """``loopml models compare``: both versions scored on the same rows, the gate's reading."""
+
+    model: str
+    v1: str
+    v2: str
+    rows: int
+    target: str
+    problem_type: str
+    main_metric: str
+    threshold: float | None
+    min_delta: float
+    winner: str
+    v2_clears_threshold: bool
+    gate_would_promote_v2: bool
+    reason: str
+    metrics: list[VersionScore]

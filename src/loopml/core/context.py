@@ -45,7 +45,8 @@ TYPED_OUTPUTS: tuple[str, ...] = (
     "warnings",
 )
 
-GateVerdict = Literal["promoted", "refused", "awaiting_approval", "already_champion"]
+GateVerdict = Literal["promoted", "refused", "awaiting_approval", "already_champion", "held"]
+"""``held``: a smoke run or a reproduction judged the challenger but moves no alias."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,12 @@ class StepContext:
     step of the run in order, so a step can tell whether another will follow
     (``register_model`` leaves promotion to a ``validate_model`` anywhere in
     the pipeline).
+
+    ``seed`` (the run's recorded seed: the spec's ``session_id`` wins) and
+    ``threads`` make a run repeatable; ``smoke`` asks for the fast profile;
+    ``reproduces`` names the run being reproduced. A step that runs code from
+    outside loopml (an MLproject) appends its folder to ``code_paths`` so the
+    run's code hash covers it.
     """
 
     run_id: str
@@ -201,6 +208,16 @@ class StepContext:
     evaluation: Evaluation | None = None
     warnings: tuple[str, ...] = ()
     progress: ProgressCallback = _no_progress
+    seed: int | None = None
+    threads: int | None = None
+    smoke: bool = False
+    reproduces: str | None = None
+    code_paths: list[Path] = field(default_factory=list)
+
+    @property
+    def holds_aliases(self) -> bool:
+        """A smoke run or a reproduction registers, but never moves an alias (no champion)."""
+        return self.smoke or self.reproduces is not None
 
     def slot(self, name: str) -> dict[str, Any]:
         """One of :data:`SLOTS` by name."""

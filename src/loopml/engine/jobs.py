@@ -48,11 +48,13 @@ def run_job(
     registry: StepRegistry | None = None,
     observer: RunObserver | None = None,
     executor: str = "local",
+    smoke: bool = False,
 ) -> JobRun:
     """Start, resume or skip the run ``run_id`` of ``checked``; raises what the run raises.
 
     A step failure is a :class:`~loopml.core.errors.StepError` after the
-    engine recorded it, as for :func:`run_pipeline`.
+    engine recorded it, as for :func:`run_pipeline`. ``smoke`` starts a new run
+    with the smoke profile (a resumed run keeps the profile it recorded).
     """
     store = RunStore(settings.database)
     try:
@@ -67,6 +69,7 @@ def run_job(
             observer=observer,
             executor=executor,
             run_id=run_id,
+            smoke=smoke,
         )
         return JobRun("ran", result.run)
     if existing.status == Status.SUCCEEDED:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
 import traceback
@@ -27,7 +28,7 @@ from loopml.core.settings import Settings
 from loopml.core.spec import PipelineSpec
 from loopml.core.status import Status
 from loopml.engine import outputs
-from loopml.engine.provenance import provenance
+from loopml.engine.provenance import draw_seed, provenance, reproducibility
 from loopml.engine.validate import (
     TRAINING_FRAME,
     CheckedSpec,
@@ -38,7 +39,7 @@ from loopml.engine.validate import (
 )
 from loopml.registry.tracking import ensure_experiment, use_tracking
 from loopml.steps.registry import StepRegistry
-from loopml.store.runs import RunStore, RunView
+from loopml.store.runs import Reproducibility, RunStore, RunView
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,10 @@ def run_pipeline(
     observer: RunObserver | None = None,
     executor: str = "local",
     run_id: str | None = None,
+    seed: int | None = None,
+    smoke: bool = False,
+    threads: int | None = None,
+    reproduces: str | None = None,
 ) -> PipelineResult:
     """Record a new run of ``checked`` and execute every step; the finished run.
 
@@ -92,6 +97,12 @@ def run_pipeline(
     checked first (with ``registry``), raising :class:`SpecError` before
     anything is recorded. Raises :class:`StepError` after recording a step's
     failure (resume it by run id).
+
+    ``seed`` (default: drawn and recorded) reaches every seeded step where the
+    spec gives no ``session_id``; ``threads`` (default: every core) pins the
+    fits' thread count; ``smoke`` asks for the fast profile
+    (:mod:`loopml.automl.smoke`) and moves no alias; ``reproduces`` names the
+    run a reproduction re-runs (it moves no alias either).
     """
     if not isinstance(checked, CheckedSpec):
         checked = check_spec(
@@ -100,6 +111,11 @@ def run_pipeline(
             policy=DataPolicy.from_settings(settings),
         )
     spec = checked.spec
+    seed = draw_seed() if seed is None else seed
+    threads = threads or default_threads()
+    record = reproducibility(
+        checked, seed=seed, smoke=smoke, threads=threads, reproduces=reproduces
+    )
     store = RunStore(settings.database)
     try:
         mlflow = use_tracking(settings)
@@ -112,6 +128,7 @@ def run_pipeline(
             model_name=spec.experiment.model_name,
             provenance=provenance(executor, spec.base_dir),
             run_id=run_id,
+            reproducibility=record,
         )
         try:
             parent = mlflow.start_run(
@@ -127,7 +144,8 @@ def run_pipeline(
                 new_id, mlflow_experiment_id=experiment_id, mlflow_run_id=parent.info.run_id
             )
             mlflow.log_text(spec.text, "loopml/spec.txt")
-            mlflow.log_params(spec_params(checked))
+            mlflow.log_params(spec_params(checked, smoke=smoke))
+            log_reproducibility(mlflow, record)
         except Exception as exc:
             store.finish_run(
                 new_id,
@@ -136,16 +154,17 @@ def run_pipeline(
                 traceback=traceback.format_exc(),
             )
             raise
-        context = _context(new_id, checked, settings, parent.info.run_id)
+        context = _context(new_id, checked, settings, parent.info.run_id, record)
         return _execute(checked, context, store, mlflow, observer or _Silent(), first=0)
     finally:
         store.close()
 
 
-def spec_params(checked: CheckedSpec) -> dict[str, str]:
+def spec_params(checked: CheckedSpec, *, smoke: bool = False) -> dict[str, str]:
     """The spec's main choices as MLflow params of the parent run, to filter and compare runs.
 
-    The estimator list and fold come from the first ``train_model`` step.
+    The estimator list and fold come from the first ``train_model`` step; a
+    smoke run logs the fold it really uses.
     """
     experiment = checked.experiment
     params = {
@@ -162,6 +181,10 @@ def spec_params(checked: CheckedSpec) -> dict[str, str]:
             estimators = modeling.estimator_list
             params["estimators"] = ",".join(estimators) if estimators else "all"
             params["fold"] = str(modeling.fold)
+            if smoke:
+                from loopml.automl.smoke import SMOKE_FOLD
+
+                params["fold"] = str(SMOKE_FOLD)
             break
     return {key: value[:500] for key, value in params.items()}
 
@@ -210,9 +233,19 @@ def resume_run(
             len(checked.steps),
         )
         mlflow = use_tracking(settings)
+        detail = run.reproducibility or {}
+        record = reproducibility(
+            checked,
+            seed=run.seed,
+            smoke=run.smoke,
+            threads=detail.get("threads") or default_threads(),
+            reproduces=detail.get("reproduces"),
+        )
         mlflow.start_run(run_id=run.mlflow_run_id)
         store.reopen_run(run.id, provenance(executor, checked.base_dir))
-        context = _context(run.id, checked, settings, run.mlflow_run_id)
+        store.record_reproducibility(run.id, record)
+        log_reproducibility(mlflow, record)
+        context = _context(run.id, checked, settings, run.mlflow_run_id, record)
         try:
             for position in range(first):
                 outputs.restore(context, latest[position].outputs, mlflow)
@@ -228,9 +261,41 @@ def _source(run: RunView) -> Path | None:
     return Path(run.spec_source) if run.spec_source else None
 
 
+def default_threads() -> int:
+    """Every core this process may use: the fits' thread count unless a run pins one."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def log_reproducibility(mlflow: Any, record: Reproducibility) -> None:
+    """The environment and code manifest as artifacts of the parent run, their hashes as tags."""
+    detail = record.detail
+    mlflow.log_dict(detail["environment"], "loopml/environment.json")
+    mlflow.log_dict({"code_hash": record.code_hash, "files": detail["code"]}, "loopml/code.json")
+    tags = {
+        "loopml.seed": str(record.seed),
+        "loopml.threads": str(detail.get("threads")),
+        "loopml.smoke": str(record.smoke).lower(),
+        "loopml.code_hash": record.code_hash,
+        "loopml.environment_hash": record.environment_hash,
+    }
+    if detail.get("loopml_git_commit"):
+        tags["loopml.git_commit"] = detail["loopml_git_commit"]
+    if detail.get("reproduces"):
+        tags["loopml.reproduces"] = detail["reproduces"]
+    mlflow.set_tags(tags)
+
+
 def _context(
-    run_id: str, checked: CheckedSpec, settings: Settings, mlflow_run_id: str | None
+    run_id: str,
+    checked: CheckedSpec,
+    settings: Settings,
+    mlflow_run_id: str | None,
+    record: Reproducibility,
 ) -> StepContext:
+    detail = record.detail
     return StepContext(
         run_id=run_id,
         experiment=checked.experiment,
@@ -239,6 +304,11 @@ def _context(
         spec_hash=checked.spec_hash,
         mlflow_run_id=mlflow_run_id,
         pipeline=checked.step_names,
+        seed=record.seed,
+        threads=detail.get("threads"),
+        smoke=record.smoke,
+        reproduces=detail.get("reproduces"),
+        code_paths=[Path(path) for path in detail.get("code_paths") or ()],
     )
 
 
@@ -253,6 +323,8 @@ def _execute(
 ) -> PipelineResult:
     observer.run_started(context.run_id, [item.call.name for item in plan.steps], first)
     context.progress = observer.step_progress
+    _seed_globals(context.seed)
+    hashed_paths = list(context.code_paths)
     host = socket.gethostname()
     for item in plan.steps[first:]:
         name = item.call.name
@@ -284,6 +356,18 @@ def _execute(
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             raise StepError(name, item.position, exc) from exc
+        if context.code_paths != hashed_paths:  # a step ran code from outside loopml
+            hashed_paths = list(context.code_paths)
+            record = reproducibility(
+                plan,
+                seed=context.seed,
+                smoke=context.smoke,
+                threads=context.threads,
+                extra_paths=hashed_paths,
+                reproduces=context.reproduces,
+            )
+            store.record_reproducibility(context.run_id, record)
+            log_reproducibility(mlflow, record)
         store.finish_step(step_id, Status.SUCCEEDED, outputs=pointers)
         observer.step_finished(item.position, name, Status.SUCCEEDED, time.perf_counter() - started)
         store.update_run(
@@ -294,6 +378,18 @@ def _execute(
     store.finish_run(context.run_id, Status.SUCCEEDED)
     mlflow.end_run(status="FINISHED")
     return PipelineResult(store.get_run(context.run_id), context)
+
+
+def _seed_globals(seed: int | None) -> None:
+    """Seed Python's and numpy's global generators, for steps that draw without a seed."""
+    if seed is None:
+        return
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
 
 
 def _check_target(context: StepContext, item: CheckedStep) -> None:

@@ -29,7 +29,12 @@ def new_job_id() -> str:
 
 
 def submit_training(
-    app: Celery, settings: Settings, spec: PipelineSpec, *, origin: str = LOCAL
+    app: Celery,
+    settings: Settings,
+    spec: PipelineSpec,
+    *,
+    origin: str = LOCAL,
+    smoke: bool = False,
 ) -> JobView:
     """Record a queued job for ``spec`` (already checked) and publish it; the job.
 
@@ -38,6 +43,9 @@ def submit_training(
     """
     topology: Topology = app.loopml_topology
     job_id = new_job_id()
+    details: dict[str, object] = {"origin": origin} if origin != LOCAL else {}
+    if smoke:  # the worker runs it with the smoke profile (see loopml.automl.smoke)
+        details["smoke"] = True
     source = str(spec.source) if spec.source is not None else None
     jobs = JobStore(settings.database)
     try:
@@ -48,7 +56,7 @@ def submit_training(
             spec_text=spec.text,
             spec_source=source,
             model_name=spec.experiment.model_name,
-            details={"origin": origin} if origin != LOCAL else None,
+            details=details or None,
         )
         try:
             publish(
@@ -76,17 +84,19 @@ def publish(app: Celery, task: str, task_id: str, kwargs: dict[str, Any]) -> Non
         ) from error
 
 
-def submit_spec_file(app: Celery, settings: Settings, path: Path) -> JobView:
+def submit_spec_file(
+    app: Celery, settings: Settings, path: Path, *, smoke: bool = False
+) -> JobView:
     """Check the spec at ``path`` like ``loopml validate`` and submit it."""
     from loopml.engine import load_spec
     from loopml.steps.registry import StepRegistry
 
     checked = load_spec(path, StepRegistry.with_builtins())
-    return submit_training(app, settings, checked.spec)
+    return submit_training(app, settings, checked.spec, smoke=smoke)
 
 
 def submit_spec_text(
-    app: Celery, settings: Settings, text: str, source: str | None = None
+    app: Celery, settings: Settings, text: str, source: str | None = None, *, smoke: bool = False
 ) -> JobView:
     """Check spec ``text`` that came over HTTP and submit it as such.
 
@@ -104,7 +114,7 @@ def submit_spec_text(
         peek_data=False,
         policy=DataPolicy.from_settings(settings, restricted=True),
     )
-    return submit_training(app, settings, checked.spec, origin=HTTP)
+    return submit_training(app, settings, checked.spec, origin=HTTP, smoke=smoke)
 
 
 def record_batch_job(

@@ -185,7 +185,8 @@ def _train(
 
     job_id = message.job_id
     registry = StepRegistry.with_builtins()
-    if jobs.get(job_id).details.get("origin") == HTTP:  # a stranger's spec: restricted data
+    details = jobs.get(job_id).details
+    if details.get("origin") == HTTP:  # a stranger's spec: restricted data
         settings = settings.model_copy(update={"restrict_data": True})
     try:
         _end_active_mlflow_run(settings)
@@ -207,6 +208,7 @@ def _train(
             registry=registry,
             observer=JobObserver(jobs, job_id),
             executor=f"celery:{worker}",
+            smoke=details.get("smoke") is True,
         )
     except StepError as error:
         status, text = _failure(error.cause, str(error))

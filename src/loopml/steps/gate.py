@@ -6,7 +6,9 @@ kept back. The challenger becomes champion only if it clears the absolute
 ``threshold`` and beats the champion by at least ``min_delta``; the champion
 it replaces stays reachable as ``previous``. With ``require_approval`` a
 passing challenger stays registered, tagged ``loopml.approval=pending``, until
-``loopml models approve`` promotes it.
+``loopml models approve`` promotes it. A smoke run or a reproduction scores
+both models the same way and records the verdict it would have reached as
+``held``, moving no alias.
 
 Place it after ``train_model``. It needs a registered version to judge, so
 it registers the challenger itself when no ``register_model`` did so earlier
@@ -30,7 +32,7 @@ from loopml.core.errors import DataError
 from loopml.core.validation import choice_error
 from loopml.core.vocabulary import LOWER_IS_BETTER, METRICS, canonical_metric
 from loopml.steps.base import StepParams, step
-from loopml.steps.register import GATE_STEP, give_alias, register_once
+from loopml.steps.register import GATE_STEP, give_alias, held_reason, register_once
 
 
 class GateParams(StepParams):
@@ -98,7 +100,8 @@ def validate_model(context: StepContext, params: GateParams) -> None:
     metric = params.metric or experiment.main_metric
     frame = context.require_frame(params.frame)
     registered = register_once(context, name)
-    give_alias(context, registered, "challenger")
+    if not context.holds_aliases:
+        give_alias(context, registered, "challenger")
     version = registered.version
     champion = version_for_alias(context.settings, name, CHAMPION)
 
@@ -117,6 +120,8 @@ def validate_model(context: StepContext, params: GateParams) -> None:
     context.progress(f"scoring challenger and champion on {len(frame)} rows", 2, 2)
 
     decision, reason = _decide(params, metric, version, challenger_score, champion, champion_score)
+    if context.holds_aliases:
+        decision, reason = "held", f"{held_reason(context)}; the gate found: {decision}, {reason}"
     context.gate = GateDecision(
         decision=decision,
         reason=reason,

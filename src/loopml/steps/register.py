@@ -7,6 +7,11 @@ the version its alias; promotion to ``champion`` is ``validate_model``'s
 alone. Only in a pipeline without ``validate_model`` does ``register_model``
 make the first version of a model champion (``champion_if_none``), so a
 gate never has to take back what registration did.
+
+A smoke run or a reproduction (``context.holds_aliases``) registers its
+version like any run, tagged ``loopml.smoke=true`` or ``loopml.reproduces``,
+and moves no alias: a fast-profile model never becomes champion, silently or
+otherwise.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ def register_model(context: StepContext, params: RegisterParams) -> None:
     if reused:
         for key, value in params.tags.items():
             set_version_tag(context.settings, name, registered.version, key, value)
+    if context.holds_aliases:  # a smoke run or a reproduction: registered, tagged, no alias
+        return
     give_alias(context, registered, params.alias)
     if (
         params.champion_if_none
@@ -91,6 +98,7 @@ def register_once(
         "loopml.main_metric": context.experiment.main_metric,
         "loopml.main_metric_value": str(trained.main_metric_value),
         **(extra_tags or {}),
+        **held_tags(context),
     }
     context.progress(f"registering {name}", 0, None)
     # lifecycle.register hashes the artifacts and records the hash and registrar
@@ -102,6 +110,22 @@ def register_once(
         name=name, version=str(version), model_uri=trained.model_uri
     )
     return context.registered
+
+
+def held_tags(context: StepContext) -> dict[str, str]:
+    """Version tags saying why a version got no alias: a smoke run, or a reproduction."""
+    tags: dict[str, str] = {}
+    if context.smoke:
+        tags["loopml.smoke"] = "true"
+    if context.reproduces:
+        tags["loopml.reproduces"] = context.reproduces
+    return tags
+
+
+def held_reason(context: StepContext) -> str:
+    if context.smoke:
+        return "smoke run (fast profile), so no alias moves"
+    return f"reproduction of run {context.reproduces}, so no alias moves"
 
 
 def give_alias(context: StepContext, registered: RegisteredModel, alias: str) -> None:

@@ -28,13 +28,16 @@ def train_model(context: StepContext, params: TrainParams) -> None:
 
     frame = context.require_frame()
     experiment = context.experiment
+    params, overrides = run_settings(context, params)
     result = run_automl(
         frame,
         experiment.target,
         experiment.problem_type,
         experiment.main_metric,
         params,
+        n_jobs=None if params.modeling_params.n_jobs else context.threads,
         progress=context.progress,
+        overrides=overrides,
     )
     mlflow = use_tracking(context.settings)
     example = frame.drop(columns=[experiment.target]).head(5)
@@ -59,6 +62,26 @@ def train_model(context: StepContext, params: TrainParams) -> None:
         main_metric_value=float(best.mean_metrics[experiment.main_metric]),
         seconds=round(result.seconds, 3),
     )
+
+
+def run_settings(
+    context: StepContext, params: TrainParams
+) -> tuple[TrainParams, dict[str, dict[str, Any]]]:
+    """The parameters this run trains with: the run's seed where the spec sets no
+    ``session_id`` (so splits, folds, estimators, resampling and tuning repeat), and
+    the smoke profile with its per-estimator caps in a smoke run."""
+    modeling = params.modeling_params
+    if modeling.session_id is None and context.seed is not None:
+        seeded = modeling.model_copy(update={"session_id": context.seed})
+        params = params.model_copy(update={"modeling_params": seeded})
+    if not context.smoke:
+        return params, {}
+    from loopml.automl.compare import estimator_ids
+    from loopml.automl.smoke import smoke_overrides, smoke_params
+
+    params = smoke_params(params)
+    ids = estimator_ids(params, context.experiment.problem_type)
+    return params, smoke_overrides(context.experiment.problem_type, ids)
 
 
 def _log_candidates(

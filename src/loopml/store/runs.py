@@ -66,6 +66,11 @@ class RunView:
     traceback: str | None
     values: dict[str, Any]
     steps: tuple[StepView, ...] = field(default_factory=tuple)
+    seed: int | None = None
+    smoke: bool = False
+    code_hash: str | None = None
+    environment_hash: str | None = None
+    reproducibility: dict[str, Any] | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -102,6 +107,22 @@ class Provenance:
     git_commit: str | None
 
 
+@dataclass(frozen=True)
+class Reproducibility:
+    """What re-running a run needs: its seed and threads, smoke or not, code and environment.
+
+    ``detail`` is JSON: ``threads``, ``loopml_git_commit``, ``code`` (the
+    per-file manifest), ``environment`` (distributions, Python, platform),
+    ``reproduces`` (the run a reproduction re-ran).
+    """
+
+    seed: int | None
+    smoke: bool
+    code_hash: str
+    environment_hash: str
+    detail: dict[str, Any]
+
+
 class RunStore(TableStore):
     """The runs and steps of every pipeline, in the database at ``url``."""
 
@@ -118,6 +139,7 @@ class RunStore(TableStore):
         model_name: str,
         provenance: Provenance,
         run_id: str | None = None,
+        reproducibility: Reproducibility | None = None,
     ) -> str:
         """Record a new run about to start; its id."""
         new_id = run_id or uuid.uuid4().hex
@@ -140,9 +162,17 @@ class RunStore(TableStore):
                     git_commit=provenance.git_commit,
                     attempts=1,
                     values={},
+                    **_reproducibility_columns(reproducibility),
                 )
             )
         return new_id
+
+    def record_reproducibility(self, run_id: str, reproducibility: Reproducibility) -> None:
+        """Replace what a run records for reproduction (a resume, or new code paths mid-run)."""
+        with self._session() as session, session.begin():
+            run = self._get(session, run_id)
+            for name, value in _reproducibility_columns(reproducibility).items():
+                setattr(run, name, value)
 
     def reopen_run(self, run_id: str, provenance: Provenance) -> None:
         """Mark a failed run running again for a resume attempt.
@@ -268,6 +298,18 @@ class RunStore(TableStore):
         query = query.order_by(PipelineRun.created_at.desc()).limit(limit)
         with self._session() as session:
             return [_view(run) for run in session.scalars(query)]
+
+
+def _reproducibility_columns(found: Reproducibility | None) -> dict[str, Any]:
+    if found is None:
+        return {}
+    return {
+        "seed": found.seed,
+        "smoke": found.smoke,
+        "code_hash": found.code_hash,
+        "environment_hash": found.environment_hash,
+        "reproducibility": found.detail,
+    }
 
 
 def _view(run: PipelineRun) -> RunView:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -40,6 +51,11 @@ class PipelineRun(Base):
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    smoke: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    environment_hash: Mapped[str | None] = mapped_column(String(64))
+    reproducibility: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     steps: Mapped[list[StepRun]] = relationship(
         back_populates="run",
