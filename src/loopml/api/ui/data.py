@@ -197,7 +197,7 @@ def _lineage(tags: dict[str, str], parent: Any | None) -> list[tuple[str, str]]:
             if key.startswith("loopml.") and not key.startswith("loopml.gate."):
                 found[key] = value
     for key, value in tags.items():
-        if key.startswith("loopml.") and not key.startswith("loopml.gate"):
+        if key.startswith("loopml.") and not key.startswith(("loopml.gate", "loopml.approval")):
             found[key] = value
     return sorted(found.items())
 

@@ -307,6 +307,7 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
             aliases=dict(sorted(aliases.items())),
             versions=list_versions(settings, name),
             moves=list(reversed(history(settings, name))),
+            done=DONE.get(request.query_params.get("done") or ""),
         )
 
     @router.get("/models/{name}/versions/{version}")
