@@ -117,6 +117,7 @@ def shoot(page: Any, name: str) -> None:
     if not folder:
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
+    page.wait_for_load_state("networkidle")  # the plots are separate requests
     for label, size in (("1280", WIDE), ("phone", PHONE)):
         page.set_viewport_size(size)
         page.screenshot(path=str(Path(folder) / f"console-{name}-{label}.png"), full_page=True)
