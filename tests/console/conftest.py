@@ -83,7 +83,9 @@ class MailBox:
         box = self
 
         class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            async def handle_DATA(  # noqa: N802 (aiosmtpd's hook name)
+                self, server: Any, session: Any, envelope: Any
+            ) -> str:
                 box.messages.append(message_from_bytes(envelope.content))
                 return "250 OK"
 

@@ -55,7 +55,9 @@ def _state(world: World, version: str) -> tuple[str | None, int]:
     return tag, len(history(world.settings, MODEL))
 
 
-def test_every_page_redirects_to_login_without_a_session(world: World, anonymous: httpx.Client) -> None:
+def test_every_page_redirects_to_login_without_a_session(
+    world: World, anonymous: httpx.Client
+) -> None:
     version = world.versions["approve"]
     for path in (
         "/ui",
@@ -213,9 +215,7 @@ def test_markup_in_names_and_reasons_is_escaped_and_the_reason_is_audited(
 
     version = world.versions["http"]
     token = csrf_of(user.get(_version_path(version)).text)
-    reply = user.post(
-        f"{_version_path(version)}/reject", data={"reason": SCRIPT, "csrf": token}
-    )
+    reply = user.post(f"{_version_path(version)}/reject", data={"reason": SCRIPT, "csrf": token})
     assert reply.status_code == 200 and "Done: rejected" in reply.text
     assert get_version(world.settings, MODEL, version).tags[APPROVAL_TAG] == "rejected"
     assert version_for_alias(world.settings, MODEL, CHALLENGER) != version
@@ -279,4 +279,3 @@ def test_the_console_is_closed_without_api_keys(world: World) -> None:
         reply = client.post("/ui/login", data={"key": "", "who": "x"})
         assert reply.status_code == 403
         assert client.get("/ui/models", follow_redirects=False).status_code == 303
-

@@ -78,7 +78,7 @@ def _training_messages(world: World) -> list[dict[str, Any]]:
             found.append(message)
     bodies = []
     for message in found:
-        args, kwargs, _ = json.loads(message.body)
+        _args, kwargs, _ = json.loads(message.body)
         bodies.append({"id": message.headers["id"], **kwargs})
     return bodies
 

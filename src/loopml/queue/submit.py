@@ -134,6 +134,8 @@ def resume_run_on_queue(app: Celery, settings: Settings, run: Any, *, actor: str
             model_name=run.model_name,
         )
         job = jobs.requeue(run.id, note={"by": actor, "at": now().isoformat()})
+        if job.status != Status.QUEUED:
+            raise LoopmlError(f"job {run.id} is {job.status}; it cannot be queued again now")
         try:
             publish(
                 app,

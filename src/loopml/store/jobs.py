@@ -242,14 +242,14 @@ class JobStore(TableStore):
             return _view(job)
 
     def requeue(self, job_id: str, *, note: dict[str, Any]) -> JobView:
-        """Put a failed (or cancelled, rejected) job back in the queue to resume its run.
+        """Put a failed (or cancelled, rejected, queued) job back in the queue to resume its run.
 
         Its deliveries count from zero again; ``note`` (who asked, when) is added to
-        ``details["resumes"]``. A job that has not ended, or that succeeded, is left as it is.
+        ``details["resumes"]``. A running or succeeded job is left as it is.
         """
         with self._session() as session, session.begin():
             job = self._get(session, job_id, lock=True)
-            if job.status not in FINISHED or job.status == Status.SUCCEEDED:
+            if job.status in (Status.RUNNING, Status.SUCCEEDED):
                 return _view(job)
             resumes = list((job.details or {}).get("resumes", []))[-9:]
             job.details = {**(job.details or {}), "resumes": [*resumes, note]}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,7 @@ def version_report(settings: Settings, name: str, version: str) -> VersionReport
     return report
 
 
-def _lineage(tags: dict[str, str], parent: Any | None) -> list[tuple[str, str]]:
+def _lineage(tags: Mapping[str, str], parent: Any | None) -> list[tuple[str, str]]:
     """Every provenance record: ``loopml.*`` tags of the version and of its pipeline run."""
     found: dict[str, str] = {}
     if parent is not None:

@@ -9,9 +9,9 @@ changes nothing. Every decision takes a reason (required, at most
 from __future__ import annotations
 
 import urllib.parse
-from pathlib import Path
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -50,7 +50,7 @@ DONE = {
 }
 
 
-class Refused(Exception):
+class RefusedError(Exception):
     """A request the console answers with an error page and changes nothing for."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -113,9 +113,16 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
         )
         return HTMLResponse(page, status_code=status, headers=_headers())
 
-    def error_page(request: Request, refused: Refused, session: sessions.Session | None) -> Any:
+    def error_page(
+        request: Request, refused: RefusedError, session: sessions.Session | None
+    ) -> Any:
         return render(
-            request, "error.html", refused.status, session, title="Refused", message=refused.message
+            request,
+            "error.html",
+            refused.status,
+            session,
+            title="RefusedError",
+            message=refused.message,
         )
 
     def current(request: Request) -> sessions.Session | None:
@@ -133,25 +140,28 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
         if origin is not None and origin != "null":
             own = f"{request.url.scheme}://{request.headers.get('host', '')}"
             if origin != own:
-                raise Refused(403, f"cross-origin request refused (Origin {origin[:100]})")
+                raise RefusedError(403, f"cross-origin request refused (Origin {origin[:100]})")
         elif origin == "null":
-            raise Refused(403, "cross-origin request refused (Origin null)")
+            raise RefusedError(403, "cross-origin request refused (Origin null)")
         if request.headers.get("sec-fetch-site") == "cross-site":
-            raise Refused(403, "cross-site request refused")
+            raise RefusedError(403, "cross-site request refused")
 
     async def form(request: Request) -> dict[str, str]:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/x-www-form-urlencoded":
-            raise Refused(415, "the console accepts form posts only")
+            raise RefusedError(415, "the console accepts form posts only")
         body = await request.body()
         if len(body) > MAX_FORM_BYTES:
-            raise Refused(413, f"form over {MAX_FORM_BYTES} bytes")
+            raise RefusedError(413, f"form over {MAX_FORM_BYTES} bytes")
         try:
             pairs = urllib.parse.parse_qsl(
-                body.decode("utf-8"), keep_blank_values=True, max_num_fields=20, strict_parsing=False
+                body.decode("utf-8"),
+                keep_blank_values=True,
+                max_num_fields=20,
+                strict_parsing=False,
             )
         except (UnicodeDecodeError, ValueError) as exc:
-            raise Refused(400, f"unreadable form: {exc}") from exc
+            raise RefusedError(400, f"unreadable form: {exc}") from exc
         return dict(pairs)
 
     async def guarded_post(request: Request) -> tuple[sessions.Session, dict[str, str]]:
@@ -159,24 +169,26 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
         same_origin(request)
         session = current(request)
         if session is None:
-            raise Refused(403, "not logged in: log in at /ui/login with an API key")
+            raise RefusedError(403, "not logged in: log in at /ui/login with an API key")
         fields = await form(request)
         if not sessions.csrf_ok(session, fields.get("csrf")):
-            raise Refused(403, "missing or wrong CSRF token: reload the page and try again")
+            raise RefusedError(403, "missing or wrong CSRF token: reload the page and try again")
         return session, fields
 
     def reason_of(fields: dict[str, str]) -> str:
         reason = fields.get("reason", "").strip()
         if not reason:
-            raise Refused(422, "a reason is required: say why, it goes into the alias log")
+            raise RefusedError(422, "a reason is required: say why, it goes into the alias log")
         if len(reason) > MAX_REASON:
-            raise Refused(422, f"the reason has {len(reason)} characters; at most {MAX_REASON}")
+            raise RefusedError(
+                422, f"the reason has {len(reason)} characters; at most {MAX_REASON}"
+            )
         if "\0" in reason:
-            raise Refused(422, "the reason holds a NUL character")
+            raise RefusedError(422, "the reason holds a NUL character")
         return reason
 
     def page(handler: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap a GET handler: login required, Refused and lookup errors as error pages."""
+        """Wrap a GET handler: login required, RefusedError and lookup errors as error pages."""
 
         async def wrapped(request: Request) -> Any:
             session = current(request)
@@ -184,10 +196,10 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
                 return to_login(request)
             try:
                 return handler(request, session, **request.path_params)
-            except Refused as refused:
+            except RefusedError as refused:
                 return error_page(request, refused, session)
             except (ModelNotFoundError, RunNotFoundError, JobNotFoundError) as exc:
-                return error_page(request, Refused(404, str(exc)), session)
+                return error_page(request, RefusedError(404, str(exc)), session)
 
         wrapped.__name__ = handler.__name__
         return wrapped
@@ -198,18 +210,18 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
         async def wrapped(request: Request) -> Any:
             try:
                 session, fields = await guarded_post(request)
-            except Refused as refused:
+            except RefusedError as refused:
                 return error_page(request, refused, current(request))
             try:
                 return handler(request, session, fields, **request.path_params)
-            except Refused as refused:
+            except RefusedError as refused:
                 return error_page(request, refused, session)
             except ModelNotFoundError as exc:
-                return error_page(request, Refused(404, str(exc)), session)
+                return error_page(request, RefusedError(404, str(exc)), session)
             except BrokerError as exc:
-                return error_page(request, Refused(503, str(exc)), session)
+                return error_page(request, RefusedError(503, str(exc)), session)
             except LoopmlError as exc:
-                return error_page(request, Refused(409, str(exc)), session)
+                return error_page(request, RefusedError(409, str(exc)), session)
 
         wrapped.__name__ = handler.__name__
         return wrapped
@@ -242,12 +254,12 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
             if not sessions.login_token_ok(
                 request.cookies.get(sessions.LOGIN_COOKIE), fields.get("csrf")
             ):
-                raise Refused(403, "missing or wrong CSRF token: reload the login page")
-        except Refused as refused:
+                raise RefusedError(403, "missing or wrong CSRF token: reload the login page")
+        except RefusedError as refused:
             return error_page(request, refused, None)
         key = sessions.match_key(fields.get("key", ""), keys) if keys else None
         if key is None:
-            response = render(
+            return render(
                 request,
                 "login.html",
                 401,
@@ -256,12 +268,11 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
                 error="unknown API key",
                 disabled=not keys,
             )
-            return response
         who = " ".join(fields.get("who", "").split())[: sessions.MAX_NAME] or "someone"
-        response = RedirectResponse(_safe_next(fields.get("next")), status_code=303)
-        _cookie(request, response, sessions.SESSION_COOKIE, sessions.issue(key, who))
-        response.delete_cookie(sessions.LOGIN_COOKIE, path=PREFIX)
-        return response
+        opened = RedirectResponse(_safe_next(fields.get("next")), status_code=303)
+        _cookie(request, opened, sessions.SESSION_COOKIE, sessions.issue(key, who))
+        opened.delete_cookie(sessions.LOGIN_COOKIE, path=PREFIX)
+        return opened
 
     @router.post("/logout")
     @action
@@ -297,7 +308,7 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
 
         aliases = list_models(settings).get(name)
         if aliases is None:
-            raise Refused(404, f"no registered model {name!r}")
+            raise RefusedError(404, f"no registered model {name!r}")
         return render(
             request,
             "model.html",
@@ -346,7 +357,7 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
         from loopml import lifecycle
 
         if verb not in ACTIONS:
-            raise Refused(404, f"no action {verb!r}; one of {', '.join(ACTIONS)}")
+            raise RefusedError(404, f"no action {verb!r}; one of {', '.join(ACTIONS)}")
         reason = reason_of(fields)
         if verb == "approve":
             lifecycle.approve(settings, name, version, reason=reason, actor=session.actor)
@@ -417,7 +428,7 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
         finally:
             store.close()
         if found is None:
-            raise Refused(404, f"no run {run_id!r}")
+            raise RefusedError(404, f"no run {run_id!r}")
         resume_run_on_queue(queue_app(), settings, found, actor=session.actor)
         return RedirectResponse(f"{PREFIX}/runs/{found.id}?done=resume", status_code=303)
 
@@ -451,7 +462,7 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
 
         checks = data.monitoring_checks(settings, name)
         if not checks:
-            raise Refused(404, f"no monitoring windows for model {name!r}")
+            raise RefusedError(404, f"no monitoring windows for model {name!r}")
         return HTMLResponse(render_report(name, checks), headers=_headers(REPORT_CSP))
 
     return router
@@ -459,9 +470,12 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
 
 def _safe_next(target: str | None) -> str:
     """Where to go after login: a console path only (no open redirect to another site)."""
-    if target and target.startswith(PREFIX + "/") and not target.startswith("//"):
-        if "\\" not in target and "\n" not in target and "\r" not in target:
-            return target
+    if (
+        target
+        and target.startswith(PREFIX + "/")
+        and not any(bad in target for bad in ("\\", "\n", "\r"))
+    ):
+        return target
     return f"{PREFIX}/models"
 
 
