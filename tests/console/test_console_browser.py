@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from loopml.lifecycle import history
+from loopml.lifecycle.aliases import REJECTED
 from loopml.registry.models import APPROVAL_TAG, CHAMPION, get_version, version_for_alias
 from tests.api.conftest import running_api
 from tests.console.conftest import KEY, MODEL, World, free_port
@@ -28,11 +30,6 @@ from tests.queue.helpers import wait_for
 CHROMIUM = "/usr/bin/chromium"
 WIDE = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
-    reason="no /usr/bin/chromium (scripts/install-tools.sh installs it; CI fails without it)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +81,9 @@ def served_version(url: str) -> str:
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
+    assert Path(CHROMIUM).exists(), (
+        f"no {CHROMIUM}: scripts/install-tools.sh installs it (apt-get install -y chromium)"
+    )
     with sync_playwright() as playwright:
         found = playwright.chromium.launch(executable_path=CHROMIUM)
         try:
@@ -165,6 +165,10 @@ def test_reject_a_waiting_challenger(world: World, page: Any) -> None:
     decide(page, "reject", "recall too low on the March fraud ring")
     assert "Done: rejected" in page.content()
     assert get_version(world.settings, MODEL, version).tags[APPROVAL_TAG] == "rejected"
+    # challenger had moved on to a newer version: the rejection is logged as the marker's move
+    move = history(world.settings, MODEL)[-1]
+    assert (move.alias, move.to_version) == (REJECTED, version)
+    assert move.reason == "rejected: recall too low on the March fraud ring"
     assert version_for_alias(world.settings, MODEL, CHAMPION) == world.versions["approve"]
 
 
