@@ -154,7 +154,12 @@ def test_a_cross_site_post_is_refused_even_with_a_valid_token(
     before = _state(world, version)
     token = csrf_of(user.get(_version_path(version)).text)
     action = f"{_version_path(version)}/approve"
-    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},  # a sandboxed frame or a data: page
+        {"Origin": f"http://{user.base_url.host}.evil.example:{user.base_url.port}"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ):
         reply = user.post(action, data={"reason": "x", "csrf": token}, headers=headers)
         assert reply.status_code == 403, headers
     assert _state(world, version) == before
@@ -232,13 +237,12 @@ def test_markup_in_names_and_reasons_is_escaped_and_the_reason_is_audited(
 def test_pages_show_the_report_runs_jobs_and_security_headers(
     world: World, user: httpx.Client
 ) -> None:
-    models = user.get("/ui/models")
-    assert "waiting for approval" in models.text
+    models = user.get("/ui/models")  # other modules share the world: its decisions vary
+    assert f"/ui/models/{MODEL}/versions/{world.versions['approve']}" in models.text
     assert models.headers["content-security-policy"].startswith("default-src 'none'")
     assert models.headers["x-frame-options"] == "DENY"
     page = user.get(_version_path(world.versions["approve"])).text
     for expected in (
-        "waiting for approval",
         "Comparison grid",
         "Logistic Regression",
         "gate_challenger_F1",
@@ -256,6 +260,8 @@ def test_pages_show_the_report_runs_jobs_and_security_headers(
     assert user.get("/ui/jobs").status_code == 200
     assert user.get("/ui/monitoring").status_code == 200
     assert user.get("/ui/runs/not-a-run").status_code == 404
+    assert user.get(_version_path("not-a-number")).status_code == 404
+    assert user.get(_version_path("999")).status_code == 404
 
 
 def test_logout_needs_the_token_and_ends_the_session(url: str) -> None:

@@ -137,12 +137,11 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
     def same_origin(request: Request) -> None:
         """Refuse a POST a browser marks as coming from another site (belt to CSRF's braces)."""
         origin = request.headers.get("origin")
-        if origin is not None and origin != "null":
-            own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-            if origin != own:
+        if origin is not None:
+            # host and port only: behind a TLS proxy the browser says https, uvicorn sees http
+            netloc = urllib.parse.urlsplit(origin).netloc
+            if origin == "null" or netloc.lower() != request.headers.get("host", "").lower():
                 raise RefusedError(403, f"cross-origin request refused (Origin {origin[:100]})")
-        elif origin == "null":
-            raise RefusedError(403, "cross-origin request refused (Origin null)")
         if request.headers.get("sec-fetch-site") == "cross-site":
             raise RefusedError(403, "cross-site request refused")
 
@@ -199,6 +198,8 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
             except RefusedError as refused:
                 return error_page(request, refused, session)
             except (ModelNotFoundError, RunNotFoundError, JobNotFoundError) as exc:
+                return error_page(request, RefusedError(404, str(exc)), session)
+            except LoopmlError as exc:  # e.g. a version that is not a number: nothing to show
                 return error_page(request, RefusedError(404, str(exc)), session)
 
         wrapped.__name__ = handler.__name__
