@@ -285,3 +285,60 @@ def test_the_console_is_closed_without_api_keys(world: World) -> None:
         reply = client.post("/ui/login", data={"key": "", "who": "x"})
         assert reply.status_code == 403
         assert client.get("/ui/models", follow_redirects=False).status_code == 303
+
+
+def test_monitoring_windows_link_their_report(world: World, user: httpx.Client) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from loopml.store.monitoring import CheckView, MonitorStore
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    checks = []
+    for index in range(2):
+        begin, end = start + timedelta(hours=index), start + timedelta(hours=index + 1)
+        common = {
+            "monitor_run_id": "console-test",
+            "model_name": MODEL,
+            "model_version": "1",
+            "window_index": index,
+            "window_start": begin,
+            "window_end": end,
+            "rows": 100 + index,
+            "complete": True,
+            "created_at": end,
+        }
+        drifted = index == 1
+        column = {"column": "V1", "method": "psi", "score": 0.4 if drifted else 0.01}
+        column |= {"threshold": 0.2, "drifted": drifted}
+        checks.append(
+            CheckView(
+                kind="data_drift",
+                status="alert" if drifted else "ok",
+                figures={"columns": [column]},
+                **common,
+            )
+        )
+        findings = [f"V1 drifted {SCRIPT}"] if drifted else []
+        checks.append(
+            CheckView(
+                kind="decision",
+                status="alert" if drifted else "ok",
+                figures={"findings": findings, "action": "alert" if drifted else None},
+                **common,
+            )
+        )
+    store = MonitorStore.open(world.settings.database)
+    try:
+        store.add_checks(checks)
+    finally:
+        store.engine.dispose()
+    page = user.get("/ui/monitoring").text
+    link = f"/ui/monitoring/{MODEL}/report#window-1"
+    assert link in page and f"/ui/monitoring/{MODEL}/report#window-0" in page
+    assert page.index("#window-1") < page.index("#window-0")  # newest first
+    report = user.get(f"/ui/monitoring/{MODEL}/report")
+    assert report.status_code == 200
+    assert 'id="window-1"' in report.text and "101 rows" in report.text
+    assert SCRIPT not in report.text and "&lt;script&gt;" in report.text
+    assert "script-src" not in report.headers["content-security-policy"]
+    assert report.headers["content-security-policy"].startswith("default-src 'none'")

@@ -284,5 +284,8 @@ def _monitoring_overview(store: Any, table: Any, sa: Any) -> list[dict[str, Any]
                 },
             )
             window["checks"][check.kind] = check.status
-        overview.append({"name": name, "windows": list(reversed(list(windows.values())))[:50]})
+        ordered = sorted(windows.values(), key=lambda w: (w["end"], w["start"]))
+        for number, window in enumerate(ordered):
+            window["number"] = number  # the report's anchor: window-<number>, in the same order
+        overview.append({"name": name, "windows": list(reversed(ordered))[:50]})
     return overview
