@@ -255,6 +255,7 @@ def test_pages_show_the_report_runs_jobs_and_security_headers(
         assert expected in page, expected
     run = user.get(f"/ui/runs/{world.run_ids['approve']}").text
     assert "train_model" in run and "validate_model" in run and "succeeded" in run
+    assert "data fingerprint" in run and "spec hash" in run and "loopml version" in run
     assert "Resume" not in run  # only a failed run offers it
     assert world.run_ids["approve"][:12] in user.get("/ui/runs").text
     assert user.get("/ui/jobs").status_code == 200

@@ -289,3 +289,23 @@ def _monitoring_overview(store: Any, table: Any, sa: Any) -> list[dict[str, Any]
             window["number"] = number  # the report's anchor: window-<number>, in the same order
         overview.append({"name": name, "windows": list(reversed(ordered))[:50]})
     return overview
+
+
+RUN_FIELDS_SHOWN_ELSEWHERE = frozenset(
+    {"id", "status", "steps", "values", "spec_text", "error", "traceback"}
+)
+
+
+def run_provenance(run: Any) -> list[tuple[str, Any]]:
+    """Every recorded field of a run but its steps, spec and error (shown apart), by name.
+
+    Read from the record's fields, not a fixed list, so provenance a later
+    version records (a code hash, the environment's hash) shows without a change here.
+    """
+    import dataclasses
+
+    return [
+        (item.name.replace("_", " "), getattr(run, item.name))
+        for item in dataclasses.fields(run)
+        if item.name not in RUN_FIELDS_SHOWN_ELSEWHERE
+    ]

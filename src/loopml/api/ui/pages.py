@@ -412,6 +412,7 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
             session=session,
             title=f"Run {found.id[:12]}",
             run=found,
+            provenance=data.run_provenance(found),
             done=DONE.get(request.query_params.get("done") or ""),
         )
 
