@@ -58,6 +58,13 @@ def test_failing_channels_are_logged_and_never_raise(
     messages = " ".join(record.getMessage() for record in caplog.records)
     assert "HTTP Error 500" in messages and "approval email through 127.0.0.1" in messages
 
+    bad_header = world.settings.model_copy(
+        update={"alert_webhook_url": "not a url", "smtp_to": ["a@example.com\nBcc: x@evil"]}
+    )
+    delivery = notify_awaiting_approval(bad_header, MODEL, "9", reason="r")
+    assert (delivery.webhook, delivery.email) == (False, False)
+    assert world.mailbox.messages[-1]["To"] != "a@example.com\nBcc: x@evil"
+
     unconfigured = world.settings.model_copy(update={"alert_webhook_url": None, "smtp_host": None})
     delivery = notify_awaiting_approval(unconfigured, MODEL, "9", reason="r")
     assert (delivery.webhook, delivery.email) == (None, None)

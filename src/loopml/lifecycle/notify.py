@@ -84,16 +84,16 @@ def notify_awaiting_approval(
 def post_webhook(settings: Settings, notice: ApprovalNotice, timeout: float = 5.0) -> bool:
     """POST the notice as JSON to ``LOOPML_ALERT_WEBHOOK_URL``; True when it answered 2xx."""
     url = str(settings.alert_webhook_url)
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(notice.payload()).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "loopml-approvals"},
-        method="POST",
-    )
     try:
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(notice.payload()).encode(),
+            headers={"Content-Type": "application/json", "User-Agent": "loopml-approvals"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status = int(response.status)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: not a URL
         log.error("approval webhook %s failed: %s", url, exc)
         return False
     if status >= 300:
@@ -104,20 +104,20 @@ def post_webhook(settings: Settings, notice: ApprovalNotice, timeout: float = 5.
 
 def send_email(settings: Settings, notice: ApprovalNotice) -> bool:
     """Mail the notice through ``LOOPML_SMTP_HOST``; True when the server accepted it."""
-    message = EmailMessage()
-    message["Subject"] = notice.subject
-    message["From"] = settings.smtp_from
-    message["To"] = ", ".join(settings.smtp_to)
-    message.set_content(notice.text)
     host = str(settings.smtp_host)
     try:
+        message = EmailMessage()
+        message["Subject"] = notice.subject
+        message["From"] = settings.smtp_from
+        message["To"] = ", ".join(settings.smtp_to)
+        message.set_content(notice.text)
         with smtplib.SMTP(host, settings.smtp_port, timeout=settings.smtp_timeout_s) as smtp:
             if settings.smtp_starttls:
                 smtp.starttls()
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password or "")
             refused = smtp.send_message(message)
-    except (smtplib.SMTPException, OSError) as exc:
+    except (smtplib.SMTPException, OSError, ValueError) as exc:  # ValueError: a bad header
         log.error("approval email through %s:%s failed: %s", host, settings.smtp_port, exc)
         return False
     if refused:
