@@ -39,7 +39,7 @@ def console(world: World) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def served(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """``loopml serve`` of the champion, following the alias every half second."""
     folder = tmp_path_factory.mktemp("serve")
     settings = world.settings
@@ -65,16 +65,27 @@ def served(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
             return False
 
     try:
-        wait_for(up, timeout=120, what="loopml serve to answer /ping")
-        yield url
+        yield Served(url, up)  # not waited for here: it starts while the browser logs in
     finally:
         process.terminate()
         process.wait(30)
         log.close()
 
 
-def served_version(url: str) -> str:
-    return str(httpx.get(f"{url}/metadata", timeout=10).json()["model"]["version"])
+class Served:
+    """The ``loopml serve`` process: its URL, and a wait until it answers."""
+
+    def __init__(self, url: str, up: Any) -> None:
+        self.url = url
+        self.up = up
+        self.ready = False
+
+    def version(self) -> str:
+        """The version it serves now (``/metadata``), once it is up."""
+        if not self.ready:
+            wait_for(self.up, timeout=180, what="loopml serve to answer /ping")
+            self.ready = True
+        return str(httpx.get(f"{self.url}/metadata", timeout=10).json()["model"]["version"])
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +143,9 @@ def decide(page: Any, verb: str, reason: str) -> None:
 
 
 def test_approve_makes_the_challenger_champion_and_the_server_swaps(
-    world: World, page: Any, served: str, browser: Any, console: str
+    world: World, page: Any, served: Served, browser: Any, console: str
 ) -> None:
     champion, waiting = world.versions["champion"], world.versions["approve"]
-    assert served_version(served) == champion
     login_page = browser.new_page(base_url=console, viewport=WIDE)
     login_page.goto("/ui/login")
     shoot(login_page, "login")
@@ -151,11 +161,12 @@ def test_approve_makes_the_challenger_champion_and_the_server_swaps(
     page.locator("form[action$='/approve'] button[type=submit]").click()
     assert get_version(world.settings, MODEL, waiting).tags[APPROVAL_TAG] == "pending"
 
+    assert served.version() == champion  # the server is up (it started while we logged in)
     decide(page, "approve", "holdout F1 checked with the fraud team")
     assert "Done: approved" in page.content()
     assert "champion" in page.locator("h1").inner_text()
     assert version_for_alias(world.settings, MODEL, CHAMPION) == waiting
-    wait_for(lambda: served_version(served) == waiting, timeout=90, what="the server to swap")
+    wait_for(lambda: served.version() == waiting, timeout=90, what="the server to swap")
 
 
 def test_reject_a_waiting_challenger(world: World, page: Any) -> None:
@@ -172,7 +183,7 @@ def test_reject_a_waiting_challenger(world: World, page: Any) -> None:
     assert version_for_alias(world.settings, MODEL, CHAMPION) == world.versions["approve"]
 
 
-def test_roll_back_and_the_server_follows(world: World, page: Any, served: str) -> None:
+def test_roll_back_and_the_server_follows(world: World, page: Any, served: Served) -> None:
     log_in(page)
     page.goto(f"/ui/models/{MODEL}")
     decide(page, "rollback", "alerts spiked after the swap")
@@ -181,7 +192,7 @@ def test_roll_back_and_the_server_follows(world: World, page: Any, served: str) 
     assert version_for_alias(world.settings, MODEL, CHAMPION) == champion
     assert "alerts spiked after the swap" in page.locator("table").last.inner_text()
     shoot(page, "model")
-    wait_for(lambda: served_version(served) == champion, timeout=90, what="the swap back")
+    wait_for(lambda: served.version() == champion, timeout=90, what="the swap back")
     page.goto("/ui/runs")
     shoot(page, "runs")
     page.goto(f"/ui/runs/{world.run_ids['approve']}")
