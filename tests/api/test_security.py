@@ -8,6 +8,7 @@ with a spec.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from typer.testing import CliRunner
 
 from loopml.api import create_app
+from loopml.api.guard import console_path
 from loopml.cli.main import app as cli
 from loopml.core.errors import ConfigError
 from loopml.core.settings import Settings, get_settings
@@ -133,6 +135,9 @@ def issues(answer: httpx.Response) -> list[dict[str, Any]]:
     return found
 
 
+CONSOLE_PUBLIC = {"/ui/login", "/ui/static/console.css"}
+
+
 def test_every_route_but_health_needs_a_key(api: str, settings: Settings) -> None:
     app = create_app(settings, port=1)
     routes = [route for route in app.routes if isinstance(route, APIRoute | Route)]
@@ -151,6 +156,18 @@ def test_every_route_but_health_needs_a_key(api: str, settings: Settings) -> Non
     ]
     checked = 0
     for route in routes:
+        if console_path(route.path):  # its own login (tests/console): refused without a session
+            if route.path in CONSOLE_PUBLIC:
+                continue
+            path = re.sub(r"\{[a-z_]+(:path)?\}", "x", route.path)
+            for method in sorted(route.methods or {"GET"}):
+                for headers in wrong:
+                    answer = httpx.request(method, api + path, headers=headers, data={"a": "b"})
+                    assert answer.status_code in (303, 403), (method, path, answer.text)
+                    assert answer.status_code == 403 or answer.headers["location"].startswith(
+                        "/ui/login"
+                    )
+            continue
         path = route.path.replace("{job_id}", "0123456789abcdef")
         for method in sorted(route.methods or {"GET"}):
             if method == "HEAD":

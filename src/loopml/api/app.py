@@ -1,7 +1,9 @@
 """The jobs control plane: submit a spec, list jobs, follow one, cancel it.
 
 A thin face over :mod:`loopml.queue.submit` and the jobs table. Every route
-but ``/health`` needs ``Authorization: Bearer <key>`` (``LOOPML_API_KEYS``);
+but ``/health`` and the review console under ``/ui`` (docs/console.md: its own
+login with a key, a signed session cookie and CSRF tokens) needs
+``Authorization: Bearer <key>`` (``LOOPML_API_KEYS``);
 the Host header must be one the server answers to; bodies are capped
 (``LOOPML_API_MAX_BODY_BYTES``). See ``docs/security.md``.
 
@@ -224,6 +226,10 @@ def create_app(
             return _shown(jobs().request_cancel(job_id))
         except JobNotFoundError as error:
             raise HTTPException(status_code=404, detail=str(error)) from error
+
+    from loopml.api.ui import console_router
+
+    api.include_router(console_router(config, celery))  # the review console, /ui (own login)
 
     api.add_middleware(
         ControlGate,

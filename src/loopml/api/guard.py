@@ -1,7 +1,8 @@
 """The jobs API's front door, one pure ASGI layer: Host allow-list, API key, body size.
 
 In that order: a request for another Host (DNS rebinding, a wrong virtual
-host) is answered 400, one without a valid key 401 (health excepted), and a
+host) is answered 400, one without a valid key 401 (health and the console,
+which has its own login, excepted), and a
 body over ``LOOPML_API_MAX_BODY_BYTES`` 413, each before the app parses anything.
 """
 
@@ -12,6 +13,13 @@ from collections.abc import Sequence
 from loopml.core import http
 
 HEALTH_PATHS = frozenset({"/health"})
+CONSOLE_PREFIX = "/ui"
+"""The review console's pages: a browser cannot send a bearer key, so the console checks
+its own signed session cookie and CSRF token (``loopml.api.ui.session``)."""
+
+
+def console_path(path: str) -> bool:
+    return path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
 
 
 class ControlGate:
@@ -37,7 +45,9 @@ class ControlGate:
         if not http.host_ok(scope, self.hosts):
             await http.bad_host(send)
             return
-        if scope["path"] not in HEALTH_PATHS and self.keys and not http.bearer_ok(scope, self.keys):
+        path = scope["path"]
+        open_path = path in HEALTH_PATHS or console_path(path)
+        if not open_path and self.keys and not http.bearer_ok(scope, self.keys):
             await http.unauthorized(send)
             return
         replayed = await http.limit_body(

@@ -1,6 +1,6 @@
 """``loopml models``: see a registered model's versions and aliases, and move them, on record.
 
-Every move (promote, rollback, approve) goes through ``loopml.lifecycle``,
+Every move (promote, rollback, approve, reject) goes through ``loopml.lifecycle``,
 which writes it to the alias log with who, when and why; ``history`` reads
 that log back, and ``history --at`` answers "what served at that moment".
 """
@@ -191,6 +191,25 @@ def models_approve(
     except LoopmlError as error:
         fail(error)
     _print_moves(moves)
+
+
+@models_app.command("reject")
+def models_reject(
+    name: NameArg,
+    version: VersionArg,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the alias log.")],
+    actor: ActorOpt = None,
+) -> None:
+    """Turn down a challenger waiting for approval: it loses `challenger`, on record."""
+    from loopml.cli.common import fail, settings
+    from loopml.core.errors import LoopmlError
+    from loopml.lifecycle import reject
+
+    try:
+        move = reject(settings(), name, version, reason=reason, actor=actor)
+    except LoopmlError as error:
+        fail(error)
+    _print_moves([move])
 
 
 @models_app.command("trust")

@@ -115,6 +115,28 @@ class Settings(BaseSettings):
         default=None,
         description="Monitoring alerts are POSTed here as JSON (and always logged).",
     )
+    console_url: str | None = Field(
+        default=None,
+        description=(
+            "Address people reach the review console at (e.g. https://loopml.example.com/ui); "
+            "approval notices link to it. Default http://127.0.0.1:8100/ui (`loopml api`)."
+        ),
+    )
+    smtp_host: str | None = Field(
+        default=None,
+        description="Mail server for approval notices; unset: no email (the webhook still fires).",
+    )
+    smtp_port: int = Field(default=25, gt=0, lt=65536, description="Mail server port.")
+    smtp_from: str = Field(default="loopml@localhost", description="Sender of approval notices.")
+    smtp_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Recipients of approval notices, comma-separated."
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP login, when the server asks.")
+    smtp_password: str | None = Field(default=None, description="SMTP password (never logged).")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP link with STARTTLS.")
+    smtp_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds before an unanswering mail server is given up."
+    )
     monitor_policy_file: Path | None = Field(
         default=None,
         description="YAML/JSON of monitoring thresholds per model name (`default`: the rest).",
@@ -270,6 +292,7 @@ class Settings(BaseSettings):
         "api_allowed_hosts",
         "data_roots",
         "trusted_registrars",
+        "smtp_to",
         mode="before",
     )
     @classmethod

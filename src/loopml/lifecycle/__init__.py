@@ -12,6 +12,7 @@ from loopml.lifecycle.aliases import (
     history,
     move_alias,
     promote,
+    reject,
     rollback,
     served_at,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "move_alias",
     "promote",
     "register",
+    "reject",
     "rollback",
     "served_at",
 ]

@@ -8,11 +8,13 @@ from datetime import datetime
 from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings
 from loopml.registry import models as registry
-from loopml.registry.models import APPROVAL_TAG, CHAMPION, PREVIOUS, AliasMove
+from loopml.registry.models import APPROVAL_TAG, CHALLENGER, CHAMPION, PREVIOUS, AliasMove
 from loopml.store.aliases import AliasLog, AliasMoveView
 
 ROLLBACK = "rollback: "
 """How the reason of a rollback's moves starts; rollbacks do not count as promotions."""
+REJECTED = "rejected"
+"""The alias-log marker of a rejection when ``challenger`` no longer points at the version."""
 
 
 def current_actor(actor: str | None = None) -> str:
@@ -138,6 +140,45 @@ def approve(
     moves = promote(settings, name, version, reason=f"approved: {reason}", actor=actor)
     registry.set_version_tag(settings, name, version, APPROVAL_TAG, "approved")
     return moves
+
+
+def reject(
+    settings: Settings, name: str, version: str, *, reason: str, actor: str | None = None
+) -> AliasMove:
+    """Turn down a challenger the gate left waiting for approval; the decision is on record.
+
+    The version is tagged ``loopml.approval=rejected`` and loses ``challenger``
+    (an audited move whose reason starts ``rejected:``). When ``challenger``
+    already points at a newer version, the rejection is still written to the
+    alias log, as a move of the ``rejected`` marker to this version, so every
+    decision about a waiting version has its who, when and why.
+    """
+    found = registry.get_version(settings, name, version)
+    state = found.tags.get(APPROVAL_TAG)
+    if state != "pending":
+        raise LoopmlError(
+            f"version {version} of {name!r} is not waiting for approval "
+            f"({APPROVAL_TAG}={state or 'unset'}); only a pending challenger can be rejected"
+        )
+    why = f"rejected: {reason}"
+    registry.set_version_tag(settings, name, version, APPROVAL_TAG, "rejected")
+    if registry.version_for_alias(settings, name, CHALLENGER) == version:
+        return move_alias(settings, name, CHALLENGER, None, reason=why, actor=actor)
+    move = AliasMove(name, REJECTED, None, version, current_actor(actor), why)
+    log = AliasLog(settings.database)
+    try:
+        log.record(
+            model_name=name,
+            alias=REJECTED,
+            from_version=None,
+            to_version=version,
+            actor=move.actor,
+            reason=why,
+            run_id=None,
+        )
+    finally:
+        log.close()
+    return move
 
 
 def history(

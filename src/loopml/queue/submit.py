@@ -16,7 +16,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from kombu.utils.url import maybe_sanitize_url
 
 from loopml.core.access import HTTP, LOCAL, DataPolicy
-from loopml.core.errors import BrokerError
+from loopml.core.errors import BrokerError, LoopmlError
 from loopml.core.settings import Settings
 from loopml.core.spec import PipelineSpec
 from loopml.core.status import Status
@@ -115,6 +115,50 @@ def submit_spec_text(
         policy=DataPolicy.from_settings(settings, restricted=True),
     )
     return submit_training(app, settings, checked.spec, origin=HTTP, smoke=smoke)
+
+
+def resume_run_on_queue(app: Celery, settings: Settings, run: Any, *, actor: str) -> JobView:
+    """Queue the failed pipeline run ``run`` (a ``RunView``) to resume on a training worker.
+
+    A training job's id is its run's id, so the worker finds the run and
+    resumes it from its first unfinished step (``loopml.engine.run_job``),
+    as ``loopml runs resume`` does in-process. The job row is reopened (or
+    created, for a run started by ``loopml run``), keeping its origin: a spec
+    that came over HTTP stays under the restricted data policy.
+    """
+    from loopml.store.clock import now
+
+    if run.status not in (Status.FAILED, Status.CANCELLED):
+        raise LoopmlError(
+            f"run {run.id} is {run.status}; only a failed or cancelled run can be resumed"
+        )
+    topology: Topology = app.loopml_topology
+    jobs = JobStore(settings.database)
+    try:
+        jobs.create(
+            run.id,
+            kind=TRAINING,
+            queue=topology.training,
+            spec_text=run.spec_text,
+            spec_source=run.spec_source,
+            model_name=run.model_name,
+        )
+        job = jobs.requeue(run.id, note={"by": actor, "at": now().isoformat()})
+        if job.status != Status.QUEUED:
+            raise LoopmlError(f"job {run.id} is {job.status}; it cannot be queued again now")
+        try:
+            publish(
+                app,
+                TRAIN_TASK,
+                run.id,
+                {"job_id": run.id, "spec": run.spec_text, "source": run.spec_source},
+            )
+        except BrokerError as error:
+            jobs.finish(run.id, Status.FAILED, error=f"could not be queued: {error}")
+            raise
+        return job
+    finally:
+        jobs.close()
 
 
 def record_batch_job(

@@ -6,9 +6,10 @@ kept back. The challenger becomes champion only if it clears the absolute
 ``threshold`` and beats the champion by at least ``min_delta``; the champion
 it replaces stays reachable as ``previous``. With ``require_approval`` a
 passing challenger stays registered, tagged ``loopml.approval=pending``, until
-``loopml models approve`` promotes it. A smoke run or a reproduction scores
-both models the same way and records the verdict it would have reached as
-``held``, moving no alias.
+``loopml models approve`` (or the review console) promotes it; the alerts channel
+is told, with a link to its console page (``loopml.lifecycle.notify``). A smoke run
+or a reproduction scores both models the same way and records the verdict it would
+have reached as ``held``, moving no alias.
 
 Place it after ``train_model``. It needs a registered version to judge, so
 it registers the challenger itself when no ``register_model`` did so earlier
@@ -144,6 +145,10 @@ def validate_model(context: StepContext, params: GateParams) -> None:
         set_version_tag(settings, name, version, APPROVAL_TAG, "pending")
     set_version_tag(settings, name, version, "loopml.gate", decision)
     set_version_tag(settings, name, version, "loopml.gate.reason", reason[:4000])
+    if decision == "awaiting_approval":  # after the tags, so the linked page shows the wait
+        from loopml.lifecycle.notify import notify_awaiting_approval
+
+        notify_awaiting_approval(settings, name, version, reason=reason, run_id=context.run_id)
 
     mlflow = use_tracking(settings)
     key = metric_key(metric)

@@ -241,6 +241,25 @@ class JobStore(TableStore):
                 job.ended_at = now()
             return _view(job)
 
+    def requeue(self, job_id: str, *, note: dict[str, Any]) -> JobView:
+        """Put a failed (or cancelled, rejected, queued) job back in the queue to resume its run.
+
+        Its deliveries count from zero again; ``note`` (who asked, when) is added to
+        ``details["resumes"]``. A running or succeeded job is left as it is.
+        """
+        with self._session() as session, session.begin():
+            job = self._get(session, job_id, lock=True)
+            if job.status in (Status.RUNNING, Status.SUCCEEDED):
+                return _view(job)
+            resumes = list((job.details or {}).get("resumes", []))[-9:]
+            job.details = {**(job.details or {}), "resumes": [*resumes, note]}
+            job.status = Status.QUEUED
+            job.error = None
+            job.ended_at = None
+            job.attempts = 0
+            job.cancel_requested = False
+            return _view(job)
+
     def request_cancel(self, job_id: str) -> JobView:
         """Ask for the job to stop: a queued job is cancelled now, a running one between steps."""
         with self._session() as session, session.begin():
