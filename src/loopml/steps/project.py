@@ -206,6 +206,9 @@ def run_mlflow_project(context: StepContext, params: ProjectParams) -> None:
     started = time.perf_counter()
     experiment = context.experiment
     frame = context.require_frame()
+    if params.session_id is None and context.seed is not None:
+        # the run's recorded seed, as train_model takes it, so `runs reproduce` splits alike
+        params = params.model_copy(update={"session_id": context.seed})
     train, holdout, classes = split(frame, experiment.target, experiment.problem_type, params)
     mlflow = use_tracking(context.settings)
     client = mlflow.MlflowClient()
@@ -214,6 +217,8 @@ def run_mlflow_project(context: StepContext, params: ProjectParams) -> None:
         parent.info.experiment_id if parent is not None else _experiment_id(context, mlflow)
     )
     uri = params.uri if is_remote(params.uri) else context.resolve_path(params.uri)
+    if not is_remote(params.uri):  # the project's sources join the run's code hash
+        context.code_paths.append(Path(uri))
     tags = {"loopml.kind": "mlflow_project", "loopml.project_uri": params.uri}
     if parent is not None:
         tags["mlflow.parentRunId"] = parent.info.run_id
