@@ -55,6 +55,9 @@ class ServedModel:
     trust: str | None = None
     """Why this version was trusted (registered through loopml, approved, trusted registrar)."""
     sha256: str | None = None
+    features: Any = None
+    """``serving.features.OnlineFeatures`` when the version was trained from a feature store;
+    ``schema`` is then the request's (entity keys), ``features.model_schema`` the model's."""
 
     @property
     def uri(self) -> str:
@@ -75,7 +78,8 @@ class ServedModel:
 
     def warm_up(self) -> None:
         """Score one row so the first real request pays no lazy initialisation."""
-        self.score(self.schema.example_table().to_frame())
+        schema = self.schema if self.features is None else self.features.model_schema
+        self.score(schema.example_table().to_frame())
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -90,6 +94,7 @@ class ServedModel:
             "classes": self.classes,
             "artifact_sha256": self.sha256,
             "trust": self.trust,
+            "features": None if self.features is None else self.features.describe(),
             "reference_profile": None
             if self.profile is None
             else {"columns": len(self.profile.columns), "rows": self.profile.rows},
@@ -126,6 +131,9 @@ def load_model(settings: Settings, ref: ModelRef, version: str | None = None) ->
         trust=loaded.trust.basis,
         sha256=loaded.trust.sha256,
     )
+    from loopml.serving.features import attach
+
+    attach(settings, served)  # a version trained from a feature store joins online features
     try:
         served.warm_up()
     except InputError as exc:
