@@ -8,9 +8,11 @@ store alert read next to what Feast's registry says each view is materialized up
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +54,8 @@ def materialize(
     try:
         store = open_store(folder)
         store.refresh_registry()
-        store.materialize_incremental(end_date=end)
+        with contextlib.redirect_stdout(sys.stderr):  # Feast prints progress to stdout
+            store.materialize_incremental(end_date=end)
         store.refresh_registry()
         record["views"] = _views(store)
         record["status"] = "ok"
