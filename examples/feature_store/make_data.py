@@ -26,7 +26,12 @@ HERE = Path(__file__).parent
 
 
 def make(
-    out: Path = HERE, *, customers: int = 200, days: int = 30, transactions: int = 3000, seed: int = 0,
+    out: Path = HERE,
+    *,
+    customers: int = 200,
+    days: int = 30,
+    transactions: int = 3000,
+    seed: int = 0,
     end: datetime | None = None,
 ) -> tuple[Path, Path]:
     """Write both files under ``out`` (stats in ``out/repo/data``); their paths.

@@ -40,8 +40,8 @@ def client(server: LiveServer) -> Iterator[httpx.Client]:
 def _latest(trained: Trained) -> pd.DataFrame:
     """Each customer's newest stats row, read straight from the Parquet file."""
     stats = pd.read_parquet(trained.repo.stats)
-    return stats.sort_values("event_timestamp").groupby("customer_id").tail(1).set_index(
-        "customer_id"
+    return (
+        stats.sort_values("event_timestamp").groupby("customer_id").tail(1).set_index("customer_id")
     )
 
 
@@ -114,7 +114,12 @@ def test_a_missing_entity_is_a_422_naming_it_on_every_protocol(
             f"/v2/models/{trained.name}/infer",
             json={
                 "inputs": [
-                    {"name": "customer_id", "shape": [2], "datatype": "INT64", "data": [1001, 424242]},
+                    {
+                        "name": "customer_id",
+                        "shape": [2],
+                        "datatype": "INT64",
+                        "data": [1001, 424242],
+                    },
                     {"name": "amount", "shape": [2], "datatype": "FP64", "data": [1.0, 2.0]},
                 ]
             },

@@ -90,9 +90,9 @@ def test_missing_entity_columns_and_unknown_features_are_named(
 
     with pytest.raises(DataError, match="lacks customer_id"):
         run(["customer_stats:chargeback_rate"])
-    with pytest.raises(DataError, match="has no feature 'nope'.*chargeback_rate"):
+    with pytest.raises(DataError, match=r"has no feature 'nope'.*chargeback_rate"):
         run(["customer_stats:nope"])
-    with pytest.raises(DataError, match="no feature view 'other'.*customer_stats"):
+    with pytest.raises(DataError, match=r"no feature view 'other'.*customer_stats"):
         run(["other:x"])
 
 

@@ -71,6 +71,7 @@ class OnlineFeatures:
         self.request_schema = self._request_schema()
         self._pending: list[_Lookup] = []
         self._draining = False
+        self._drainer: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loopml-features")
         self.lookups = 0
 
@@ -123,9 +124,7 @@ class OnlineFeatures:
             if name in sent and self.binding.may_override(name):
                 kind = self.model_schema.by_name[name].kind
                 override = [_as(kind, v) for v in _plain(sent[name])]
-                values = [
-                    s if v is None else v for v, s in zip(override, values, strict=True)
-                ]
+                values = [s if v is None else v for v, s in zip(override, values, strict=True)]
             columns[name] = values
         checked = self.model_schema.from_columns(columns, where="features")
         model_columns = dict(checked.column_values())
@@ -141,7 +140,7 @@ class OnlineFeatures:
         self._pending.append(_Lookup(keys, future))
         if not self._draining:
             self._draining = True
-            loop.create_task(self._drain())
+            self._drainer = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
