@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -165,3 +166,32 @@ def test_newly_materialized_values_are_used_by_the_next_request(
     _, expected, _ = _manual(trained, [1003], [45.0])
     assert after["predictions"][0]["probabilities"]["1"] == pytest.approx(expected[0], rel=1e-9)
     assert after != before
+
+
+def test_batch_scoring_joins_offline_features_for_entity_only_files(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from loopml.cli.main import app
+    from loopml.core.settings import get_settings
+
+    settings = trained.settings
+    for key, value in {
+        "LOOPML_HOME": str(settings.home),
+        "LOOPML_TRACKING_URI": settings.tracking,
+        "LOOPML_DATABASE_URL": f"sqlite:///{tmp_path / 'batch.db'}",
+        "LOOPML_TRUSTED_REGISTRARS": "*",
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    source, scored = tmp_path / "entities.csv", tmp_path / "scored.csv"
+    pd.DataFrame({"customer_id": CUSTOMERS, "amount": AMOUNTS}).to_csv(source, index=False)
+    args = ["predict-batch", "--model", f"{trained.name}/1", "--input", str(source)]
+    result = CliRunner().invoke(app, [*args, "--output", str(scored)])
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(scored)
+    _, expected, _ = _manual(trained, CUSTOMERS, AMOUNTS)  # newest values: the batch is "now"
+    assert out["customer_id"].tolist() == CUSTOMERS
+    np.testing.assert_allclose(out["probability_1"], expected, rtol=1e-9)
