@@ -54,7 +54,9 @@ def with_offline_features(
     if when.isna().any():
         row = int(when.isna().to_numpy().argmax())
         raise InputError(f"{where} row {row}", f"{stamp!r} is not a date-time", "ISO 8601")
-    entity_df = entity_df.assign(**{stamp: when.to_numpy(), ROW: range(len(frame))})
+    entity_df = entity_df.copy()
+    entity_df[stamp] = when.to_numpy()
+    entity_df[ROW] = range(len(frame))
     store = open_store(settings.feature_repo or binding.repo)
     try:
         joined: Any = store.get_historical_features(
