@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from loopml.core.errors import InputError, ModelLoadError
+from loopml.core.errors import InputError, LoopmlError, ModelLoadError
 from loopml.core.settings import Settings
 from loopml.features.binding import FeatureBinding
 from loopml.serving.table import Column, InputSchema, Table
@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 _KINDS = {"Int64": "long", "Int32": "integer", "String": "string"}
 MISSING_EXPECTED = "an entity the online store holds (trained on and materialized)"
+
+
+class FeatureStoreDown(LoopmlError):
+    """The online store could not be read: the server's problem (503), not the request's."""
 
 
 @dataclass
@@ -157,9 +161,13 @@ class OnlineFeatures:
                     stored, found = await loop.run_in_executor(self._executor, self.fetch, merged)
                 except Exception as exc:
                     log.exception("online feature lookup failed")
+                    down = FeatureStoreDown(
+                        f"the online feature store could not be read "
+                        f"({type(exc).__name__}: {exc}); retry later"
+                    )
                     for job in batch:
                         if not job.future.done():
-                            job.future.set_exception(exc)
+                            job.future.set_exception(down)
                     continue
                 start = 0
                 for job in batch:
