@@ -113,6 +113,36 @@ def prepare(home: Path) -> tuple[dict[str, str], list[dict[str, Any]], list[dict
     return env, [entity], [whole]
 
 
+def lookup_microbench(home: Path, calls: int = 300) -> list[str]:
+    """The online lookup alone, in-process: one key per call, and 16 keys per call."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from loopml.features import open_store
+
+    store = open_store(home / "repo")
+    refs = [
+        f"customer_stats:{name}"
+        for name in ("avg_amount_30d", "tx_count_7d", "chargeback_rate", "account_age_days")
+    ]
+    ids = pd.read_parquet(home / "transactions.parquet")["customer_id"].unique().tolist()
+    lines = []
+    for keys in (1, 16):
+        times = []
+        for i in range(calls):
+            chosen = [int(ids[(i * keys + j) % len(ids)]) for j in range(keys)]
+            started = time.perf_counter()
+            store.get_online_features(features=refs, entity_rows={"customer_id": chosen})
+            times.append((time.perf_counter() - started) * 1000)
+        p50, p99 = np.percentile(times, 50), np.percentile(times, 99)
+        lines.append(
+            f"get_online_features, {keys:>2} key(s) per call: p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--single", type=int, default=400, help="requests at concurrency 1")
@@ -121,6 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="loopml-bench-fs-") as folder:
         home = Path(folder)
         env, entity, whole = prepare(home)
+        micro = lookup_microbench(home)
         servers, urls = [], {}
         try:
             for name in ("bench_plain", "bench_fs"):
@@ -161,6 +192,8 @@ def main() -> None:
         f"({fs1.percentile(50):.2f} vs {plain1.percentile(50):.2f})"
     )
     print(f"throughput at concurrency 16, with / without features: {fs16.rps / plain16.rps:.2f}")
+    print()
+    print("\n".join(micro))
 
 
 if __name__ == "__main__":
