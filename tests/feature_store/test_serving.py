@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,15 @@ def test_a_missing_entity_is_a_422_naming_it_on_every_protocol(
         assert "online store" in answer.text
     missing_key = client.post("/predict", json={"amount": 1.0})
     assert missing_key.status_code == 422 and "customer_id" in missing_key.json()["field"]
+    wrong_type = client.post("/predict", json={"customer_id": "1001; DROP", "amount": 1.0})
+    assert wrong_type.status_code == 422 and "customer_id" in wrong_type.json()["field"]
+    meta = client.get("/metadata").json()
+    assert meta["model"]["features"]["entity_keys"] == ["customer_id"]
+    assert {c["name"] for c in meta["signature"]["inputs"]} == {
+        "customer_id",
+        "amount",
+        "tx_count_7d",  # the one feature the spec lets a request override
+    }
 
 
 def test_request_values_override_stored_ones_only_where_the_spec_allows(
@@ -155,7 +164,8 @@ def test_newly_materialized_values_are_used_by_the_next_request(
 
     stats = pd.read_parquet(trained.repo.stats)
     row = stats[stats["customer_id"] == 1003].tail(1).copy()
-    row["event_timestamp"] = datetime.now(UTC) - timedelta(seconds=5)
+    # after the last materialization's end: incremental runs never pick up late rows
+    row["event_timestamp"] = datetime.now(UTC)
     row["chargeback_rate"] = 0.95
     row["tx_count_7d"] = 40
     pd.concat([stats, row], ignore_index=True).to_parquet(trained.repo.stats, index=False)
