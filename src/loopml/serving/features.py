@@ -37,7 +37,7 @@ _KINDS = {"Int64": "long", "Int32": "integer", "String": "string"}
 MISSING_EXPECTED = "an entity the online store holds (trained on and materialized)"
 
 
-class FeatureStoreDown(LoopmlError):
+class FeatureStoreDownError(LoopmlError):
     """The online store could not be read: the server's problem (503), not the request's."""
 
 
@@ -161,7 +161,7 @@ class OnlineFeatures:
                     stored, found = await loop.run_in_executor(self._executor, self.fetch, merged)
                 except Exception as exc:
                     log.exception("online feature lookup failed")
-                    down = FeatureStoreDown(
+                    down = FeatureStoreDownError(
                         f"the online feature store could not be read "
                         f"({type(exc).__name__}: {exc}); retry later"
                     )
