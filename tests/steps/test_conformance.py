@@ -51,6 +51,12 @@ CASES: dict[str, Any] = {
         None,
         ("runs", "writes"),
     ),
+    # needs Feast (its own venv): it runs there, in tests/feature_store/test_training.py
+    "load_data_from_feature_store": lambda tmp: (
+        {"repo": "repo", "entities": {"path": "e.csv"}, "features": ["v:f"]},
+        None,
+        ("runs", "writes"),
+    ),
     "validate_data": lambda tmp: ({}, None, ()),
     "train_model": lambda tmp: (QUICK_TRAIN, None, ()),
     "run_mlflow_project": lambda tmp: ({"uri": str(TINY_PROJECT), "session_id": 1}, None, ()),

@@ -165,12 +165,18 @@ def predict_batch(
         frame = read_table(input)
         pinned = ref.pin(config)  # one version for the whole file, named in the summary
         assert pinned.version is not None
+        from loopml.batch.features import with_offline_features
+
+        # entity-only files of a version trained from a feature store: features joined here
+        frame, entities = with_offline_features(
+            config, pinned.name, pinned.version, frame, f"{input} columns"
+        )
         check_columns(
             frame, signature_columns(config, pinned.name, pinned.version), f"{input} columns"
         )
         with _bar(err if format is Format.json else out) as advance:
             job_id, scored = _score(config, pinned, frame, queue, batch_rows, timeout, advance)
-        write_table(scored, output)
+        write_table(scored if entities is None else entities.join(scored), output)
     except InputError as error:
         fail(ConfigError(str(error)))  # bad input: one line, exit code 2
     except LoopmlError as error:

@@ -10,6 +10,7 @@ from loopml.cli import output, quiet
 from loopml.cli.common import SpecArg, err, fail, out, settings, where
 from loopml.cli.common import escape as _escape
 from loopml.cli.export import export as _export_command
+from loopml.cli.features import features_app
 from loopml.cli.jobs import install as _install_queue_commands
 from loopml.cli.models import models_app
 from loopml.cli.monitor import monitor
@@ -31,6 +32,7 @@ steps_app = typer.Typer(help="The steps a spec can use.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(steps_app, name="steps")
 app.add_typer(models_app, name="models")
+app.add_typer(features_app, name="features")
 app.command("serve")(_serve_command)
 app.command("export")(_export_command)
 runs_app.command("reproduce")(_reproduce_command)

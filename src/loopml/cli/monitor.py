@@ -78,6 +78,14 @@ def monitor(
             help="Keep monitoring: a pass every this many seconds (the scheduled monitor)."
         ),
     ] = None,
+    materialize: Annotated[
+        str | None,
+        typer.Option(
+            help="Feast repo to materialize (incrementally) before each pass, so online "
+            "features stay fresh; stale views alert either way.",
+            show_default=False,
+        ),
+    ] = None,
     metric: Annotated[
         str | None,
         typer.Option(
@@ -123,6 +131,7 @@ def monitor(
             resume=not all_windows,
             champion=champion,
             retrain=retrain,
+            materialize=materialize,
         )
         cache = ReferenceCache()
         # One process at a time runs a model's passes, across replicas (a lease row).

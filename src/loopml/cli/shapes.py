@@ -353,3 +353,21 @@ class ModelComparison(Shape):
     gate_would_promote_v2: bool
     reason: str
     metrics: list[VersionScore]
+
+
+class FeatureViewState(Shape):
+    """One feature view in ``loopml features status``: how fresh its online data is."""
+
+    view: str
+    materialized_until: datetime | None
+    age_s: float | None
+    stale: bool
+
+
+class FeatureStoreStatus(Shape):
+    """``loopml features status`` and ``materialize``: the last run and each view's freshness."""
+
+    repo: str
+    stale_after_s: float
+    last_run: dict[str, Any] | None
+    views: list[FeatureViewState]

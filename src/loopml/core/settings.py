@@ -267,6 +267,20 @@ class Settings(BaseSettings):
             "as unknown (never stored)."
         ),
     )
+    feature_repo: str | None = Field(
+        default=None,
+        description=(
+            "Feast repo folder that serving, batch scoring and `loopml features` use instead of "
+            "the one a version recorded at training (e.g. the same repo mounted elsewhere)."
+        ),
+    )
+    feature_stale_after_s: float = Field(
+        default=86_400.0,
+        description=(
+            "The monitor alerts when the online store's newest materialized feature data is "
+            "older than this (seconds)."
+        ),
+    )
     serve_journal: bool = Field(
         default=True,
         description=(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from loopml.core.errors import LoopmlError
 from loopml.core.settings import Settings
@@ -47,6 +48,8 @@ class PassOptions:
     resume: bool = True
     champion: bool = True
     retrain: bool = True
+    materialize: str | None = None
+    """A Feast repo to materialize (incrementally) before the pass (monitoring/features.py)."""
 
 
 @dataclass
@@ -57,6 +60,8 @@ class MonitorPass:
     reference_source: Path
     retrains_settled: int
     prediction_drift_reference: bool
+    features: dict[str, Any] | None = None
+    """The feature store's freshness when the champion uses one (or --materialize named one)."""
 
 
 @dataclass
@@ -99,6 +104,12 @@ def monitor_pass(
     ``submit`` defaults to the training queue; a retrain also needs the
     policy's ``fresh_data``, else the window is alerted on and the reason says so.
     """
+    from loopml.monitoring.features import check_features
+
+    alerter = Alerter(options.webhook or settings.alert_webhook_url)
+    features = check_features(
+        settings, name, options.materialize, alerter, materialize=options.materialize is not None
+    )
     log = PredictionLog.open(settings.database)
     store = MonitorStore(log.engine)
     jobs = JobStore(log.engine)
@@ -132,13 +143,13 @@ def monitor_pass(
         reference=reference,
         policy=policy,
         window=options.window,
-        alerter=Alerter(options.webhook or settings.alert_webhook_url),
+        alerter=alerter,
         retrain=retrain,
         since=options.since,
         resume=options.resume,
         on_window=on_window,
     )
-    return MonitorPass(run, source, settled, cache.scored)
+    return MonitorPass(run, source, settled, cache.scored, features)
 
 
 def judged_by_main_metric(settings: Settings, name: str, policy: MonitorPolicy) -> MonitorPolicy:

@@ -25,6 +25,7 @@ from loopml.core.errors import InputError, JournalError
 from loopml.serving import mlflow_protocol, v2
 from loopml.serving.answers import describe_answers
 from loopml.serving.docs import feedback_body, invocations_body, predict_body, v2_infer_body
+from loopml.serving.features import FeatureStoreDownError
 from loopml.serving.metrics import GateMiddleware
 from loopml.serving.mlflow_protocol import ProtocolError
 from loopml.serving.model import ServedModel
@@ -173,6 +174,7 @@ def create_app(state: ServingState) -> FastAPI:
         return _json({"error": str(error)}, 503, {"Retry-After": "5"})
 
     app.add_exception_handler(JournalError, journal_down)
+    app.add_exception_handler(FeatureStoreDownError, journal_down)  # online features: also a 503
     _v2_routes(app, state)
     _name_the_model_in_openapi(app, model.name)
     describe_answers(app)

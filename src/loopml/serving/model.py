@@ -68,6 +68,9 @@ class ServedModel:
     """What scores instead of the pipeline (``--runtime onnx``); ``None``: the pipeline."""
     runtime_detail: dict[str, Any] | None = None
     """What ``/metadata`` says about the runtime (the ONNX file's hash, parity figure)."""
+    features: Any = None
+    """``serving.features.OnlineFeatures`` when the version was trained from a feature store;
+    ``schema`` is then the request's (entity keys), ``features.model_schema`` the model's."""
 
     @property
     def runtime(self) -> str:
@@ -94,7 +97,8 @@ class ServedModel:
 
     def warm_up(self) -> None:
         """Score one row so the first real request pays no lazy initialisation."""
-        self.score(self.schema.example_table().to_frame())
+        schema = self.schema if self.features is None else self.features.model_schema
+        self.score(schema.example_table().to_frame())
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -111,6 +115,7 @@ class ServedModel:
             "classes": self.classes,
             "artifact_sha256": self.sha256,
             "trust": self.trust,
+            "features": None if self.features is None else self.features.describe(),
             "reference_profile": None
             if self.profile is None
             else {"columns": len(self.profile.columns), "rows": self.profile.rows},
@@ -147,6 +152,9 @@ def load_model(settings: Settings, ref: ModelRef, version: str | None = None) ->
         trust=loaded.trust.basis,
         sha256=loaded.trust.sha256,
     )
+    from loopml.serving.features import attach
+
+    attach(settings, served)  # a version trained from a feature store joins online features
     if settings.serve_runtime == "onnx":
         served.scorer, served.runtime_detail = onnx_runtime(settings, loaded)
     try:

@@ -144,7 +144,11 @@ class ServingState:
         """Check, score (micro-batched) and journal the predictions; never waits on the DB.
 
         The predictions are in this process's journal before the answer is built.
+        A version trained from a feature store gets its stored features joined first
+        (``serving.features``), so the checks, the model and the journal see whole rows.
         """
+        if model.features is not None:
+            table = await model.features.join(table)
         skew = self.check(model, table)
         scores = await self.batcher.score(model, table)
         ids = self.ids.take(table.n_rows)

@@ -100,6 +100,11 @@ def register_once(
         **(extra_tags or {}),
         **held_tags(context),
     }
+    binding = context.values.get("feature_store")  # load_data_from_feature_store's
+    if isinstance(binding, str):
+        from loopml.steps.feature_store import record_binding
+
+        tags.update(record_binding(context, trained.mlflow_run_id, binding))
     context.progress(f"registering {name}", 0, None)
     # lifecycle.register hashes the artifacts and records the hash and registrar
     # (store trust table), so the version loads through the trusted loader.

@@ -27,6 +27,7 @@ BUILTIN_STEPS: Mapping[str, str] = {
     "load_data_from_file": "loopml.steps.data:load_data_from_file",
     "load_data_from_sql": "loopml.steps.data:load_data_from_sql",
     "load_data_from_kaggle": "loopml.steps.kaggle:load_data_from_kaggle",
+    "load_data_from_feature_store": "loopml.steps.feature_store:load_data_from_feature_store",
     "validate_data": "loopml.steps.validate:validate_data",
     "train_model": "loopml.steps.train:train_model",
     "run_mlflow_project": "loopml.steps.project:run_mlflow_project",
