@@ -406,7 +406,9 @@ class ModelingParams(_Params):
     def _one_home_for_tuning(self) -> ModelingParams:
         if self.tune is None:
             return self
-        twice = sorted({"n_iter", "search_space"} & self.model_fields_set & self.tune.model_fields_set)
+        twice = sorted(
+            {"n_iter", "search_space"} & self.model_fields_set & self.tune.model_fields_set
+        )
         if twice:
             raise ValueError(
                 f"{' and '.join(twice)} given both in modeling_params and in its tune object; "

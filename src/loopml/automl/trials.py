@@ -90,8 +90,10 @@ def grid_of(space: dict[str, Dimension]) -> dict[str, Dimension]:
             grid[name] = dimension
             continue
         kind, low, high, log = dimension
-        points = np.geomspace(low, high, GRID_POINTS) if log else np.linspace(low, high, GRID_POINTS)
-        values = sorted({int(round(p)) for p in points}) if kind == "int" else [float(p) for p in points]
+        points = (
+            np.geomspace(low, high, GRID_POINTS) if log else np.linspace(low, high, GRID_POINTS)
+        )
+        values = sorted({round(p) for p in points}) if kind == "int" else [float(p) for p in points]
         grid[name] = ("cat", values)
     return grid
 

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from loopml.automl.catalog import estimator
 from loopml.automl.compare import Candidate, candidate, first_error, fit_specs
 from loopml.automl.config import TuneParams
 from loopml.automl.metrics import better
@@ -211,6 +210,7 @@ def plan_for(session: Session, base: Candidate, tuning: TuneParams) -> Plan | No
         pruner=tuning.pruner,
         seed=session.seed,
         n_classes=session.n_classes,
+        extra={"n_jobs": session.n_jobs},
     )
 
 
@@ -269,7 +269,9 @@ def _choose(
             first = errors[0] if errors else "no trial finished"
             failures[f"{base.id}_tuned"] = f"every trial failed; the first: {first}"
         return base
-    if choose_better and not better(plan.metric, winner.value or 0.0, base.mean_metrics[plan.metric]):
+    if choose_better and not better(
+        plan.metric, winner.value or 0.0, base.mean_metrics[plan.metric]
+    ):
         return base
     (fits,) = fit_specs(session, [(base.id, winner.params)], label="", folds="all")
     error = first_error(fits)
@@ -302,7 +304,9 @@ def _progress(session: Session, plan: Plan, study: Any) -> Callable[[], None]:
     return report
 
 
-def _study(plan: Plan, storage: Any = None, name: str | None = None, seed: int | None = None) -> Any:
+def _study(
+    plan: Plan, storage: Any = None, name: str | None = None, seed: int | None = None
+) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -344,15 +348,13 @@ def _journal(session: Session, plan: Plan) -> TuningReport:
         threads = max(1, min(session.n_jobs, plan.n_iter))
 
         def counted(trial: Any) -> float:
-            value = func(trial)
+            value: float = func(trial)
             after()
             return value
 
         from loopml.automl.parallel import run_all
 
-        run_all(
-            [(_thread_loop, (study, counted, plan.n_iter)) for _ in range(threads)], threads
-        )
+        run_all([(_thread_loop, (study, counted, plan.n_iter)) for _ in range(threads)], threads)
         return _report(plan, study, "journal file (in-process threads)")
 
 
@@ -389,9 +391,7 @@ def _sklearn_search(session: Session, plan: Plan) -> TuningReport:
     if plan.algorithm == "grid":
         sets = list(ParameterGrid({name: dim[1] for name, dim in space.items()}))[: plan.n_iter]
     else:
-        sets = list(
-            ParameterSampler(_scipy(space), n_iter=plan.n_iter, random_state=plan.seed)
-        )
+        sets = list(ParameterSampler(_scipy(space), n_iter=plan.n_iter, random_state=plan.seed))
         sets = [_typed(space, chosen) for chosen in sets]
     results = fit_specs(
         session,
@@ -406,7 +406,9 @@ def _sklearn_search(session: Session, plan: Plan) -> TuningReport:
         error = first_error(fits)
         seconds = float(sum(f.seconds for f in fits))
         if error is not None:
-            found.append(TrialRecord(number, "PRUNED", chosen, None, {}, seconds, None, None, error))
+            found.append(
+                TrialRecord(number, "PRUNED", chosen, None, {}, seconds, None, None, error)
+            )
             continue
         metrics = fold_metrics(session, oof_scores(session, [f.scores for f in fits]))
         value = float(sum(metrics[plan.metric]) / len(fits))
@@ -420,7 +422,13 @@ def _sklearn_search(session: Session, plan: Plan) -> TuningReport:
         )
     notes: list[str] = []
     return TuningReport(
-        plan.estimator_id, plan.metric, plan.n_iter, "scikit-learn", found, figures(study, notes), notes
+        plan.estimator_id,
+        plan.metric,
+        plan.n_iter,
+        "scikit-learn",
+        found,
+        figures(study, notes),
+        notes,
     )
 
 
@@ -446,7 +454,7 @@ def _typed(space: dict[str, Dimension], chosen: dict[str, Any]) -> dict[str, Any
     for name, value in chosen.items():
         kind = space[name][0]
         if kind == "int":
-            typed[name] = int(round(float(value)))
+            typed[name] = round(float(value))
         elif kind == "float":
             typed[name] = float(value)
         else:

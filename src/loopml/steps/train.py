@@ -8,26 +8,36 @@ comparison grid. The best model, by ``main_metric``, is what later steps use.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from loopml.automl.config import TrainParams
 from loopml.core.context import StepContext, TrainedModel
 from loopml.steps.base import step
 
+log = logging.getLogger(__name__)
+
 
 @step(
     "train_model",
     params=TrainParams,
-    outputs=("data/holdout", "models/best", "reports/comparison", "trained"),
+    outputs=("data/holdout", "models/best", "reports/comparison", "trained", "warnings"),
     inputs=("data/train",),
 )
 def train_model(context: StepContext, params: TrainParams) -> None:
     """Compare estimators on shared CV folds (+ tune, blend, stack); log all to MLflow."""
     from loopml.automl.run import run_automl
     from loopml.registry.tracking import use_tracking
+    from loopml.steps.tuning import study_host
 
     frame = context.require_frame()
     experiment = context.experiment
+    said: list[str] = []
+
+    def say(text: str) -> None:
+        log.warning("%s", text)
+        said.append(text)
+
     result = run_automl(
         frame,
         experiment.target,
@@ -35,7 +45,10 @@ def train_model(context: StepContext, params: TrainParams) -> None:
         experiment.main_metric,
         params,
         progress=context.progress,
+        study_host=study_host(context.settings, context.run_id, context.mlflow_run_id),
+        say=say,
     )
+    context.warnings = (*context.warnings, *said)
     mlflow = use_tracking(context.settings)
     example = frame.drop(columns=[experiment.target]).head(5)
     profile = context.reports.get("reference_profile")
@@ -85,6 +98,12 @@ def _log_candidates(
             candidate.estimator,
             names,
         )
+        tags = {"loopml.estimator_id": candidate.id, "loopml.best": str(candidate is result.best)}
+        report = candidate.tuning
+        if report is not None:
+            figures.update({f"tuning_{name}": fig for name, fig in report.figures.items()})
+            tags["loopml.tuning_storage"] = report.storage
+            tags["loopml.tuning_trials"] = str(len(report.completed))
         record = CandidateRecord(
             name=candidate.name,
             kind=candidate.kind,
@@ -95,10 +114,7 @@ def _log_candidates(
             holdout_metrics=candidate.holdout_metrics,
             fit_seconds=candidate.fit_seconds,
             figures=figures,
-            tags={
-                "loopml.estimator_id": candidate.id,
-                "loopml.best": str(candidate is result.best),
-            },
+            tags=tags,
         )
         run_id, uri = log_candidate(
             mlflow,
@@ -106,6 +122,10 @@ def _log_candidates(
             candidate.model,
             model_logger=lambda model: log_pipeline(mlflow, model, example, profile=profile),
         )
+        if report is not None:
+            from loopml.steps.trial_runs import log_trials
+
+            log_trials(mlflow, run_id, report)
         uris[candidate.id] = (run_id, str(uri))
     progress("logging candidates to MLflow", total, total)
     return uris
