@@ -132,10 +132,12 @@ def test_a_study_runs_on_both_workers_and_its_best_trial_is_registered(
         filter_string="tags.`loopml.estimator_id` = 'rf_tuned'",
     )
     children = _children(client, tuned.info.run_id)
-    assert len(children) == len([t for t in study.trials if t.state.name not in ("RUNNING", "WAITING")])
-    assert sum(c.data.tags["loopml.trial_state"] == "COMPLETE" for c in children) == states[
-        "COMPLETE"
-    ]
+    assert len(children) == len(
+        [t for t in study.trials if t.state.name not in ("RUNNING", "WAITING")]
+    )
+    assert (
+        sum(c.data.tags["loopml.trial_state"] == "COMPLETE" for c in children) == states["COMPLETE"]
+    )
     assert {int(c.data.tags["loopml.worker_pid"]) for c in children} >= pids
     for child in children:
         assert child.data.tags["loopml.worker_host"]
@@ -170,18 +172,29 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial(
     owner = stack.worker_for(running.worker)
     (other,) = [w for w in stack.live_workers() if w is not owner]
 
+    seen: set[Any] = set()
+
     def other_mid_trial() -> Any:
+        from optuna.exceptions import StorageInternalError
+
+        ended = stack.jobs().get(job.id)
+        if ended.finished:
+            return f"finished {ended.status}: {ended.error}"
         try:
             study = _study(stack, job.id)
-        except KeyError:
+        except (KeyError, StorageInternalError):  # no study (or no schema) yet
             return None
         for trial in study.get_trials(deepcopy=False):
             pid = trial.user_attrs.get("pid")
+            seen.add((trial.number, trial.state.name, pid, pid and _group(pid)))
             if trial.state.name == "RUNNING" and pid and _group(pid) == other.process.pid:
                 return trial
         return None
 
-    victim = wait_for(other_mid_trial, timeout=240, interval=0.05, what="a trial on the other worker")
+    victim = wait_for(
+        other_mid_trial, timeout=240, interval=0.05, what="a trial on the other worker"
+    )
+    assert not isinstance(victim, str), f"{victim}; trials seen {seen}"
     other.kill()
 
     finished = stack.wait_finished(job.id)

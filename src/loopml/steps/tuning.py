@@ -79,19 +79,21 @@ def storage(settings: Settings, *, create: bool) -> Any:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = _url(settings.database)
-    if not create:
-        return _rdb(url, settings, create=False)
-    engine = sa.create_engine(url)
+    # Opening a storage reads (and may stamp) Optuna's version tables: readers share the
+    # lock, the one creating the schema holds it alone, so nobody sees it half made.
+    shared = "" if create else "_shared"
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     lock = {"key": _LOCK_KEY}
     try:
         with engine.connect() as connection:
-            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), lock)
+            connection.execute(sa.text(f"SELECT pg_advisory_lock{shared}(:key)"), lock)
             try:
-                connection.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
-                connection.commit()
-                return _rdb(url, settings, create=True)
+                if create:
+                    connection.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+                    connection.commit()
+                return _rdb(url, settings, create=create)
             finally:
-                connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), lock)
+                connection.execute(sa.text(f"SELECT pg_advisory_unlock{shared}(:key)"), lock)
                 connection.commit()
     finally:
         engine.dispose()
