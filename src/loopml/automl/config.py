@@ -227,8 +227,8 @@ class TuneParams(_Params):
     custom_grid: Space = Field(
         default_factory=dict, description="Per estimator id: the whole space to search."
     )
-    early_stopping: Literal["median", "successive_halving"] | bool = Field(
-        False,
+    early_stopping: Literal["median", "successive_halving"] | None = Field(
+        None,
         description="Prune a trial after a poor fold: median or successive_halving (true: median).",
     )
     optimize: str | None = Field(
@@ -241,6 +241,14 @@ class TuneParams(_Params):
         False,
         description="Share one study among every training worker (PostgreSQL metadata store).",
     )
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _stopping_flag(cls, value: Any) -> Any:
+        """PyCaret's ``early_stopping=True`` is its default pruner; ``False`` none."""
+        if value is True:
+            return "median"
+        return None if value is False else value
 
     @field_validator("search_space", "custom_grid")
     @classmethod
@@ -307,9 +315,7 @@ class TuneParams(_Params):
     @property
     def pruner(self) -> str | None:
         """``median``, ``successive_halving`` or ``None``."""
-        if self.early_stopping is True:
-            return "median"
-        return self.early_stopping or None
+        return self.early_stopping
 
 
 GRID_POINTS = 5
@@ -359,6 +365,10 @@ class ModelingParams(_Params):
             return {}
         if value is False:
             return None
+        if value is not None and not isinstance(value, dict | TuneParams):
+            raise ValueError(
+                f"tune is true, false or an object of tune_model's options (found {value!r})"
+            )
         return value
 
     @field_validator("fold")

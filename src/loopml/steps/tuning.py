@@ -9,7 +9,8 @@ through a publisher the queue layer installs around the job
 
 Trials beat a heartbeat; a trial whose worker died is failed by the next
 process that checks and retried with the same parameters
-(``RetryHeartbeatStaleTrialCallback``, formerly ``RetryFailedTrialCallback``), so a SIGKILL costs that one trial.
+(``RetryHeartbeatStaleTrialCallback``, formerly ``RetryFailedTrialCallback``),
+so a SIGKILL costs that one trial.
 The folds file is unpickled only if its SHA-256 equals the one the job
 wrote next to the study in the database.
 """
