@@ -22,6 +22,7 @@ from loopml.automl.config import TuneParams
 from loopml.automl.metrics import better
 from loopml.automl.session import Session
 from loopml.automl.studies import (
+    CLOSED,
     TrialRecord,
     TuningReport,
     best,
@@ -341,7 +342,8 @@ def _journal(session: Session, plan: Plan) -> TuningReport:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     with tempfile.TemporaryDirectory(prefix="loopml-study-") as folder:
-        storage = JournalStorage(JournalFileBackend(str(Path(folder) / "study.log")))
+        path = str(Path(folder) / "study.log")
+        storage = JournalStorage(JournalFileBackend(path, lock_obj=_thread_lock()))
         study = _study(plan, storage, f"loopml-{plan.estimator_id}", plan.seed)
         func = objective(plan, TrialData.of(session), 1, session.seed)
         after = _progress(session, plan, study)
@@ -358,6 +360,31 @@ def _journal(session: Session, plan: Plan) -> TuningReport:
         return _report(plan, study, "journal file (in-process threads)")
 
 
+def _thread_lock() -> Any:
+    """A journal lock for threads of one process.
+
+    Optuna's file locks back off up to a second per attempt under contention,
+    which threads polling the same study hit all the time; a plain mutex
+    serialises them without sleeping (only this process writes the file).
+    """
+    import threading
+
+    from optuna.storages.journal._file import BaseJournalFileLock
+
+    class ThreadLock(BaseJournalFileLock):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._lock = threading.Lock()
+
+        def acquire(self) -> bool:
+            self._lock.acquire()
+            return True
+
+        def release(self) -> None:
+            self._lock.release()
+
+    return ThreadLock()
+
+
 def _thread_loop(study: Any, func: Callable[[Any], float], n_iter: int) -> int:
     from loopml.automl.studies import work
 
@@ -368,14 +395,13 @@ def _distributed(session: Session, plan: Plan, host: StudyHost) -> TuningReport:
     """One study in the host's storage; this job and every idle training worker run trials."""
     name = host.study_name(plan.estimator_id)
     study = _study(plan, host.storage(), name, None)
+    study.set_user_attr(CLOSED, False)  # a resumed job reopens its study
     host.share(study, plan, TrialData.of(session))
     host.fan_out(name, plan.n_iter - 1)
     func = objective(plan, TrialData.of(session), session.n_jobs, session.seed)
     try:
         work_and_wait(study, func, plan.n_iter, _progress(session, plan, study))
     finally:
-        from loopml.automl.studies import CLOSED
-
         study.set_user_attr(CLOSED, True)
     return _report(plan, study, "distributed (training workers, PostgreSQL)")
 
