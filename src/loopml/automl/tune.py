@@ -371,7 +371,7 @@ def _thread_lock() -> Any:
 
     from optuna.storages.journal._file import BaseJournalFileLock
 
-    class ThreadLock(BaseJournalFileLock):  # type: ignore[misc]
+    class ThreadLock(BaseJournalFileLock):
         def __init__(self) -> None:
             self._lock = threading.Lock()
 
