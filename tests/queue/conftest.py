@@ -106,6 +106,9 @@ def rabbit_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "database_url": database,
             "artifact_root": (folder / "artifacts").as_uri(),
             "queue_prefix": prefix,
+            # a distributed trial whose worker was killed is retried after seconds, not a minute
+            "tuning_heartbeat": 1,
+            "tuning_grace_period": 4,
         }
         settings = Settings(broker_url=RABBIT_URL, **common)
         init_stores(settings)

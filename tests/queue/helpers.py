@@ -52,6 +52,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         LOOPML_TRAINING_TIME_LIMIT=str(settings.training_time_limit),
         LOOPML_CONSUMER_TIMEOUT=str(settings.consumer_timeout),
         LOOPML_MAX_DELIVERIES=str(settings.max_deliveries),
+        LOOPML_TUNING_HEARTBEAT=str(settings.tuning_heartbeat),
+        LOOPML_TUNING_GRACE_PERIOD=str(settings.tuning_grace_period),
         PYTHONUNBUFFERED="1",
         COLUMNS="200",
     )

@@ -129,3 +129,27 @@ def test_examine_never_raises_on_random_garbage() -> None:
         if verdict.reason is None:  # then it is exactly a loopml training message
             decoded = json.loads(bytes(body))
             assert decoded[0] == [] and isinstance(decoded[1], dict)
+
+
+def test_trial_tasks_are_admitted_like_every_task_and_never_charge_the_job() -> None:
+    from loopml.queue.topology import TUNE_TASK
+
+    queues = {**QUEUES, TUNE_TASK: "training"}
+    ticket = f"{'b' * 32}-rf-0"
+    good = {"job_id": "b" * 32, "estimator": "rf", "ticket": ticket}
+    verdict = examine(_celery_message(TUNE_TASK, ticket, good), LIMITS, queues)
+    assert verdict.reason is None and verdict.kind == "tuning"
+    assert verdict.job_id is None  # a refused trial message must not end the job it names
+
+    for kwargs, task_id, expected in [
+        ({**good, "estimator": "RF; rm"}, ticket, "estimator"),
+        ({**good, "extra": 1}, ticket, "extra"),
+        ({**good, "job_id": "../x"}, ticket, "job_id"),
+        (good, "other-ticket", "differs from kwargs.ticket"),
+    ]:
+        verdict = examine(_celery_message(TUNE_TASK, task_id, kwargs), LIMITS, queues)
+        assert verdict.reason is not None and expected in verdict.reason, verdict.reason
+        assert verdict.job_id is None
+    on_inference = _celery_message(TUNE_TASK, ticket, good)
+    on_inference.delivery_info["routing_key"] = "inference"
+    assert "belongs on 'training'" in (examine(on_inference, LIMITS, queues).reason or "")

@@ -150,3 +150,39 @@ def test_register_model_without_a_trained_model_says_what_to_do(
     assert issue.path == "pipeline[0].MLSteps[1].register_model"
     assert "register_model reads trained, which no step before it writes" in issue.message
     assert "train_model" in issue.message
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # tuning never reads it here
+def test_tuning_trials_are_child_runs_of_the_candidate_and_a_fallback_is_said(
+    data_zip: Path, settings: Settings
+) -> None:
+    name = "fraud_tuned_trials"
+    train = {
+        "train_model": {
+            "modeling_params": {
+                "estimator_list": ["dt"],
+                "fold": 2,
+                "session_id": 1,
+                "tune": {
+                    "n_iter": 4,
+                    "distributed": True,  # on SQLite: threads over a journal file instead
+                    "choose_better": False,
+                    "custom_grid": {"dt": {"max_depth": {"low": 2, "high": 6}}},
+                },
+            }
+        }
+    }
+    result = run_pipeline(parse_spec(_spec(data_zip, [train], name)), settings)
+    assert any("journal file study instead" in line for line in result.context.warnings)
+    client = _mlflow(settings).MlflowClient()
+    experiment = client.get_experiment_by_name(f"exp-{name}").experiment_id
+    (tuned,) = client.search_runs([experiment], "tags.`loopml.estimator_id` = 'dt_tuned'")
+    children = client.search_runs(
+        [experiment], f"tags.mlflow.parentRunId = '{tuned.info.run_id}'", max_results=100
+    )
+    assert len(children) == int(tuned.data.tags["loopml.tuning_trials"]) >= 4
+    assert {c.data.tags["loopml.kind"] for c in children} == {"trial"}
+    assert all(0 <= int(c.data.params["max_depth"]) - 2 <= 4 for c in children)
+    assert all("cv_F1" in c.data.metrics and "trial_time_s" in c.data.metrics for c in children)
+    plots = {a.path for a in client.list_artifacts(tuned.info.run_id, "plots")}
+    assert {"plots/tuning_optimization_history.png", "plots/tuning_param_importances.png"} <= plots

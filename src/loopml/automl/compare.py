@@ -24,7 +24,7 @@ import numpy as np
 from loopml.automl.catalog import DEFAULT_ESTIMATORS, estimator
 from loopml.automl.config import TrainParams
 from loopml.automl.ensemble import member_scores
-from loopml.automl.folds import FINAL, PreparedFold
+from loopml.automl.folds import FINAL, FoldSet, PreparedFold
 from loopml.automl.metrics import metric_names, scores_for, sort_key
 from loopml.automl.parallel import Task, run_unordered
 from loopml.automl.session import Session
@@ -58,6 +58,8 @@ class Candidate:
     model: Any = None
     members: list[str] = field(default_factory=list)
     feature_names: list[str] = field(default_factory=list)
+    tuning: Any = None
+    """The :class:`~loopml.automl.studies.TuningReport` of the study behind this candidate."""
 
     @property
     def mean_metrics(self) -> dict[str, float]:
@@ -239,7 +241,7 @@ def hyperparameters(model: Any) -> dict[str, Any]:
     }
 
 
-def oof_scores(session: Session, fold_scores: list[np.ndarray]) -> np.ndarray:
+def oof_scores(session: FoldSet, fold_scores: list[np.ndarray]) -> np.ndarray:
     """Per-fold validation scores put back in training-row order."""
     shape = (len(session.y_train), *fold_scores[0].shape[1:])
     oof = np.zeros(shape, dtype=np.float64)
@@ -248,14 +250,14 @@ def oof_scores(session: Session, fold_scores: list[np.ndarray]) -> np.ndarray:
     return oof
 
 
-def predictions(session: Session, scores: np.ndarray) -> np.ndarray:
+def predictions(session: FoldSet, scores: np.ndarray) -> np.ndarray:
     """Encoded classes (argmax of probabilities) or the values themselves."""
     if session.classification:
         return np.asarray(np.argmax(scores, axis=1))
     return scores
 
 
-def fold_metrics(session: Session, oof: np.ndarray) -> dict[str, list[float]]:
+def fold_metrics(session: FoldSet, oof: np.ndarray) -> dict[str, list[float]]:
     """Every metric on every fold, from out-of-fold scores."""
     per_metric: dict[str, list[float]] = {name: [] for name in metric_names(session.problem_type)}
     for fold in session.folds:

@@ -197,13 +197,136 @@ class FeatureEngineeringParams(_Params):
 
 
 Range = dict[str, float | int | bool]
+Space = dict[str, dict[str, list[Any] | Range]]
+#: What each search library can do (PyCaret's tune_model).
+SEARCH_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "optuna": ("tpe", "random", "grid"),
+    "scikit-learn": ("random", "grid"),
+}
+
+
+class TuneParams(_Params):
+    """PyCaret's ``tune_model`` options, plus where the trials run (``distributed``).
+
+    ``search_space`` updates an estimator's default space, ``custom_grid``
+    replaces it: only the parameters it names are searched. Each entry is a
+    list of choices or a ``{low, high, log}`` range; a grid search cuts each
+    range into :data:`GRID_POINTS` values.
+    """
+
+    n_iter: int = Field(10, ge=1, description="Trials per tuned model.")
+    search_library: Literal["optuna", "scikit-learn"] = Field(
+        "optuna", description="optuna (any algorithm, pruning) or scikit-learn (random, grid)."
+    )
+    search_algorithm: Literal["tpe", "random", "grid"] | None = Field(
+        None, description="tpe, random or grid; default tpe for optuna, random for scikit-learn."
+    )
+    search_space: Space = Field(
+        default_factory=dict, description="Per estimator id: ranges/choices updating its space."
+    )
+    custom_grid: Space = Field(
+        default_factory=dict, description="Per estimator id: the whole space to search."
+    )
+    early_stopping: Literal["median", "successive_halving"] | None = Field(
+        None,
+        description="Prune a trial after a poor fold: median or successive_halving (true: median).",
+    )
+    optimize: str | None = Field(
+        None, description="The metric trials maximise or minimise; default main_metric."
+    )
+    choose_better: bool = Field(
+        True, description="Keep the untuned model unless the tuned one scores better."
+    )
+    distributed: bool = Field(
+        False,
+        description="Share one study among every training worker (PostgreSQL metadata store).",
+    )
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _stopping_flag(cls, value: Any) -> Any:
+        """PyCaret's ``early_stopping=True`` is its default pruner; ``False`` none."""
+        if value is True:
+            return "median"
+        return None if value is False else value
+
+    @field_validator("search_space", "custom_grid")
+    @classmethod
+    def _spaces(cls, value: Space, info: ValidationInfo) -> Space:
+        for estimator_id, space in value.items():
+            _check_id(estimator_id, _problem(info))
+            if info.field_name == "custom_grid" and not space:
+                raise ValueError(
+                    f"custom_grid.{estimator_id} is empty: name at least one parameter, or leave "
+                    "the estimator out to search its default space"
+                )
+            for name, entry in space.items():
+                _check_range(f"{info.field_name}.{estimator_id}.{name}", entry)
+        return value
+
+    @field_validator("optimize")
+    @classmethod
+    def _metric(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from loopml.core.vocabulary import METRICS, canonical_metric
+
+        if value is None:
+            return None
+        problem = _problem(info)
+        allowed = METRICS[problem] if problem else tuple(m for ms in METRICS.values() for m in ms)
+        metric = canonical_metric(value)
+        if metric is None or metric not in allowed:
+            raise choice_error(f"{problem or ''} metric".strip(), value, allowed)
+        return metric
+
+    @model_validator(mode="after")
+    def _library_can_do_it(self) -> TuneParams:
+        library, algorithm = self.search_library, self.search_algorithm
+        if algorithm is not None and algorithm not in SEARCH_ALGORITHMS[library]:
+            raise ValueError(
+                f"search_algorithm {algorithm!r} is not available with search_library "
+                f"{library!r}; choose {' or '.join(SEARCH_ALGORITHMS[library])}, or "
+                "search_library 'optuna'"
+            )
+        both = sorted(set(self.search_space) & set(self.custom_grid))
+        if both:
+            raise ValueError(
+                f"{', '.join(both)} in both search_space (updates the default space) and "
+                "custom_grid (replaces it); keep one"
+            )
+        if library == "scikit-learn" and self.early_stopping:
+            raise ValueError(
+                "early_stopping prunes Optuna trials fold by fold; use search_library 'optuna' "
+                "or remove early_stopping"
+            )
+        if library == "scikit-learn" and self.distributed:
+            raise ValueError(
+                "distributed trials share an Optuna study; use search_library 'optuna' or set "
+                "distributed to false"
+            )
+        return self
+
+    @property
+    def algorithm(self) -> str:
+        """The search algorithm, its default filled in."""
+        if self.search_algorithm is not None:
+            return self.search_algorithm
+        return "tpe" if self.search_library == "optuna" else "random"
+
+    @property
+    def pruner(self) -> str | None:
+        """``median``, ``successive_halving`` or ``None``."""
+        return self.early_stopping
+
+
+GRID_POINTS = 5
 
 
 class ModelingParams(_Params):
     """Which models to compare and how (PyCaret's ``compare_models``, ``tune_model``...).
 
-    There is no ``optimize``: models are ranked by the experiment's
-    ``main_metric``, passed to :func:`loopml.automl.run_automl` separately.
+    Models are ranked by the experiment's ``main_metric``, passed to
+    :func:`loopml.automl.run_automl` separately; tuning may optimize another
+    metric (``tune.optimize``).
     """
 
     estimator_list: list[str] | None = Field(
@@ -217,7 +340,13 @@ class ModelingParams(_Params):
         False, description="Shuffle before cutting folds (the split already shuffles)."
     )
     n_select: int = Field(1, ge=1, description="How many of the best go on to tune/ensemble.")
-    tune: bool = Field(False, description="Tune the n_select best with Optuna's TPE.")
+    tune: TuneParams | None = Field(
+        None,
+        description=(
+            "Tune the n_select best: true (Optuna TPE, n_iter trials) or tune_model's options; "
+            "false or null: no tuning."
+        ),
+    )
     n_iter: int = Field(10, ge=1, description="Optuna trials per tuned model.")
     search_space: dict[str, dict[str, list[Any] | Range]] = Field(
         default_factory=dict,
@@ -227,6 +356,20 @@ class ModelingParams(_Params):
     train_size: float = Field(0.7, gt=0, lt=1, description="Share of rows for training.")
     session_id: int | None = Field(None, description="Seed for splits, models and tuning.")
     n_jobs: int | None = Field(None, ge=1, description="Parallel workers; default all cores.")
+
+    @field_validator("tune", mode="before")
+    @classmethod
+    def _tune_flag(cls, value: Any) -> Any:
+        """``true`` is a tune object with every default, ``false`` no tuning (PyCaret's flag)."""
+        if value is True:
+            return {}
+        if value is False:
+            return None
+        if value is not None and not isinstance(value, dict | TuneParams):
+            raise ValueError(
+                f"tune is true, false or an object of tune_model's options (found {value!r})"
+            )
+        return value
 
     @field_validator("fold")
     @classmethod
@@ -266,8 +409,38 @@ class ModelingParams(_Params):
         for estimator_id, space in value.items():
             _check_id(estimator_id, _problem(info))
             for name, entry in space.items():
-                _check_range(estimator_id, name, entry)
+                _check_range(f"search_space.{estimator_id}.{name}", entry)
         return value
+
+    @model_validator(mode="after")
+    def _one_home_for_tuning(self) -> ModelingParams:
+        if self.tune is None:
+            return self
+        twice = sorted(
+            {"n_iter", "search_space"} & self.model_fields_set & self.tune.model_fields_set
+        )
+        if twice:
+            raise ValueError(
+                f"{' and '.join(twice)} given both in modeling_params and in its tune object; "
+                "say it once, inside tune"
+            )
+        return self
+
+    @property
+    def tuning(self) -> TuneParams | None:
+        """The tuning options in one place, or ``None`` when nothing is tuned.
+
+        ``tune: true`` with the top-level ``n_iter`` / ``search_space`` (loopml's
+        first spelling) is the same as a ``tune`` object holding them.
+        """
+        if self.tune is None:
+            return None
+        updates: dict[str, Any] = {}
+        if "n_iter" not in self.tune.model_fields_set:
+            updates["n_iter"] = self.n_iter
+        if "search_space" not in self.tune.model_fields_set:
+            updates["search_space"] = self.search_space
+        return self.tune.model_copy(update=updates) if updates else self.tune
 
     @model_validator(mode="after")
     def _ensemble_members(self) -> ModelingParams:
@@ -294,8 +467,7 @@ def _check_id(estimator_id: str, problem: str | None) -> None:
     raise choice_error("estimator id", estimator_id, allowed)
 
 
-def _check_range(estimator_id: str, name: str, entry: list[Any] | Range) -> None:
-    where = f"search_space.{estimator_id}.{name}"
+def _check_range(where: str, entry: list[Any] | Range) -> None:
     if isinstance(entry, list):
         if not entry:
             raise ValueError(f"{where}: give at least one choice")
@@ -306,6 +478,8 @@ def _check_range(estimator_id: str, name: str, entry: list[Any] | Range) -> None
     low, high = entry["low"], entry["high"]
     if isinstance(low, bool) or isinstance(high, bool) or not low < high:
         raise ValueError(f"{where}: low must be a number below high (found {low}, {high})")
+    if not isinstance(entry.get("log", False), bool):
+        raise ValueError(f"{where}: log must be true or false (found {entry['log']!r})")
     if entry.get("log", False) and low <= 0:
         raise ValueError(f"{where}: a log range needs low > 0 (found {low})")
 

@@ -8,7 +8,7 @@ would. The prepared folds are plain float arrays, cheap to hand to workers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,21 @@ class PreparedFold:
     valid_rows: np.ndarray
     preprocess: Any
     transform: Any | None
+
+
+class FoldSet(Protocol):
+    """What scoring out-of-fold predictions needs: a session, or a tuning trial's copy of it."""
+
+    @property
+    def problem_type(self) -> str: ...
+    @property
+    def folds(self) -> list[PreparedFold]: ...
+    @property
+    def y_train(self) -> np.ndarray: ...
+    @property
+    def n_classes(self) -> int: ...
+    @property
+    def classification(self) -> bool: ...
 
 
 def prepare_fold(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,12 +17,15 @@ from loopml.automl.compare import (
     rank,
     score_estimators,
 )
-from loopml.automl.config import TrainParams
+from loopml.automl.config import TrainParams, TuneParams
 from loopml.automl.metrics import metric_names
 from loopml.automl.session import Session, start_session
 from loopml.core.context import ProgressCallback
 from loopml.core.errors import LoopmlError, SpecError, SpecIssue
 from loopml.core.vocabulary import METRICS, PROBLEM_TYPES, canonical_metric
+
+if TYPE_CHECKING:
+    from loopml.automl.tune import StudyHost
 
 
 @dataclass
@@ -73,6 +77,8 @@ def run_automl(
     n_jobs: int | None = None,
     progress: ProgressCallback | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
+    study_host: StudyHost | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> AutoMLResult:
     """PyCaret's setup + compare_models + tune_model + blend/stack + finalize, done once.
 
@@ -81,7 +87,9 @@ def run_automl(
     samplers, estimator) that predicts from the raw feature columns.
     ``n_jobs`` (default: ``modeling_params.n_jobs``, else every core) is the
     number of fits run side by side, one thread each. ``overrides`` sets
-    parameters of an estimator id in every fit (the smoke profile's caps).
+    parameters of an estimator id in every fit (the smoke profile's caps);
+    ``study_host`` shares tuning trials with the training workers
+    (``tune.distributed``); ``say`` receives what belongs in the run's log.
     """
     started = time.perf_counter()
     report = progress or _no_progress
@@ -97,10 +105,10 @@ def run_automl(
         reasons = "; ".join(f"{key}: {why}" for key, why in failures.items())
         raise LoopmlError(f"every estimator failed to train, so there is no model: {reasons}")
     selected = rank(candidates, metric)[: modeling.n_select]
-    if modeling.tune:
+    if modeling.tuning is not None:
         from loopml.automl.tune import tune
 
-        selected = [tune(session, base, failures) for base in selected]
+        selected = [tune(session, base, failures, study_host, say) for base in selected]
         candidates += [c for c in selected if c.kind == "tuned"]
     if modeling.ensemble and len(selected) >= 2:
         from loopml.automl.combine import blend, stack
@@ -166,10 +174,40 @@ def check_request(problem_type: str, main_metric: str, params: TrainParams) -> s
             ]
         )
     try:
-        TrainParams.model_validate(params.model_dump(), context={"problem_type": problem_type})
+        TrainParams.model_validate(
+            params.model_dump(exclude_unset=True), context={"problem_type": problem_type}
+        )
     except ValidationError as exc:
         raise SpecError(issues_from_validation_error(exc, TrainParams, "train_model")) from exc
+    tuning = params.modeling_params.tuning
+    if tuning is not None:
+        check_tuned_parameters(problem_type, tuning)
     return metric
+
+
+def check_tuned_parameters(problem_type: str, tuning: TuneParams) -> None:
+    """Every parameter a search space names must be one its estimator takes."""
+    from loopml.automl.catalog import estimator
+
+    issues = []
+    for key in ("search_space", "custom_grid"):
+        for estimator_id, space in getattr(tuning, key).items():
+            known = sorted(estimator(problem_type, estimator_id).build(None, 1).get_params())
+            for name in space:
+                if name not in known:
+                    from loopml.core.suggest import closest
+
+                    issues.append(
+                        SpecIssue(
+                            f"train_model.modeling_params.tune.{key}.{estimator_id}.{name}",
+                            f"not a parameter of {estimator_id}",
+                            repr(name),
+                            ", ".join(known),
+                            closest(name, known),
+                        )
+                    )
+    if issues:
+        raise SpecError(issues)
 
 
 def deployable(session: Session, fitted: Any, preprocess: Any = None, transform: Any = None) -> Any:

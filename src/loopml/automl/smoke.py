@@ -31,7 +31,7 @@ def smoke_params(params: TrainParams) -> TrainParams:
     fast = modeling.model_copy(
         update={
             "fold": SMOKE_FOLD,
-            "tune": False,
+            "tune": None,  # the validated form of `tune: false`
             "n_select": min(modeling.n_select, SMOKE_SELECT),
         }
     )

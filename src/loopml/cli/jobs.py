@@ -318,7 +318,13 @@ def jobs_list(
 def _progress(job: Any) -> str:
     total = "?" if job.steps_total is None else str(job.steps_total)
     text = f"{job.steps_done}/{total}"
-    return f"{text} ({job.current_step})" if job.current_step else text
+    text = f"{text} ({job.current_step})" if job.current_step else text
+    step = (job.details or {}).get("progress")
+    if isinstance(step, dict) and not job.finished:  # e.g. "rf tuning ... (best AUC 0.91)"
+        done, of = step.get("completed"), step.get("total")
+        count = f" {done:g}/{of:g}" if isinstance(done, int | float) and of else ""
+        text += f"; {escape(str(step.get('description', '')))}{count}"
+    return text
 
 
 @jobs_app.command("show")
@@ -362,7 +368,9 @@ def jobs_show(
         ("registered model", _registered(job)),
         ("gate", _gate_text(gate)),
     ]
-    rows += [(f"detail: {key}", value) for key, value in sorted(job.details.items())]
+    rows += [
+        (f"detail: {key}", value) for key, value in sorted(job.details.items()) if key != "progress"
+    ]
     if job.cancel_requested:
         rows.append(("cancel requested", "yes"))
     if job.error:

@@ -89,6 +89,19 @@ class Settings(BaseSettings):
             "training job's hard limit. Default: the hard limit plus 15 minutes."
         ),
     )
+    tuning_heartbeat: int = Field(
+        default=10,
+        gt=0,
+        description="Seconds between heartbeats of a distributed tuning trial (Optuna).",
+    )
+    tuning_grace_period: int = Field(
+        default=60,
+        gt=0,
+        description=(
+            "Seconds without a heartbeat after which a distributed trial counts as lost: it is "
+            "failed and retried with the same parameters."
+        ),
+    )
     max_deliveries: int = Field(
         default=3,
         ge=1,

@@ -17,7 +17,8 @@ the protocol-v2 messages loopml's own clients send (``docs/workers.md``):
   anything else refused;
 - body: a JSON array ``[[], {kwargs}, embed]`` with an embed of nulls;
 - kwargs: the task's message model (:mod:`loopml.queue.messages`), with the
-  ``id`` header equal to the job id (training) or the batch id (scoring).
+  ``id`` header equal to the job id (training), the batch id (scoring) or the
+  ticket (tuning trials; a refused trial message never marks the job it names).
 
 What it refuses is dead-lettered with the reason by :class:`loopml.queue.consumer`.
 The spec inside a training message is checked later, by the task in a pool
@@ -40,15 +41,22 @@ from loopml.queue.messages import (
     JOB_ID_PATTERN,
     BatchMessage,
     TrainingMessage,
+    TrialMessage,
     parse_message,
 )
-from loopml.queue.topology import SCORE_TASK, TRAIN_TASK
+from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, TUNE_TASK
 
 JSON = "application/json"
 UTF8 = frozenset({"utf-8", "utf8"})
 EMBED_KEYS = frozenset({"callbacks", "errbacks", "chain", "chord"})
-MESSAGES: dict[str, type[BaseModel]] = {TRAIN_TASK: TrainingMessage, SCORE_TASK: BatchMessage}
-KINDS = {TRAIN_TASK: "training", SCORE_TASK: "batch"}
+MESSAGES: dict[str, type[BaseModel]] = {
+    TRAIN_TASK: TrainingMessage,
+    SCORE_TASK: BatchMessage,
+    TUNE_TASK: TrialMessage,
+}
+KINDS = {TRAIN_TASK: "training", SCORE_TASK: "batch", TUNE_TASK: "tuning"}
+#: The kwargs field the ``id`` header must equal, per task.
+OWN_IDS = {TRAIN_TASK: "job_id", SCORE_TASK: "batch_id", TUNE_TASK: "ticket"}
 #: Header loopml adds to a message it republishes: deliveries that ended unacknowledged.
 DELIVERIES_HEADER = "x-loopml-deliveries"
 _JOB_ID = re.compile(JOB_ID_PATTERN)
@@ -133,6 +141,8 @@ def examine(
         reason, kwargs = f"the message could not be read: {type(error).__name__}: {error}", {}
     if kwargs:
         ids = _candidate_ids(message, headers, kwargs)
+    if task == TUNE_TASK:
+        ids = None  # a trial task names a job it does not own: refusing it leaves the job alone
     return Verdict(
         reason=reason,
         task=task,
@@ -228,9 +238,9 @@ def _check_body(headers: dict[str, Any], decoded: Any) -> tuple[str | None, dict
         parsed = parse_message(MESSAGES[task], tuple(args), kwargs)
     except MessageError as error:
         return str(error), kwargs
-    own_id = parsed.job_id if isinstance(parsed, TrainingMessage) else parsed.batch_id  # type: ignore[attr-defined]
+    field_name = OWN_IDS[task]
+    own_id = getattr(parsed, field_name)
     if headers["id"] != own_id:
-        field_name = "job_id" if task == TRAIN_TASK else "batch_id"
         return (
             f"the id header {_show(headers['id'])} differs from kwargs.{field_name} "
             f"{_show(own_id)}; they must be equal",

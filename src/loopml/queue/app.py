@@ -26,7 +26,7 @@ from typing import Any
 from celery import Celery
 
 from loopml.core.settings import Settings
-from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, Topology
+from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, TUNE_TASK, Topology
 
 
 def make_app(settings: Settings) -> Celery:
@@ -54,6 +54,7 @@ def make_app(settings: Settings) -> Celery:
         task_default_queue=topology.training,
         task_routes={
             TRAIN_TASK: {"queue": topology.training},
+            TUNE_TASK: {"queue": topology.training},
             SCORE_TASK: {"queue": topology.inference},
         },
         task_create_missing_queues=False,

@@ -1,4 +1,4 @@
-"""The bodies of the two task messages, checked before a worker acts on them.
+"""The bodies of the task messages, checked before a worker acts on them.
 
 These are the keyword arguments of Celery's message protocol v2; a client in
 any language sends exactly these fields (docs/workers.md).
@@ -65,3 +65,17 @@ def job_id_of(kwargs: dict[str, Any]) -> str | None:
     if isinstance(value, str) and re.match(JOB_ID_PATTERN, value):
         return value
     return None
+
+
+class TrialMessage(BaseModel):
+    """Join the tuning study of job ``job_id`` for ``estimator``; ``ticket`` is the task id.
+
+    Published by the training job itself (``tune.distributed``); a worker runs
+    trials of that study until it has ``n_iter``, then acknowledges.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    estimator: str = Field(pattern=r"^[a-z]{1,16}$", description="The tuned estimator's id.")
+    ticket: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$", description="Equals the id header.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from loopml.core.errors import JobCancelledError
@@ -16,9 +17,13 @@ class JobObserver:
     cancelled job stops there, with every finished step kept.
     """
 
+    #: Seconds between two writes of a step's progress (a comparison reports every fit).
+    PROGRESS_EVERY = 1.0
+
     def __init__(self, jobs: JobStore, job_id: str) -> None:
         self.jobs = jobs
         self.job_id = job_id
+        self._written = 0.0
 
     def run_started(self, run_id: str, steps: Sequence[str], first: int) -> None:
         self.jobs.progress(self.job_id, run_id=run_id, steps_total=len(steps), steps_done=first)
@@ -31,7 +36,14 @@ class JobObserver:
         self.jobs.progress(self.job_id, current_step=f"{position}: {name}")
 
     def step_progress(self, description: str, completed: float, total: float | None) -> None:
-        return None
+        """Write the latest progress (``loopml jobs show``: tuning trials done/total, best)."""
+        clock = time.monotonic()
+        if clock - self._written < self.PROGRESS_EVERY and completed != total:
+            return
+        self._written = clock
+        self.jobs.note_progress(
+            self.job_id, {"description": description, "completed": completed, "total": total}
+        )
 
     def step_finished(self, position: int, name: str, status: str, seconds: float) -> None:
         if status == Status.SUCCEEDED:

@@ -1,10 +1,12 @@
-"""The two tasks: run a training job, score a batch. Both are safe to run twice.
+"""The tasks: run a training job, score a batch, work on a tuning study. All are safe to run twice.
 
 A training job's id is its pipeline run's id. A delivery finds the run the
 previous attempt left (if any) and resumes it from its first unfinished step,
 so however often the broker redelivers, the metadata store ends with one run
 per job. A batch writes predictions under ids derived from the batch id, so
-a second delivery writes nothing new.
+a second delivery writes nothing new. A trial task runs trials of a job's
+study until it has ``n_iter`` (:mod:`loopml.steps.tuning`); a second
+delivery finds the study further along, or complete.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ from loopml.core.status import Status
 from loopml.queue.messages import (
     BatchMessage,
     TrainingMessage,
+    TrialMessage,
     job_id_of,
     parse_message,
 )
 from loopml.queue.observer import JobObserver
-from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, Topology
+from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, TUNE_TASK, Topology
 from loopml.store.jobs import BATCH, TRAINING, JobStore
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,19 @@ def register(app: Celery, settings: Settings, topology: Topology) -> None:
         Request=DEAD_LETTERING_REQUEST,
     )
     def train(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return run_training_job(settings, topology, args, kwargs, worker=self.request.hostname)
+        return run_training_job(
+            settings, topology, args, kwargs, worker=self.request.hostname, app=app
+        )
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=TUNE_TASK,
+        bind=True,
+        soft_time_limit=settings.training_time_limit,
+        time_limit=settings.training_hard_limit,
+        Request=DEAD_LETTERING_REQUEST,
+    )
+    def tune_trials(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return run_trials(settings, args, kwargs)
 
     @app.task(  # type: ignore[untyped-decorator]
         name=SCORE_TASK, bind=True, Request=DEAD_LETTERING_REQUEST
@@ -139,8 +154,12 @@ def run_training_job(
     kwargs: dict[str, Any],
     *,
     worker: str,
+    app: Celery | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the job in the message; its final status."""
+    """Run (or resume) the job in the message; its final status.
+
+    With ``app``, the job may publish trial tasks for its tuning study.
+    """
     jobs = JobStore(settings.database)
     try:
         job_id = job_id_of(kwargs)
@@ -172,13 +191,18 @@ def run_training_job(
                 f"{settings.max_deliveries}); last known step: {before.current_step or '-'}",
                 Status.FAILED,
             )
-        return _train(settings, jobs, message, attempt, worker)
+        return _train(settings, jobs, message, attempt, worker, app)
     finally:
         jobs.close()
 
 
 def _train(
-    settings: Settings, jobs: JobStore, message: TrainingMessage, attempt: int, worker: str
+    settings: Settings,
+    jobs: JobStore,
+    message: TrainingMessage,
+    attempt: int,
+    worker: str,
+    app: Celery | None = None,
 ) -> dict[str, Any]:
     from loopml.engine import check_spec_text, run_job
     from loopml.steps.registry import StepRegistry
@@ -201,15 +225,16 @@ def _train(
         except SpecError as error:
             raise _dead_letter(jobs, job_id, str(error)) from error
         jobs.progress(job_id, model_name=checked.experiment.model_name)
-        outcome = run_job(
-            job_id,
-            checked,
-            settings,
-            registry=registry,
-            observer=JobObserver(jobs, job_id),
-            executor=f"celery:{worker}",
-            smoke=details.get("smoke") is True,
-        )
+        with _trials_published_by(app):
+            outcome = run_job(
+                job_id,
+                checked,
+                settings,
+                registry=registry,
+                observer=JobObserver(jobs, job_id),
+                executor=f"celery:{worker}",
+                smoke=details.get("smoke") is True,
+            )
     except StepError as error:
         status, text = _failure(error.cause, str(error))
         jobs.finish(job_id, status, error=text)
@@ -235,6 +260,46 @@ def _train(
         if registered is None
         else {"name": registered.name, "version": registered.version},
     }
+
+
+def _trials_published_by(app: Celery | None) -> Any:
+    """Let the job's tuning fan trials out as trial tasks on the training queue."""
+    from contextlib import nullcontext
+
+    from loopml.steps.tuning import trial_publisher
+
+    if app is None:
+        return nullcontext()
+
+    def publish(job_id: str, estimator_id: str, count: int) -> None:
+        from loopml.queue.submit import publish as send
+
+        for number in range(count):
+            ticket = f"{job_id}-{estimator_id}-{number}"
+            send(
+                app,
+                TUNE_TASK,
+                ticket,
+                {"job_id": job_id, "estimator": estimator_id, "ticket": ticket},
+            )
+
+    return trial_publisher(publish)
+
+
+def run_trials(settings: Settings, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Work on the study the message names; how many trials this task ran.
+
+    A message that does not parse is dead-lettered; the job it names is left
+    alone (whoever sent it, it is not the job's own word).
+    """
+    from loopml.steps.tuning import work_on_study
+
+    try:
+        message = parse_message(TrialMessage, args, kwargs)
+    except MessageError as error:
+        log.error("dead-lettering a trial task: %s", error)
+        raise Reject(str(error), requeue=False) from error
+    return work_on_study(settings, message.job_id, message.estimator)
 
 
 def _failure(cause: BaseException, text: str) -> tuple[str, str]:

@@ -22,6 +22,8 @@ Queue: Any = entity.Queue
 
 TRAIN_TASK = "loopml.train"
 SCORE_TASK = "loopml.score_batch"
+#: Trials of a training job's tuning study, on the training queue (docs/workers.md).
+TUNE_TASK = "loopml.tune_trials"
 
 
 @dataclass(frozen=True)

@@ -8,27 +8,37 @@ comparison grid. The best model, by ``main_metric``, is what later steps use.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from loopml.automl.config import TrainParams
 from loopml.core.context import StepContext, TrainedModel
 from loopml.steps.base import step
 
+log = logging.getLogger(__name__)
+
 
 @step(
     "train_model",
     params=TrainParams,
-    outputs=("data/holdout", "models/best", "reports/comparison", "trained"),
+    outputs=("data/holdout", "models/best", "reports/comparison", "trained", "warnings"),
     inputs=("data/train",),
 )
 def train_model(context: StepContext, params: TrainParams) -> None:
     """Compare estimators on shared CV folds (+ tune, blend, stack); log all to MLflow."""
     from loopml.automl.run import run_automl
     from loopml.registry.tracking import use_tracking
+    from loopml.steps.tuning import study_host
 
     frame = context.require_frame()
     experiment = context.experiment
     params, overrides = run_settings(context, params)
+    said: list[str] = []
+
+    def say(text: str) -> None:
+        log.warning("%s", text)
+        said.append(text)
+
     result = run_automl(
         frame,
         experiment.target,
@@ -38,7 +48,10 @@ def train_model(context: StepContext, params: TrainParams) -> None:
         n_jobs=None if params.modeling_params.n_jobs else context.threads,
         progress=context.progress,
         overrides=overrides,
+        study_host=study_host(context.settings, context.run_id, context.mlflow_run_id),
+        say=say,
     )
+    context.warnings = (*context.warnings, *said)
     mlflow = use_tracking(context.settings)
     example = frame.drop(columns=[experiment.target]).head(5)
     profile = context.reports.get("reference_profile")
@@ -108,6 +121,12 @@ def _log_candidates(
             candidate.estimator,
             names,
         )
+        tags = {"loopml.estimator_id": candidate.id, "loopml.best": str(candidate is result.best)}
+        report = candidate.tuning
+        if report is not None:
+            figures.update({f"tuning_{name}": fig for name, fig in report.figures.items()})
+            tags["loopml.tuning_storage"] = report.storage
+            tags["loopml.tuning_trials"] = str(len(report.completed))
         record = CandidateRecord(
             name=candidate.name,
             kind=candidate.kind,
@@ -118,10 +137,7 @@ def _log_candidates(
             holdout_metrics=candidate.holdout_metrics,
             fit_seconds=candidate.fit_seconds,
             figures=figures,
-            tags={
-                "loopml.estimator_id": candidate.id,
-                "loopml.best": str(candidate is result.best),
-            },
+            tags=tags,
         )
         run_id, uri = log_candidate(
             mlflow,
@@ -129,6 +145,10 @@ def _log_candidates(
             candidate.model,
             model_logger=lambda model: log_pipeline(mlflow, model, example, profile=profile),
         )
+        if report is not None:
+            from loopml.steps.trial_runs import log_trials
+
+            log_trials(mlflow, run_id, report)
         uris[candidate.id] = (run_id, str(uri))
     progress("logging candidates to MLflow", total, total)
     return uris

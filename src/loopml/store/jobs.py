@@ -194,6 +194,12 @@ class JobStore(TableStore):
             for name, value in fields.items():
                 setattr(job, name, value)
 
+    def note_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        """Keep the running step's latest progress in ``details["progress"]`` (others kept)."""
+        with self._session() as session, session.begin():
+            job = self._get(session, job_id, lock=True)
+            job.details = {**(job.details or {}), "progress": progress}
+
     def finish(
         self,
         job_id: str,

@@ -1,0 +1,232 @@
+"""Distributed tuning: one Optuna study in PostgreSQL, trials on every training worker.
+
+The training job creates the study (Optuna's ``RDBStorage`` in its own
+``optuna`` schema of the metadata database, created once, under an advisory
+lock, before any trial task is published), stores the prepared folds once as
+an artifact of the pipeline's MLflow run, and asks idle workers to join
+through a publisher the queue layer installs around the job
+(:func:`trial_publisher`). A worker's trial task ends in :func:`work_on_study`.
+
+Trials beat a heartbeat; a trial whose worker died is failed by the next
+process that checks and retried with the same parameters
+(``RetryHeartbeatStaleTrialCallback``, formerly ``RetryFailedTrialCallback``),
+so a SIGKILL costs that one trial.
+The folds file is unpickled only if its SHA-256 equals the one the job
+wrote next to the study in the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from loopml.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Publisher = Callable[[str, str, int], None]
+"""``publish(job_id, estimator_id, count)``: put ``count`` trial tasks on the training queue."""
+
+_publisher: ContextVar[Publisher | None] = ContextVar("loopml_trial_publisher", default=None)
+SCHEMA = "optuna"
+PLAN = "loopml.plan"
+BUNDLE = "loopml.folds"
+_LOCK_KEY = 0x6C6F6F706D6C  # "loopml": the advisory lock that serialises schema creation
+_cache: dict[str, Any] = {}
+_cache_lock = threading.Lock()
+
+
+@contextmanager
+def trial_publisher(publish: Publisher) -> Iterator[None]:
+    """Let a job running inside this context fan its trials out with ``publish``."""
+    token = _publisher.set(publish)
+    try:
+        yield
+    finally:
+        _publisher.reset(token)
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql", "postgres://"))
+
+
+def study_name(job_id: str, estimator_id: str) -> str:
+    return f"loopml-{job_id}-{estimator_id}"
+
+
+def _url(database: str) -> str:
+    for bare in ("postgresql://", "postgres://"):
+        if database.startswith(bare):
+            return "postgresql+psycopg://" + database.removeprefix(bare)
+    return database
+
+
+def storage(settings: Settings, *, create: bool) -> Any:
+    """The study storage in the metadata database's ``optuna`` schema, with heartbeats.
+
+    Optuna keeps its own alembic version table, so it gets a schema of its
+    own rather than sharing loopml's. ``create`` makes the schema and tables
+    (the job, once, before fan-out); workers skip table creation.
+    """
+    import optuna
+    import sqlalchemy as sa
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = _url(settings.database)
+    # Opening a storage reads (and may stamp) Optuna's version tables: readers share the
+    # lock, the one creating the schema holds it alone, so nobody sees it half made.
+    shared = "" if create else "_shared"
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    lock = {"key": _LOCK_KEY}
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text(f"SELECT pg_advisory_lock{shared}(:key)"), lock)
+            try:
+                if create:
+                    connection.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+                    connection.commit()
+                return _rdb(url, settings, create=create)
+            finally:
+                connection.execute(sa.text(f"SELECT pg_advisory_unlock{shared}(:key)"), lock)
+                connection.commit()
+    finally:
+        engine.dispose()
+
+
+def _rdb(url: str, settings: Settings, *, create: bool) -> Any:
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; we rely on them
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return RDBStorage(
+            url,
+            engine_kwargs={
+                "pool_pre_ping": True,
+                "connect_args": {"options": f"-csearch_path={SCHEMA}"},
+            },
+            heartbeat_interval=settings.tuning_heartbeat,
+            grace_period=settings.tuning_grace_period,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+            skip_table_creation=not create,
+        )
+
+
+class WorkerStudies:
+    """The :class:`~loopml.automl.tune.StudyHost` of a job running in a training worker."""
+
+    def __init__(
+        self, settings: Settings, job_id: str, mlflow_run_id: str, publish: Publisher
+    ) -> None:
+        self.settings = settings
+        self.job_id = job_id
+        self.mlflow_run_id = mlflow_run_id
+        self.publish = publish
+
+    def storage(self) -> Any:
+        return storage(self.settings, create=True)
+
+    def study_name(self, estimator_id: str) -> str:
+        return study_name(self.job_id, estimator_id)
+
+    def share(self, study: Any, plan: Any, data: Any) -> None:
+        import joblib
+
+        from loopml.registry.tracking import use_tracking
+
+        mlflow = use_tracking(self.settings)
+        with tempfile.TemporaryDirectory(prefix="loopml-folds-") as folder:
+            path = Path(folder) / f"{study.study_name}.joblib"
+            joblib.dump(data, path)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            mlflow.MlflowClient().log_artifact(self.mlflow_run_id, str(path), "tuning")
+        study.set_user_attr(PLAN, plan.as_json())
+        study.set_user_attr(
+            BUNDLE,
+            {"run_id": self.mlflow_run_id, "path": f"tuning/{path.name}", "sha256": digest},
+        )
+
+    def fan_out(self, study_name: str, count: int) -> None:
+        if count > 0:
+            estimator_id = study_name.removeprefix(f"loopml-{self.job_id}-")
+            self.publish(self.job_id, estimator_id, count)
+
+
+def study_host(settings: Settings, job_id: str, mlflow_run_id: str | None) -> WorkerStudies | None:
+    """The workers' study host when this job runs in a worker with PostgreSQL; else ``None``."""
+    publish = _publisher.get()
+    if publish is None or mlflow_run_id is None or not is_postgres(settings.database):
+        return None
+    return WorkerStudies(settings, job_id, mlflow_run_id, publish)
+
+
+def work_on_study(settings: Settings, job_id: str, estimator_id: str) -> dict[str, Any]:
+    """A trial task's body: run trials of the job's study until it has ``n_iter``.
+
+    A study that is gone, closed or full ends the task at once: trial tasks
+    are published generously and the late ones find nothing to do.
+    """
+    import optuna
+
+    from loopml.automl.studies import closed, counts, work
+    from loopml.automl.trials import Plan, objective, pruner_for, sampler_for
+
+    name = study_name(job_id, estimator_id)
+    if not is_postgres(settings.database):
+        return {"study": name, "trials": 0, "reason": "the metadata store is not PostgreSQL"}
+    shared = storage(settings, create=False)
+    try:
+        study = optuna.load_study(study_name=name, storage=shared)
+    except KeyError:
+        return {"study": name, "trials": 0, "reason": "no such study"}
+    attrs = study.user_attrs
+    if PLAN not in attrs or BUNDLE not in attrs:
+        return {"study": name, "trials": 0, "reason": "the study is not shared yet"}
+    plan = Plan.from_json(attrs[PLAN])
+    done, running = counts(study)
+    if closed(study) or done + running >= plan.n_iter:
+        return {"study": name, "trials": 0, "reason": "the study is complete"}
+    data = _folds(settings, attrs[BUNDLE])
+    study.sampler = sampler_for(plan, None)
+    study.pruner = pruner_for(plan)
+    func = objective(plan, data, int(plan.extra.get("n_jobs", 1)), plan.seed)
+    ran = work(study, func, plan.n_iter, lambda: None)
+    return {"study": name, "trials": ran}
+
+
+def _folds(settings: Settings, bundle: dict[str, Any]) -> Any:
+    """The job's prepared folds, downloaded once per worker process and checked by hash."""
+    import joblib
+
+    from loopml.core.errors import LoopmlError
+    from loopml.registry.tracking import use_tracking
+
+    digest = str(bundle["sha256"])
+    with _cache_lock:
+        if digest in _cache:
+            return _cache[digest]
+    mlflow = use_tracking(settings)
+    with tempfile.TemporaryDirectory(prefix="loopml-folds-") as folder:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=str(bundle["run_id"]), artifact_path=str(bundle["path"]), dst_path=folder
+        )
+        raw = Path(local).read_bytes()
+        if hashlib.sha256(raw).hexdigest() != digest:
+            raise LoopmlError(
+                f"the prepared folds at {bundle['path']} of run {bundle['run_id']} do not match "
+                "the hash recorded with the study; refusing to load them"
+            )
+        data = joblib.load(local)
+    with _cache_lock:
+        _cache.clear()
+        _cache[digest] = data
+    return data
