@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pandas as pd
+
 from loopml.batch.columns import check_columns, signature_columns
 from loopml.batch.engines import BatchRequest, BatchResult, Clock, Progress, total_chunks
-from loopml.batch.files import ScoredWriter, check_output, iter_chunks
-from loopml.batch.models import load_model
-from loopml.batch.scoring import batch_id, score_and_log
+from loopml.batch.files import ScoredWriter, check_output, chunks, iter_chunks
+from loopml.batch.models import LoadedModel, load_model
+from loopml.batch.scoring import batch_id, check_skew, score_and_log
 from loopml.core.errors import LoopmlError
 from loopml.store.batchlog import BatchLog, root_of
 from loopml.store.db import connect
@@ -16,6 +20,32 @@ def batch_log(request: BatchRequest) -> BatchLog:
     """The batch log of the request's store, under the artifact store."""
     settings = request.settings
     return BatchLog(connect(settings.database), root_of(settings.artifacts, settings.home))
+
+
+def score_locally(
+    model: LoadedModel,
+    frame: pd.DataFrame,
+    log: BatchLog,
+    *,
+    batch_rows: int,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+) -> pd.DataFrame:
+    """A frame in memory scored chunk by chunk, one segment each; ``frame`` with its scores."""
+    run_id = run_id or uuid.uuid4().hex
+    # Schema skew anywhere stops the job before its first chunk is written.
+    check_skew(model, frame, f"scoring run {run_id}")
+    parts = []
+    total = -(-len(frame) // batch_rows)
+    for number, chunk in chunks(frame, batch_rows):
+        scored = score_and_log(model, chunk.reset_index(drop=True), batch_id(run_id, number), log)
+        scored.index = chunk.index
+        parts.append(scored)
+        if progress is not None:
+            progress(number + 1, total)
+    if not parts:
+        return frame.copy()
+    return frame.join(pd.concat(parts))
 
 
 class LocalEngine:

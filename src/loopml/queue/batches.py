@@ -15,6 +15,7 @@ saves serialising every input value twice.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -24,14 +25,63 @@ from loopml.batch.columns import check_columns, signature_columns
 from loopml.batch.engines import BatchRequest, BatchResult, Clock, Progress, total_chunks
 from loopml.batch.files import ScoredWriter, check_output, iter_chunks
 from loopml.batch.local import batch_log
+from loopml.batch.models import ModelRef
 from loopml.batch.scoring import batch_id, check_skew
-from loopml.core.errors import LoopmlError
+from loopml.core.errors import LoopmlError, ModelLoadError, UntrustedModelError
+from loopml.core.settings import Settings
 from loopml.core.status import Status
 from loopml.queue.submit import publish, record_batch_job
 from loopml.queue.topology import SCORE_TASK, Topology
 from loopml.store import batchlog
 from loopml.store.batchlog import BatchLog
 from loopml.store.jobs import JobStore
+
+
+def score_through_queue(
+    app: Celery,
+    settings: Settings,
+    model: ModelRef,
+    frame: pd.DataFrame,
+    *,
+    batch_rows: int,
+    progress: Progress | None = None,
+    timeout_seconds: float | None = None,
+    by_reference: bool = False,
+) -> tuple[str, pd.DataFrame]:
+    """A frame in memory scored by the queue engine (through a temp Parquet file); job id, scores.
+
+    ``by_reference`` needs the workers to share this machine's temp folder.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="loopml-batch-") as folder:
+        source, target = Path(folder) / "rows.parquet", Path(folder) / "scored.parquet"
+        frame.reset_index(drop=True).to_parquet(source, row_group_size=batch_rows)
+        request = BatchRequest(
+            settings=settings,
+            model=model,
+            input=str(source),
+            output=str(target),
+            batch_rows=batch_rows,
+            timeout_seconds=timeout_seconds,
+            options={"by_reference": by_reference},
+        )
+        result = QueueEngine(app).score(request, progress)
+        scored = pd.read_parquet(target)
+    scored.index = frame.index
+    return result.job_id, scored
+
+
+def _reject(
+    settings: Settings, topology: Topology, job_id: str, model: str, error: Exception
+) -> None:
+    """Record the job as rejected with the reason: the client refused the version itself."""
+    record_batch_job(settings, topology, job_id, model, {"model": model})
+    jobs = JobStore(settings.database)
+    try:
+        jobs.finish(job_id, Status.REJECTED, error=str(error))
+    finally:
+        jobs.close()
 
 
 def rows_of(chunk: pd.DataFrame) -> list[list[Any]]:
@@ -61,7 +111,11 @@ class QueueEngine:
         check_output(request.output)
         # The client checks each chunk before publishing it: a file with schema skew is
         # refused before a worker writes anything (the workers check again).
-        model = load_model(settings, pinned)
+        try:
+            model = load_model(settings, pinned)
+        except (UntrustedModelError, ModelLoadError) as error:
+            _reject(settings, topology, request.job_id, str(pinned), error)
+            raise
         expected = signature_columns(settings, pinned.name, pinned.version)
         by_reference = bool(request.options.get("by_reference"))
         most_in_flight = int(request.options.get("in_flight", 16))

@@ -221,6 +221,13 @@ class BatchLog:
         self.engine = engine
         self.root = root
 
+    @classmethod
+    def open(cls, url: str, root: str) -> BatchLog:
+        """The batch log of the store at ``url`` (migrated), segments under ``root``."""
+        from loopml.store.db import connect
+
+        return cls(connect(url), root)
+
     def record(self, record: SegmentRecord) -> int:
         """Write the chunk's segment, then upsert its row; how many rows it logged."""
         job_id, chunk = split_batch_id(record.batch_id)
