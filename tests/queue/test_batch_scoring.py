@@ -150,7 +150,7 @@ def test_a_redelivered_chunk_overwrites_its_segment_and_row(
             publish(
                 stack.app,
                 SCORE_TASK,
-                f"{identifier}-{number}",
+                identifier,  # the task id is the batch id (a redelivery has the same one)
                 {
                     "job_id": job_id,
                     "batch_id": identifier,
