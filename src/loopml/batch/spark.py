@@ -33,7 +33,7 @@ from loopml.batch.engines import BatchRequest, BatchResult, Clock, Progress
 from loopml.batch.files import _format, is_remote
 from loopml.batch.local import batch_log
 from loopml.batch.models import load_model
-from loopml.batch.scoring import batch_id, check_skew, prediction_id
+from loopml.batch.scoring import batch_id, check_skew, id_prefix, prediction_ids
 from loopml.core.errors import ConfigError, DataError
 from loopml.store import batchlog
 
@@ -173,7 +173,7 @@ class SparkEngine:
                 batch_id=identifier,
                 model_name=name,
                 model_version=version,
-                ids=[prediction_id(identifier, row) for row in range(len(whole))],
+                ids=prediction_ids(identifier, len(whole)),
                 inputs=whole[columns],
                 predictions=whole["prediction"].to_numpy(),
                 skew=skew,
@@ -270,9 +270,11 @@ def _record(
     """One ``batch_segments`` row per partition the executors wrote, in one transaction."""
     with log.engine.begin() as connection:
         for segment in sorted(found, key=lambda entry: entry["chunk"]):
+            identifier = batch_id(request.job_id, segment["chunk"])
             row = {
                 "job_id": request.job_id,
-                "batch_id": batch_id(request.job_id, segment["chunk"]),
+                "batch_id": identifier,
+                "id_prefix": id_prefix(identifier),
                 "model_name": model.name,
                 "model_version": model.version,
                 **segment,

@@ -162,6 +162,7 @@ class QueueEngine:
                         body["rows"] = rows_of(chunk)
                     publish(app, SCORE_TASK, body["batch_id"], body)
                     collector.sizes[number] = len(chunk)
+                    collector.pending[number] = chunk
                     collector.wait(most_in_flight)
                 collector.wait(0)
                 sizes = collector.sizes
@@ -204,6 +205,8 @@ class _Collector:
         self.progress = progress
         self.total = total
         self.sizes: dict[int, int] = {}
+        self.pending: dict[int, pd.DataFrame] = {}
+        """Published chunks not yet written: their inputs join the scores read back."""
         self.next_chunk = 0
         self.started = time.monotonic()
 
@@ -247,18 +250,13 @@ class _Collector:
                 time.sleep(poll_seconds)
 
     def _append(self, row: Any) -> None:
-        table = batchlog.read_segment(row.uri)
-        expected = self.sizes[row.chunk]
-        if table.num_rows != expected:
+        inputs = self.pending.pop(row.chunk)
+        table = batchlog.read_outputs(row.uri)  # the inputs are still here, in memory
+        if table.num_rows != len(inputs):
             raise LoopmlError(
                 f"batch {row.batch_id}: its segment holds {table.num_rows} rows, "
-                f"the chunk has {expected}"
+                f"the chunk has {len(inputs)}"
             )
-        inputs = pd.DataFrame(
-            {
-                name.removeprefix(batchlog.INPUT_PREFIX): table.column(name).to_pandas()
-                for name in table.column_names
-                if name.startswith(batchlog.INPUT_PREFIX)
-            }
-        )
-        self.writer.append(inputs.join(batchlog.score_columns(table)))
+        scores = batchlog.score_columns(table)
+        scores.index = inputs.index
+        self.writer.append(inputs.join(scores))

@@ -41,6 +41,8 @@ from loopml.store.tables import Base
 INPUT_PREFIX = "input:"
 """Input columns are stored as ``input:<name>`` so no input can clash with a log column."""
 PROBABILITY_PREFIX = "probability:"
+ID_PREFIX = 20
+"""Batch prediction ids are a 20-character prefix naming the chunk, then the row."""
 LOG_FIELDS = ("prediction_id", "created_at", "model_version", "batch_id", "prediction")
 
 
@@ -52,6 +54,8 @@ class BatchSegment(Base):
     job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    id_prefix: Mapped[str] = mapped_column(String(20), index=True)
+    """What every prediction id of the chunk starts with (``loopml.batch.scoring.id_prefix``)."""
     model_name: Mapped[str] = mapped_column(String(255), index=True)
     model_version: Mapped[str] = mapped_column(String(32))
     uri: Mapped[str] = mapped_column(Text)
@@ -86,7 +90,8 @@ class SegmentRecord:
     batch_id: str
     model_name: str
     model_version: str
-    ids: Sequence[str]
+    ids: Sequence[str] | pa.Array
+    """The chunk's prediction ids, all starting with the same 20-character prefix."""
     inputs: pd.DataFrame
     predictions: Sequence[Any] | np.ndarray
     probabilities: np.ndarray | None = None
@@ -99,7 +104,9 @@ def segment_table(record: SegmentRecord, created_at: datetime) -> pa.Table:
     """The Parquet table of one chunk (log columns, ``probability:<class>``, ``input:<name>``)."""
     rows = len(record.ids)
     columns: dict[str, Any] = {
-        "prediction_id": pa.array(record.ids, pa.string()),
+        "prediction_id": record.ids
+        if isinstance(record.ids, pa.Array)
+        else pa.array(record.ids, pa.string()),
         "created_at": pa.array(np.full(rows, _micros(created_at)), pa.timestamp("us", tz="UTC")),
         "model_version": pa.array([record.model_version] * rows, pa.string()).dictionary_encode(),
         "batch_id": pa.array([record.batch_id] * rows, pa.string()).dictionary_encode(),
@@ -114,6 +121,13 @@ def segment_table(record: SegmentRecord, created_at: datetime) -> pa.Table:
     for name, column in zip(inputs.column_names, inputs.columns, strict=True):
         columns[f"{INPUT_PREFIX}{name}"] = column
     return pa.table(columns)
+
+
+def _first(ids: Sequence[str] | pa.Array) -> str:
+    if len(ids) == 0:
+        return ""
+    first = ids[0]
+    return str(first.as_py() if isinstance(first, pa.Scalar) else first)
 
 
 def _array(values: Any) -> pa.Array:
@@ -137,7 +151,15 @@ def write_segment(table: pa.Table, uri: str) -> None:
     import pyarrow.fs as pafs
 
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    # lz4, dictionaries only where values repeat, statistics only for time: random floats
+    # and hashed ids gain nothing from either, and writing them cost more than predicting
+    pq.write_table(
+        table,
+        sink,
+        compression="lz4",
+        use_dictionary=["model_version", "batch_id"],
+        write_statistics=["created_at"],
+    )
     data = sink.getvalue()
     filesystem, path = pafs.FileSystem.from_uri(uri)
     if isinstance(filesystem, pafs.LocalFileSystem):
@@ -168,6 +190,18 @@ def read_segment(uri: str, columns: Sequence[str] | None = None) -> pa.Table:
         )
     except (OSError, pa.ArrowInvalid) as exc:
         raise StoreError(f"batch log segment {uri} cannot be read: {exc}") from exc
+
+
+def read_outputs(uri: str) -> pa.Table:
+    """A segment's log and output columns, without its inputs (read from its schema first)."""
+    import pyarrow.fs as pafs
+
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(uri)
+        names = pq.read_schema(path, filesystem=filesystem).names
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StoreError(f"batch log segment {uri} cannot be read: {exc}") from exc
+    return read_segment(uri, [name for name in names if not name.startswith(INPUT_PREFIX)])
 
 
 def delete_segment(uri: str) -> None:
@@ -238,6 +272,7 @@ class BatchLog:
             "job_id": job_id,
             "chunk": chunk,
             "batch_id": record.batch_id,
+            "id_prefix": _first(record.ids)[:ID_PREFIX],
             "model_name": record.model_name,
             "model_version": record.model_version,
             "uri": uri,
@@ -329,22 +364,28 @@ def logged_rows(
 def versions_of(engine: Engine, prediction_ids: Sequence[str]) -> dict[str, str]:
     """The model version of each of ``prediction_ids`` found in a batch segment.
 
-    Reads only the id and version columns of every segment: a full scan of the
-    batch log's ids, bounded by its size, done only for ids SQL does not hold.
+    An id's first 20 characters name its chunk (``batch_segments.id_prefix``), so only
+    the segments of those chunks are read, and of them only the id column.
     """
-    wanted = pa.array(sorted(set(prediction_ids)), pa.string())
-    found: dict[str, str] = {}
-    if len(wanted) == 0:
-        return found
     import pyarrow.compute as pc
 
-    for row in segments(engine):
-        table = read_segment(row.uri, ["prediction_id"])
-        hits = pc.is_in(table.column("prediction_id"), value_set=wanted)
-        for identifier in table.column("prediction_id").filter(hits).to_pylist():
-            found[identifier] = row.model_version
-        if len(found) == len(wanted):
-            break
+    by_prefix: dict[str, list[str]] = {}
+    for identifier in set(prediction_ids):
+        by_prefix.setdefault(identifier[:ID_PREFIX], []).append(identifier)
+    found: dict[str, str] = {}
+    table = BatchSegment.__table__
+    prefixes = sorted(by_prefix)
+    for start in range(0, len(prefixes), 1_000):
+        query = sa.select(table.c.id_prefix, table.c.uri, table.c.model_version).where(
+            table.c.id_prefix.in_(prefixes[start : start + 1_000])
+        )
+        with engine.connect() as connection:
+            rows = connection.execute(query).all()
+        for prefix, uri, version in rows:
+            wanted = pa.array(by_prefix[prefix], pa.string())
+            ids = read_segment(uri, ["prediction_id"]).column("prediction_id")
+            for identifier in ids.filter(pc.is_in(ids, value_set=wanted)).to_pylist():
+                found[identifier] = version
     return found
 
 

@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("job_id", sa.String(64), primary_key=True),
         sa.Column("chunk", sa.Integer, primary_key=True),
         sa.Column("batch_id", sa.String(64), nullable=False),
+        sa.Column("id_prefix", sa.String(20), nullable=False),
         sa.Column("model_name", sa.String(255), nullable=False),
         sa.Column("model_version", sa.String(32), nullable=False),
         sa.Column("uri", sa.Text, nullable=False),
@@ -30,6 +31,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_batch_segments_batch_id", "batch_segments", ["batch_id"], unique=True)
+    op.create_index("ix_batch_segments_id_prefix", "batch_segments", ["id_prefix"])
     op.create_index("ix_batch_segments_model_name", "batch_segments", ["model_name"])
     op.create_index("ix_batch_segments_created_at", "batch_segments", ["created_at"])
 
