@@ -199,7 +199,9 @@ class ScoredWriter:
         else:
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self._stream, table.schema)
+                # no dictionaries: scores and inputs are mostly distinct floats, and
+                # dictionary-encoding them cost more than scoring them
+                self._parquet = pq.ParquetWriter(self._stream, table.schema, use_dictionary=False)
             self._parquet.write_table(table.cast(self._parquet.schema))
         self.rows += len(frame)
 
