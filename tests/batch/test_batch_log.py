@@ -109,6 +109,8 @@ def test_a_chunk_is_one_segment_and_one_row_and_a_redelivery_overwrites_both(
         assert predictions.add_feedback(expected[3], 1)
         assert not predictions.add_feedback("f" * 32, 1)
         assert predictions.labels([expected[3]]) == {expected[3]: 1}
+        assert predictions.exists(expected[506])
+        assert not predictions.exists(prediction_id(batch_id(job, 1), 7))  # chunk 1 has 7 rows
         frames = pd.concat(list(predictions.frames(name, with_feedback=True)))
         mine = frames[frames["prediction_id"].isin(expected)]
         assert len(mine) == 507 and mine["label"].notna().sum() == 1

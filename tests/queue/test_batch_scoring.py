@@ -75,6 +75,7 @@ def _ids(log: PredictionLog, job_id: str) -> list[str]:
     return logged_ids(log, job_id).to_pylist()
 
 
+@pytest.mark.slow
 def test_every_engine_scores_the_same_200k_rows_alike_each_id_logged_once(
     rabbit_stack: Stack,
     champion: str,

@@ -345,9 +345,12 @@ class PredictionLog:
         return rows + batchlog.logged_rows(self.engine, model_name=model_name, batch_id=batch_id)
 
     def exists(self, prediction_id: str) -> bool:
+        """Whether the log holds ``prediction_id``: an online row or a batch-scored one."""
         query = sa.select(Prediction.id).where(Prediction.id == prediction_id)
         with self.engine.connect() as connection:
-            return connection.execute(query).first() is not None
+            if connection.execute(query).first() is not None:
+                return True
+        return bool(batchlog.versions_of(self.engine, [prediction_id]))
 
     def frames(
         self,
