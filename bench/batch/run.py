@@ -157,11 +157,11 @@ def _worker_peak_mb(workers: list[Any]) -> float:
 
 
 def orchestrate(args: Any) -> None:
+    from tests.conftest import fresh_postgres_database
     from tests.queue.helpers import (
         RABBIT_URL,
         Worker,
         delete_topology,
-        fresh_postgres_database,
         make_data,
         settings_env,
         write_spec,
