@@ -222,6 +222,8 @@ def orchestrate(args: Any) -> None:
                         for worker in workers:
                             worker.stop()
                     results.append((estimator, engine, found))
+                    rate = found["rows"] / found["seconds"] if found["seconds"] else 0.0
+                    print(f"    {rate:,.0f} rows/s  {json.dumps(found)}", flush=True)
         finally:
             delete_topology(prefix)
     _print(args, results)

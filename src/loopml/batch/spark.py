@@ -71,6 +71,8 @@ def spark_session(master: str | None = None) -> Any:
         .config("spark.ui.enabled", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.executorEnv.OMP_NUM_THREADS", "1")
+        # Executors unpickle only the copy the driver judged (SparkEngine._run) and shipped.
+        .config("spark.executorEnv.MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
         .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1")
     )
     return builder.getOrCreate()
