@@ -119,6 +119,32 @@ def test_every_engine_scores_the_same_200k_rows_alike_each_id_logged_once(
         log.engine.dispose()
 
 
+@pytest.mark.slow
+def test_spark_refuses_schema_skew_before_writing_anything(
+    rabbit_stack: Stack, champion: str, spark_session: Any, tmp_path: Path
+) -> None:
+    from loopml.core.errors import InputError, SkewError
+
+    source = tmp_path / "skewed.parquet"
+    _frame(500).drop(columns=["V3"]).assign(coupon=1).to_parquet(source)
+    output = tmp_path / "never.parquet"
+    request = BatchRequest(
+        settings=rabbit_stack.settings,
+        model=ModelRef.parse(f"{champion}/1"),
+        input=str(source),
+        output=str(output),
+    )
+    with pytest.raises((InputError, SkewError)) as caught:
+        get_engine("spark").score(request)
+    assert "V3" in str(caught.value)
+    assert not output.exists()
+    log = PredictionLog.open(rabbit_stack.settings.database)
+    try:
+        assert batchlog.segments(log.engine, job_id=request.job_id) == []
+    finally:
+        log.engine.dispose()
+
+
 def _read_output(path: str) -> Any:
     """A scored file, or Spark's folder of part files in partition (= input) order."""
     import pandas as pd

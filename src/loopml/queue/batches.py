@@ -23,7 +23,7 @@ from celery import Celery
 
 from loopml.batch.columns import check_columns, signature_columns
 from loopml.batch.engines import BatchRequest, BatchResult, Clock, Progress, total_chunks
-from loopml.batch.files import ScoredWriter, check_output, iter_chunks
+from loopml.batch.files import ScoredWriter, check_output, is_remote, iter_chunks
 from loopml.batch.local import batch_log
 from loopml.batch.models import ModelRef
 from loopml.batch.scoring import batch_id, check_skew
@@ -117,7 +117,10 @@ class QueueEngine:
             _reject(settings, topology, request.job_id, str(pinned), error)
             raise
         expected = signature_columns(settings, pinned.name, pinned.version)
-        by_reference = bool(request.options.get("by_reference"))
+        # an s3:// Parquet file is where every worker can read it: send row ranges
+        by_reference = bool(request.options.get("by_reference")) or (
+            is_remote(request.input) and total_chunks(request.input, 1) is not None
+        )
         most_in_flight = int(request.options.get("in_flight", 16))
         total = total_chunks(request.input, request.batch_rows)
         record_batch_job(
