@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from loopml.batch.columns import check_columns, signature_columns
-from loopml.batch.engines import BatchRequest, BatchResult, Clock, Progress
+from loopml.batch.engines import BatchRequest, BatchResult, Clock, Progress, total_chunks
 from loopml.batch.files import _format, is_remote
 from loopml.batch.local import batch_log
 from loopml.batch.models import load_model
@@ -234,12 +234,19 @@ class SparkEngine:
 
 
 def _read(spark: Any, path: str, kind: str, batch_rows: int) -> Any:
-    """The input as a Spark frame, split into enough partitions to keep every core busy."""
+    """The input as a Spark frame, in partitions of about ``batch_rows`` rows.
+
+    A partition is one segment and is held whole by one Python worker, so its
+    size follows the chunk size, not the file's: memory stays flat as files grow,
+    and a file still makes at least two partitions per core.
+    """
     cores = spark.sparkContext.defaultParallelism
     size = _size(path)
     if size:
-        wanted = max(2 * cores, 1)
-        spark.conf.set("spark.sql.files.maxPartitionBytes", str(max(1 << 20, size // wanted)))
+        chunks = total_chunks(path, batch_rows) if kind == "parquet" else None
+        per_chunk = size // chunks if chunks else 64 << 20
+        split = max(1 << 20, min(size // max(2 * cores, 1), per_chunk))
+        spark.conf.set("spark.sql.files.maxPartitionBytes", str(split))
         spark.conf.set("spark.sql.files.openCostInBytes", "0")
     if kind == "csv":
         return spark.read.option("header", "true").option("inferSchema", "true").csv(path)
