@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The extras whose code the suite tests (each pinned in requirements-<extra>.lock).
-export LOOPML_EXTRAS="${LOOPML_EXTRAS-onnx torch}"
+export LOOPML_EXTRAS="${LOOPML_EXTRAS-spark onnx torch}"
 bash scripts/install.sh
 bash scripts/install-tools.sh   # validators of deploy/ and .github/ (tests/deploy)
 export PATH="$PWD/.venv/bin:$PATH"

@@ -21,6 +21,7 @@ from loopml.core.errors import ModelNotFoundError
 from loopml.core.settings import Settings, get_settings
 from loopml.core.spec import parse_spec
 from loopml.engine import run_pipeline
+from loopml.store.batchlog import BatchLog, root_of
 from loopml.store.predictions import BATCH, PredictionLog
 from tests.queue.helpers import EXAMPLES, make_data, write_spec
 
@@ -43,8 +44,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str) -> tupl
 
 
 @pytest.fixture
-def log(trained: tuple[Settings, str]) -> Iterator[PredictionLog]:
-    opened = PredictionLog.open(trained[0].database)
+def log(trained: tuple[Settings, str]) -> Iterator[BatchLog]:
+    settings = trained[0]
+    opened = BatchLog.open(settings.database, root_of(settings.artifacts, settings.home))
     yield opened
     opened.engine.dispose()
 
@@ -75,7 +77,7 @@ def test_aliases_resolve_to_a_version_and_models_are_cached(trained: tuple[Setti
 
 
 def test_scores_are_logged_once_per_prediction_id(
-    trained: tuple[Settings, str], log: PredictionLog
+    trained: tuple[Settings, str], log: BatchLog
 ) -> None:
     settings, name = trained
     model = load_model(settings, ModelRef.parse(f"{name}@champion"))
@@ -85,8 +87,9 @@ def test_scores_are_logged_once_per_prediction_id(
     assert list(scored.columns) == ["prediction", "probability_0", "probability_1"]
     assert ((scored["probability_0"] + scored["probability_1"]).round(6) == 1).all()
     score_and_log(model, frame, batch, log)  # a redelivery
-    assert log.count(batch_id=batch) == 50
-    stored = next(log.frames(name))
+    predictions = PredictionLog(log.engine)
+    assert predictions.count(batch_id=batch) == 50
+    stored = next(predictions.frames(name))
     row = stored[stored["prediction_id"] == prediction_id(batch, 7)].iloc[0]
     assert row["model_version"] == "1"
     assert row["V1"] == pytest.approx(frame.iloc[7]["V1"])
@@ -95,7 +98,7 @@ def test_scores_are_logged_once_per_prediction_id(
 
 
 def test_local_scoring_in_chunks_reports_progress(
-    trained: tuple[Settings, str], log: PredictionLog
+    trained: tuple[Settings, str], log: BatchLog
 ) -> None:
     settings, name = trained
     model = load_model(settings, ModelRef.parse(f"{name}/1"))
@@ -105,10 +108,11 @@ def test_local_scoring_in_chunks_reports_progress(
     scored = score_locally(
         model, frame, log, batch_rows=1000, run_id=run, progress=lambda d, t: seen.append((d, t))
     )
-    assert seen == [(1000, 2500), (2000, 2500), (2500, 2500)]
+    assert seen == [(1, 3), (2, 3), (3, 3)]
     assert list(scored.index) == list(frame.index)
     assert scored["V3"].equals(frame["V3"])
-    assert [log.count(batch_id=batch_id(run, n)) for n in range(3)] == [1000, 1000, 500]
+    predictions = PredictionLog(log.engine)
+    assert [predictions.count(batch_id=batch_id(run, n)) for n in range(3)] == [1000, 1000, 500]
 
 
 def test_predict_batch_command_scores_a_file_locally(

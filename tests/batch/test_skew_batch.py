@@ -7,15 +7,15 @@ import uuid
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from loopml.batch import ModelRef, load_model, score_and_log
 from loopml.batch.local import score_locally
 from loopml.batch.scoring import batch_id
 from loopml.core.errors import SkewError
 from loopml.core.settings import Settings
+from loopml.store import batchlog
+from loopml.store.batchlog import BatchLog, root_of
 from loopml.store.predictions import PredictionLog
-from loopml.store.tables import Prediction
 from tests.serving.test_skew import train_profiled, training_frame
 
 
@@ -44,7 +44,7 @@ def test_schema_skew_fails_the_batch_and_writes_nothing(
     settings, name = profiled
     model = load_model(settings, ModelRef(name, version="1"))
     assert model.checker is not None
-    log = PredictionLog.open(database_url)
+    log = BatchLog.open(database_url, root_of(settings.artifacts, settings.home))
     try:
         retyped = _frame()
         retyped["V2"] = retyped["V2"].round(2).astype(str) + "x"
@@ -60,7 +60,7 @@ def test_schema_skew_fails_the_batch_and_writes_nothing(
         message = str(caught.value)
         assert "'V1': missing column" in message and "'coupon': extra column" in message
         assert "2 schema issue(s)" in message
-        assert log.count(model_name=name) == 0  # nothing of either batch was written
+        assert PredictionLog(log.engine).count(model_name=name) == 0  # nothing written
     finally:
         log.engine.dispose()
 
@@ -70,7 +70,7 @@ def test_value_skew_is_recorded_on_the_batch_predictions(
 ) -> None:
     settings, name = profiled
     model = load_model(settings, ModelRef(name, version="1"))
-    log = PredictionLog.open(database_url)
+    log = BatchLog.open(database_url, root_of(settings.artifacts, settings.home))
     try:
         frame = _frame()
         frame.loc[:59, "Amount"] = 1e9
@@ -79,9 +79,11 @@ def test_value_skew_is_recorded_on_the_batch_predictions(
         assert len(scored) == len(frame)
         plain = score_and_log(model, _frame(), "job-plain-000000", log)
         assert len(plain) == len(frame)
-        query = sa.select(Prediction.batch_id, Prediction.skew).where(Prediction.model_name == name)
-        with log.engine.connect() as connection:
-            found = [tuple(row) for row in connection.execute(query)]
+        found = [
+            (row.batch_id, row.skew)
+            for row in batchlog.segments(log.engine, model_name=name)
+            for _ in range(row.rows)  # a chunk's skew holds for each of its predictions
+        ]
     finally:
         log.engine.dispose()
     by_batch: dict[str, list[object]] = {}

@@ -232,14 +232,17 @@ def test_output_json_parses_and_has_the_documented_keys(
         in_process, "predict-batch", "--model", f"{MODEL}/1", "--input", str(rows),
         "--output", str(home.folder / "scored_json.csv"), "-o", "json",
     )  # fmt: skip
-    assert batch == {
+    assert isinstance(batch, dict)
+    assert {k: batch[k] for k in ("model", "version", "rows", "input", "output", "engine")} == {
         "model": MODEL,
         "version": "1",
         "rows": 50,
         "input": str(rows),
         "output": str(home.folder / "scored_json.csv"),
-        "job_id": None,
+        "engine": "local",
     }
+    assert batch["batch_id"] == batch["job_id"] and batch["chunks"] == 1
+    assert batch["rows_per_second"] > 0 and "batch-log" in batch["log"]
     monitored = _json(in_process, "monitor", MODEL, "--all", "--no-retrain", "-o", "json")
     assert isinstance(monitored, dict) and monitored["metric"] == "kappa"
     window = monitored["windows"][0]

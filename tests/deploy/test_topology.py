@@ -83,6 +83,12 @@ def _versions(tracking: str) -> list[dict[str, Any]]:
     return list(body.get("model_versions", []))
 
 
+def _logged(database: str) -> int:
+    """Predictions in the log: online rows plus the rows of batch segments."""
+    online = _count(database, "SELECT count(*) FROM predictions")
+    return online + _count(database, "SELECT coalesce(sum(rows), 0) FROM batch_segments")
+
+
 def _count(database: str, sql: str) -> int:
     engine = sa.create_engine(database)
     try:
@@ -231,12 +237,14 @@ def test_the_compose_topology_trains_serves_swaps_and_keeps_models_in_s3(tmp_pat
             with batch_out.open() as file:
                 assert len(list(csv.DictReader(file))) == 300
             # The server logs its predictions in the background: wait for them, then count.
+            # online rows in SQL, batch-scored ones as segments (one batch_segments row each)
             wait_for(
-                lambda: _count(meta_db, "SELECT count(*) FROM predictions") >= 120 + 300,
+                lambda: _logged(meta_db) >= 120 + 300,
                 timeout=120,
                 what="every prediction in the log",
             )
-            logged = _count(meta_db, "SELECT count(*) FROM predictions")
+            assert _count(meta_db, "SELECT coalesce(sum(rows), 0) FROM batch_segments") == 300
+            logged = _logged(meta_db)
             assert logged == 120 + 300, logged
 
             # The scheduled monitor checks the log's windows, reference from the champion.

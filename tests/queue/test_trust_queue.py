@@ -47,7 +47,6 @@ def test_workers_refuse_altered_and_outside_versions_until_approved(
                     frame,
                     batch_rows=10,
                     timeout_seconds=180,
-                    poll_seconds=0.2,
                 )
             assert why in str(caught.value) and f"version {version}" in str(caught.value)
             failed = [j for j in jobs.list(limit=5) if j.model_name == f"{name}/{version}"]

@@ -67,3 +67,31 @@ def with_offline_features(
     joined = joined.sort_values(ROW, kind="stable").reset_index(drop=True)
     joined.index = frame.index
     return joined.drop(columns=[ROW, stamp, *binding.entity_keys]), entities
+
+
+def join_offline_file(
+    settings: Settings, name: str, version: str, source: Any, folder: Any
+) -> tuple[Any, pd.DataFrame | None]:
+    """The file to score: ``source`` itself, or its features joined into ``folder``.
+
+    Only a version with a feature binding reads the whole file (entity files are keys
+    and timestamps); every other version's file streams through the engine untouched.
+    Returns the path to score and the entity columns to put back in front of the output
+    (``None`` when nothing was joined).
+    """
+    from pathlib import Path
+
+    from loopml.batch.files import read_table
+    from loopml.features import FeatureBinding
+    from loopml.registry.models import get_version
+
+    if FeatureBinding.from_tags(get_version(settings, name, version).tags) is None:
+        return source, None
+    frame, entities = with_offline_features(
+        settings, name, version, read_table(source), f"{source} columns"
+    )
+    if entities is None:
+        return source, None
+    joined = Path(folder) / "joined-input.parquet"
+    frame.reset_index(drop=True).to_parquet(joined, index=False)
+    return joined, entities.reset_index(drop=True)

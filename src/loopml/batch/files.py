@@ -1,9 +1,19 @@
-"""Reading the rows to score (CSV or Parquet) and writing the scored file."""
+"""Reading the rows to score (CSV or Parquet) in chunks, and writing the scored file.
+
+Engines stream: a chunk is read, scored, logged and appended to the output,
+so memory stays flat however many rows the file has. Paths may be local or
+any URI pyarrow's filesystems open (``s3://``). The scored file is written
+under a temp name and renamed when complete (locally); on S3 the upload
+completes only when the writer closes, so a failed job leaves no output.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import pandas as pd
 
@@ -12,8 +22,8 @@ from loopml.core.errors import DataError
 FORMATS = (".csv", ".parquet", ".pq")
 
 
-def _format(path: Path, role: str) -> str:
-    suffix = path.suffix.lower()
+def _format(path: str | Path, role: str) -> str:
+    suffix = Path(str(path)).suffix.lower()
     if suffix not in FORMATS:
         raise DataError(
             f"{role} file {path}: unsupported format {suffix or '(no suffix)'!r}; "
@@ -22,34 +32,203 @@ def _format(path: Path, role: str) -> str:
     return "csv" if suffix == ".csv" else "parquet"
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """The whole input file as a frame (CSV or Parquet, by suffix)."""
+def is_remote(path: str | Path) -> bool:
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def _filesystem(path: str | Path) -> tuple[Any, str]:
+    import pyarrow.fs as pafs
+
+    text = str(path)
+    if "://" in text:
+        filesystem, location = pafs.FileSystem.from_uri(text)
+        return filesystem, str(location)
+    return pafs.LocalFileSystem(), str(Path(text).resolve())
+
+
+def check_input(path: str | Path) -> None:
+    """Fail before any scoring when the input cannot be read."""
     kind = _format(path, "input")
-    if not path.is_file():
-        raise DataError(f"input file {path} does not exist")
+    filesystem, location = _filesystem(path)
+    import pyarrow.fs as pafs
+
     try:
-        return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+        info = filesystem.get_file_info(location)
+    except OSError as exc:
+        raise DataError(f"input file {path}: cannot reach it: {exc}") from exc
+    if info.type != pafs.FileType.File:
+        raise DataError(f"input file {path} does not exist")
+    del kind
+
+
+def check_output(path: str | Path) -> None:
+    """Fail before any scoring when the output file could not be written."""
+    _format(path, "output")
+    if not is_remote(path) and not Path(str(path)).parent.exists():
+        raise DataError(f"output file {path}: folder {Path(str(path)).parent} does not exist")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """The whole input file as a frame (small files and tests; engines stream)."""
+    parts = [chunk for _, chunk in iter_chunks(path, 1_000_000)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def iter_chunks(path: str | Path, rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """``(number, chunk)`` pairs of exactly ``rows`` rows (the last fewer), in file order.
+
+    Chunk boundaries depend only on ``rows``, never on the file's row groups,
+    so every engine numbers the same rows the same way (and so gives them the
+    same prediction ids for the same job).
+    """
+    if rows < 1:
+        raise DataError(f"batch size must be at least 1, got {rows}")
+    check_input(path)
+    kind = _format(path, "input")
+    filesystem, location = _filesystem(path)
+    try:
+        if kind == "csv":
+            with filesystem.open_input_stream(location) as stream:
+                reader = pd.read_csv(stream, chunksize=rows)
+                for number, chunk in enumerate(reader):
+                    yield number, chunk.reset_index(drop=True)
+            return
+        yield from _parquet_chunks(filesystem, location, rows)
     except (OSError, ValueError) as exc:
         raise DataError(f"input file {path}: cannot read it as {kind}: {exc}") from exc
 
 
-def check_output(path: Path) -> None:
-    """Fail before any scoring when the output file could not be written."""
-    _format(path, "output")
-    if not path.parent.exists():
-        raise DataError(f"output file {path}: folder {path.parent} does not exist")
+def _parquet_chunks(
+    filesystem: Any, location: str, rows: int
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with filesystem.open_input_file(location) as handle:
+        parquet = pq.ParquetFile(handle)
+        held: list[pa.RecordBatch] = []
+        count = 0
+        number = 0
+        for batch in parquet.iter_batches(batch_size=rows):
+            held.append(batch)
+            count += batch.num_rows
+            while count >= rows:
+                table = pa.Table.from_batches(held)
+                yield number, table.slice(0, rows).to_pandas()
+                number += 1
+                rest = table.slice(rows)
+                held = rest.to_batches()
+                count = rest.num_rows
+        if count:
+            yield number, pa.Table.from_batches(held).to_pandas()
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    if _format(path, "output") == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
+def read_range(path: str | Path, start: int, rows: int) -> pd.DataFrame:
+    """Rows ``start`` .. ``start + rows - 1`` of a Parquet file, reading only their row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if _format(path, "input") != "parquet":
+        raise DataError(f"input file {path}: a row range is read from Parquet only")
+    filesystem, location = _filesystem(path)
+    try:
+        with filesystem.open_input_file(location) as handle:
+            parquet = pq.ParquetFile(handle)
+            metadata = parquet.metadata
+            groups, first, offset = [], None, 0
+            for group in range(metadata.num_row_groups):
+                size = metadata.row_group(group).num_rows
+                if offset + size > start and offset < start + rows:
+                    groups.append(group)
+                    first = offset if first is None else first
+                offset += size
+            if first is None:
+                raise DataError(f"input file {path} has {offset} rows; none from row {start}")
+            table: pa.Table = parquet.read_row_groups(groups)
+    except OSError as exc:
+        raise DataError(f"input file {path}: cannot read rows {start}+{rows}: {exc}") from exc
+    sliced: pd.DataFrame = table.slice(start - first, rows).to_pandas()
+    return sliced
 
 
 def chunks(frame: pd.DataFrame, rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    """``(number, chunk)`` pairs of at most ``rows`` rows, in file order."""
+    """``(number, chunk)`` pairs of at most ``rows`` rows of a frame in memory, in order."""
     if rows < 1:
         raise DataError(f"batch size must be at least 1, got {rows}")
     for number, start in enumerate(range(0, len(frame), rows)):
         yield number, frame.iloc[start : start + rows]
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    with ScoredWriter(path) as writer:
+        writer.append(frame)
+
+
+class ScoredWriter:
+    """Appends scored chunks to the output; the file appears whole on success, never half."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.kind = _format(path, "output")
+        self.rows = 0
+        self._filesystem, self._location = _filesystem(path)
+        self._remote = is_remote(path)
+        self._temp = (
+            self._location
+            if self._remote
+            else str(
+                Path(self._location).with_name(
+                    f".{Path(self._location).name}.{uuid.uuid4().hex[:8]}.tmp"
+                )
+            )
+        )
+        self._stream: Any = None
+        self._parquet: Any = None
+
+    def __enter__(self) -> ScoredWriter:
+        self._stream = self._filesystem.open_output_stream(self._temp)
+        return self
+
+    def append(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.kind == "csv":
+            text = frame.to_csv(index=False, header=self.rows == 0)
+            self._stream.write(text.encode())
+        else:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                # no dictionaries: scores and inputs are mostly distinct floats, and
+                # dictionary-encoding them cost more than scoring them
+                self._parquet = pq.ParquetWriter(self._stream, table.schema, use_dictionary=False)
+            self._parquet.write_table(table.cast(self._parquet.schema))
+        self.rows += len(frame)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        if self.kind == "parquet" and self._parquet is None and error is None:
+            import pyarrow.parquet as pq
+
+            pq.ParquetWriter(self._stream, _empty_schema()).close()
+        self._stream.close()
+        if self._remote:
+            if error is not None:
+                self._filesystem.delete_file(self._location)
+            return
+        if error is None:
+            Path(self._temp).replace(self._location)
+        else:
+            Path(self._temp).unlink(missing_ok=True)
+
+
+def _empty_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema([])

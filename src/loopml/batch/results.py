@@ -1,60 +1,23 @@
-"""Reading batch results back from the prediction log: counts while waiting, then the scores."""
+"""Reading a batch job back from the batch log: how many predictions it logged, and its ids."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import pyarrow as pa
 
-import pandas as pd
-import sqlalchemy as sa
-
-from loopml.batch.scoring import prediction_id, probability_column
-from loopml.store.predictions import PREDICTION, PredictionLog
-from loopml.store.tables import Prediction
+from loopml.store import batchlog
+from loopml.store.predictions import PredictionLog
 
 
 def count_logged(log: PredictionLog, job_id: str) -> int:
-    """How many predictions of the job's batches are in the log so far (a full scan; for tests)."""
-    table = Prediction.__table__
-    query = (
-        sa.select(sa.func.count()).select_from(table).where(table.c.batch_id.like(f"{job_id}-%"))
-    )
-    with log.engine.connect() as connection:
-        return int(connection.execute(query).scalar_one())
+    """How many predictions the job's segments hold, by their SQL rows (no file is read)."""
+    return sum(row.rows for row in batchlog.segments(log.engine, job_id=job_id))
 
 
-def count_by_batch(log: PredictionLog, batch_ids: Sequence[str]) -> dict[str, int]:
-    """Logged predictions per batch id, through the batch id index; missing batches count 0."""
-    table = Prediction.__table__
-    counts = dict.fromkeys(batch_ids, 0)
-    with log.engine.connect() as connection:
-        for start in range(0, len(batch_ids), 1_000):
-            chunk = list(batch_ids[start : start + 1_000])
-            query = (
-                sa.select(table.c.batch_id, sa.func.count())
-                .where(table.c.batch_id.in_(chunk))
-                .group_by(table.c.batch_id)
-            )
-            for batch, count in connection.execute(query):
-                counts[batch] = int(count)
-    return counts
-
-
-def fetch_scores(log: PredictionLog, batch: str, rows: int) -> pd.DataFrame:
-    """The predictions of ``batch`` (``rows`` rows) in row order, as score columns."""
-    table = Prediction.__table__
-    query = sa.select(table.c.id, table.c.outputs).where(table.c.batch_id == batch)
-    with log.engine.connect() as connection:
-        outputs: dict[str, dict[str, Any]] = {row[0]: row[1] for row in connection.execute(query)}
-    ids = [prediction_id(batch, row) for row in range(rows)]
-    missing = sum(1 for identifier in ids if identifier not in outputs)
-    if missing:
-        raise LookupError(f"batch {batch}: {missing} of {rows} predictions are not logged")
-    records: list[dict[str, Any]] = []
-    for identifier in ids:
-        found = outputs[identifier]
-        record: dict[str, Any] = {PREDICTION: found.get(PREDICTION)}
-        for label, value in (found.get("probabilities") or {}).items():
-            record[probability_column(label)] = value
-        records.append(record)
-    return pd.DataFrame.from_records(records)
+def logged_ids(log: PredictionLog, job_id: str) -> pa.ChunkedArray:
+    """Every prediction id in the job's segments, read from the files (for audits and tests)."""
+    tables = [
+        batchlog.read_segment(row.uri, ["prediction_id"]).column("prediction_id")
+        for row in batchlog.segments(log.engine, job_id=job_id)
+    ]
+    chunks = [chunk for column in tables for chunk in column.chunks]
+    return pa.chunked_array(chunks, pa.string())

@@ -1,9 +1,9 @@
-"""Scoring a frame with a registered model and writing every prediction to the prediction log.
+"""Scoring a frame with a registered model and logging it as one batch-log segment.
 
-The same function serves the inference worker and ``loopml predict-batch``
-without ``--queue``. Prediction ids derive from the batch id and the row's
-place in it, so a redelivered batch writes the same ids and the log keeps
-one row per prediction.
+The same function serves the inference worker and the local engine of
+``loopml predict-batch``. Prediction ids derive from the batch id and the
+row's place in it, so a redelivered batch writes the same ids into the same
+segment and the log keeps one row per prediction.
 """
 
 from __future__ import annotations
@@ -13,22 +13,34 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from loopml.batch.models import LoadedModel
-from loopml.store.predictions import (
-    BATCH,
-    PREDICTION,
-    PredictionLog,
-    PredictionRecord,
-    frame_inputs,
-    prediction_records,
-    value_skew,
-)
+from loopml.store.batchlog import BatchLog, SegmentRecord
+from loopml.store.predictions import PREDICTION, value_skew
+
+
+def id_prefix(batch_id: str) -> str:
+    """The first 20 hex digits of SHA-256 of the batch id: every id of the batch starts so."""
+    return hashlib.sha256(batch_id.encode()).hexdigest()[:20]
 
 
 def prediction_id(batch_id: str, row: int) -> str:
-    """The prediction id of row ``row`` of batch ``batch_id``: 32 hex characters."""
-    return hashlib.sha256(f"{batch_id}:{row}".encode()).hexdigest()[:32]
+    """The prediction id of row ``row`` of batch ``batch_id``: 32 characters, all hex digits.
+
+    The batch's :func:`id_prefix` then the row as 12 decimal digits, so the ids of a
+    chunk are made in one vectorised step (:func:`prediction_ids`) and an id names its
+    batch: feedback finds a batch-scored prediction's segment from the id alone.
+    """
+    return f"{id_prefix(batch_id)}{row:012d}"
+
+
+def prediction_ids(batch_id: str, rows: int) -> pa.Array:
+    """The ids of rows ``0 .. rows - 1`` of batch ``batch_id`` (as :func:`prediction_id`)."""
+    import pyarrow.compute as pc
+
+    numbers = pc.utf8_lpad(pa.array(np.arange(rows, dtype=np.int64)).cast(pa.string()), 12, "0")
+    return pc.binary_join_element_wise(id_prefix(batch_id), numbers, "")
 
 
 def batch_id(job_id: str, number: int) -> str:
@@ -43,11 +55,7 @@ def probability_column(label: Any) -> str:
 def score_frame(model: LoadedModel, frame: pd.DataFrame) -> pd.DataFrame:
     """``frame``'s predictions: a ``prediction`` column and one probability column per class."""
     labels, probabilities = model.predict(frame)
-    scored = pd.DataFrame({PREDICTION: labels}, index=frame.index)
-    if probabilities is not None and model.classes is not None:
-        for position, label in enumerate(model.classes):
-            scored[probability_column(label)] = probabilities[:, position]
-    return scored
+    return scores_of(model, frame.index, labels, probabilities)
 
 
 def check_skew(model: LoadedModel, frame: pd.DataFrame, where: str) -> dict[str, Any] | None:
@@ -65,43 +73,39 @@ def check_skew(model: LoadedModel, frame: pd.DataFrame, where: str) -> dict[str,
 
 
 def score_and_log(
-    model: LoadedModel, frame: pd.DataFrame, batch_id: str, log: PredictionLog
+    model: LoadedModel, frame: pd.DataFrame, batch_id: str, log: BatchLog
 ) -> pd.DataFrame:
-    """Check, score ``frame`` and write each row to ``log`` as batch ``batch_id``; the scores.
+    """Check, score ``frame`` and log it as batch ``batch_id``: one segment, one row; the scores.
 
-    Returns only once the rows are committed: the worker acknowledges the batch
-    after that, so a worker killed mid-batch has its batch redelivered, and the
-    ids (from the batch id and row) make the second write add nothing twice.
+    Returns only once the segment and its row are written: the worker
+    acknowledges the batch after that, so a worker killed mid-batch has its
+    batch redelivered, and the second write replaces the first (same segment
+    name, same (job, chunk) row), never adding a chunk twice.
     """
     skew = check_skew(model, frame, f"batch {batch_id}")
-    scored = score_frame(model, frame)
-    log.write(records(model, frame, scored, batch_id, skew))
+    labels, probabilities = model.predict(frame)
+    log.record(
+        SegmentRecord(
+            batch_id=batch_id,
+            model_name=model.name,
+            model_version=model.version,
+            ids=prediction_ids(batch_id, len(frame)),
+            inputs=frame,
+            predictions=labels,
+            probabilities=probabilities if model.classes is not None else None,
+            classes=[str(c) for c in model.classes] if model.classes is not None else None,
+            skew=skew,
+        )
+    )
+    return scores_of(model, frame.index, labels, probabilities)
+
+
+def scores_of(
+    model: LoadedModel, index: pd.Index, labels: Any, probabilities: np.ndarray | None
+) -> pd.DataFrame:
+    """The scored columns: ``prediction`` and one ``probability_<class>`` per class."""
+    scored = pd.DataFrame({PREDICTION: labels}, index=index)
+    if probabilities is not None and model.classes is not None:
+        for position, label in enumerate(model.classes):
+            scored[probability_column(label)] = probabilities[:, position]
     return scored
-
-
-def records(
-    model: LoadedModel,
-    frame: pd.DataFrame,
-    scored: pd.DataFrame,
-    batch_id: str,
-    skew: dict[str, Any] | None = None,
-) -> list[PredictionRecord]:
-    """One prediction-log record per row, inputs as sent and outputs as predicted."""
-    probability_columns = [c for c in scored.columns if c != PREDICTION]
-    probabilities = (
-        np.round(scored[probability_columns].to_numpy(), 6).tolist()
-        if probability_columns
-        else None
-    )
-    return prediction_records(
-        [prediction_id(batch_id, row) for row in range(len(frame))],
-        model.name,
-        model.version,
-        frame_inputs(frame),
-        scored[PREDICTION].tolist(),
-        probabilities,
-        [str(label) for label in model.classes] if model.classes is not None else None,
-        source=BATCH,
-        batch_id=batch_id,
-        skew=skew,
-    )

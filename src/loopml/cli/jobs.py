@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,10 +134,23 @@ def _loopback(host: str) -> bool:
 
 def predict_batch(
     model: Annotated[str, typer.Option(help="NAME@ALIAS or NAME/VERSION, e.g. fraud@champion.")],
-    input: Annotated[Path, typer.Option("--input", help="CSV or Parquet rows to score.")],
-    output: Annotated[Path, typer.Option("--output", help="Scored file (CSV or Parquet).")],
-    queue: Annotated[bool, typer.Option("--queue", help="Score on inference workers.")] = False,
-    batch_rows: Annotated[int, typer.Option(min=1, help="Rows per batch.")] = 10_000,
+    input: Annotated[str, typer.Option("--input", help="CSV or Parquet rows (path or s3://).")],
+    output: Annotated[str, typer.Option("--output", help="Scored file (CSV or Parquet).")],
+    engine: Annotated[
+        str, typer.Option(help="local (in this process), queue (inference workers), spark.")
+    ] = "local",
+    queue: Annotated[bool, typer.Option("--queue", help="Same as --engine queue.")] = False,
+    master: Annotated[
+        str | None, typer.Option(help="Spark master URL (--engine spark); default local[*].")
+    ] = None,
+    by_reference: Annotated[
+        bool,
+        typer.Option(
+            "--by-reference",
+            help="--engine queue, Parquet input the workers can read: send row ranges, not rows.",
+        ),
+    ] = False,
+    batch_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 10_000,
     timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
     format: Annotated[
         Format,
@@ -148,35 +162,47 @@ def predict_batch(
         ),
     ] = Format.table,
 ) -> None:
-    """Score a file with a registered model; every prediction goes to the prediction log."""
+    """Score a file with a registered model; each chunk is logged as one batch-log segment."""
     from loopml.batch import ModelRef
-    from loopml.batch.columns import check_columns, signature_columns
-    from loopml.batch.files import check_output, read_table, write_table
+    from loopml.batch.engines import BatchRequest, get_engine
     from loopml.cli.quiet import quiet_mlflow
     from loopml.cli.shapes import BatchOutput
     from loopml.core.errors import InputError
 
     config = settings()
     quiet_mlflow()
-    job_id: str | None = None
     try:
+        chosen = get_engine("queue" if queue else engine)
         ref = ModelRef.parse(model)
-        check_output(output)
-        frame = read_table(input)
         pinned = ref.pin(config)  # one version for the whole file, named in the summary
         assert pinned.version is not None
-        from loopml.batch.features import with_offline_features
+        from loopml.batch.features import join_offline_file
+        from loopml.batch.files import check_output, read_table, write_table
 
-        # entity-only files of a version trained from a feature store: features joined here
-        frame, entities = with_offline_features(
-            config, pinned.name, pinned.version, frame, f"{input} columns"
-        )
-        check_columns(
-            frame, signature_columns(config, pinned.name, pinned.version), f"{input} columns"
-        )
-        with _bar(err if format is Format.json else out) as advance:
-            job_id, scored = _score(config, pinned, frame, queue, batch_rows, timeout, advance)
-        write_table(scored if entities is None else entities.join(scored), output)
+        with tempfile.TemporaryDirectory(prefix="loopml-batch-") as scratch:
+            # entity-only files of a version trained from a feature store: features joined first
+            source, entities = join_offline_file(
+                config, pinned.name, pinned.version, input, scratch
+            )
+            target = str(output)
+            if entities is not None:
+                check_output(output)
+                target = str(Path(scratch) / f"scored{Path(str(output)).suffix or '.parquet'}")
+            request = BatchRequest(
+                settings=config,
+                model=pinned,
+                input=str(source),
+                output=target,
+                batch_rows=batch_rows,
+                master=master,
+                timeout_seconds=timeout,
+                options={"by_reference": by_reference},
+            )
+            with _bar(err if format is Format.json else out) as advance:
+                result = chosen.score(request, advance)
+            if entities is not None:  # the entity keys back in front of the scored rows
+                write_table(entities.join(read_table(target)), output)
+                result.output = str(output)
     except InputError as error:
         fail(ConfigError(str(error)))  # bad input: one line, exit code 2
     except LoopmlError as error:
@@ -188,29 +214,36 @@ def predict_batch(
                 f"{type(error).__name__}: {' '.join(str(error).split())}"
             )
         )
-    if job_id is not None:
-        say(err, f"batch job {job_id}")
     summary = BatchOutput(
-        model=pinned.name,
-        version=pinned.version,
-        rows=len(scored),
+        model=result.model,
+        version=result.version,
+        rows=result.rows,
         input=str(input),
-        output=str(output),
-        job_id=job_id,
+        output=result.output,
+        job_id=result.job_id,
+        engine=result.engine,
+        batch_id=result.job_id,
+        chunks=result.chunks,
+        seconds=round(result.seconds, 3),
+        rows_per_second=round(result.rows_per_second, 1),
+        startup_seconds=round(result.startup_seconds, 3),
+        log=result.log,
     )
     if format is Format.json:
         emit(summary)
         return
     say(
         out,
-        f"[green]scored[/] {len(scored)} rows with {pinned.name} version {pinned.version}"
-        f"{'' if ref.version else f' ({model})'} -> {output}",
+        f"[green]scored[/] {result.rows} rows with {result.model} version {result.version}"
+        f"{'' if ref.version else f' ({model})'} on {result.engine} in {result.seconds:.1f} s "
+        f"({result.rows_per_second:,.0f} rows/s) -> {result.output}",
     )
+    say(out, f"batch {result.job_id}: {result.chunks} chunks logged under {result.log}")
 
 
 @contextmanager
-def _bar(console: Any) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on a terminal; off one, nothing (a pipe would fill with redraws)."""
+def _bar(console: Any) -> Iterator[Callable[[int, int | None], None]]:
+    """A bar over chunks on a terminal; off one, nothing (a pipe would fill with redraws)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     if not console.is_terminal:
@@ -223,42 +256,12 @@ def _bar(console: Any) -> Iterator[Callable[[int, int], None]]:
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task("scoring rows", total=None)
+        task = bar.add_task("scoring chunks", total=None)
 
-        def advance(done: int, total: int) -> None:
+        def advance(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
 
         yield advance
-
-
-def _score(
-    config: Any, ref: Any, frame: Any, queue: bool, batch_rows: int, timeout: Any, advance: Any
-) -> tuple[str | None, Any]:
-    if queue:
-        from loopml.queue import make_app
-        from loopml.queue.batches import score_through_queue
-
-        job_id, scored = score_through_queue(
-            make_app(config),
-            config,
-            ref,
-            frame,
-            batch_rows=batch_rows,
-            progress=advance,
-            timeout_seconds=timeout,
-        )
-        return job_id, scored
-    from loopml.batch import load_model
-    from loopml.batch.local import score_locally
-    from loopml.store.predictions import PredictionLog
-
-    log = PredictionLog.open(config.database)
-    try:
-        return None, score_locally(
-            load_model(config, ref), frame, log, batch_rows=batch_rows, progress=advance
-        )
-    finally:
-        log.engine.dispose()
 
 
 @jobs_app.command("list")

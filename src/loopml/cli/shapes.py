@@ -264,6 +264,16 @@ class BatchOutput(Shape):
     input: str
     output: str
     job_id: str | None
+    engine: str = "local"
+    batch_id: str | None = None
+    """The batch log's id of this scoring (its segments' job id); the same as ``job_id``."""
+    chunks: int = 0
+    seconds: float = 0.0
+    rows_per_second: float = 0.0
+    startup_seconds: float = 0.0
+    """Spark: the session start-up, not counted in ``seconds``."""
+    log: str | None = None
+    """Where the batch-log segments went."""
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loopml.core.errors import MessageError
 
@@ -28,8 +28,18 @@ class TrainingMessage(BaseModel):
     )
 
 
+class RowRange(BaseModel):
+    """Rows ``start`` .. ``start + rows - 1`` of a Parquet file the worker can read itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = Field(min_length=1, description="A path on a disk the workers share, or s3://")
+    start: int = Field(ge=0)
+    rows: int = Field(ge=1)
+
+
 class BatchMessage(BaseModel):
-    """Score ``rows`` (pandas' split layout) with ``model`` and log them as batch ``batch_id``."""
+    """Score ``rows`` (pandas' split layout), or the ``source`` row range, as batch ``batch_id``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -37,7 +47,14 @@ class BatchMessage(BaseModel):
     batch_id: str = Field(min_length=1, max_length=64)
     model: str = Field(min_length=1, description="name@alias or name/version")
     columns: list[str] = Field(min_length=1)
-    rows: list[list[Any]]
+    rows: list[list[Any]] | None = None
+    source: RowRange | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_rows(self) -> BatchMessage:
+        if (self.rows is None) == (self.source is None):
+            raise ValueError("send exactly one of rows (the values) or source (a row range)")
+        return self
 
 
 def parse_message(kind: type[M], args: tuple[Any, ...], kwargs: dict[str, Any]) -> M:

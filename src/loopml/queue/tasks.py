@@ -22,6 +22,7 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 
 from loopml.core.access import HTTP, DataPolicy
 from loopml.core.errors import (
+    DataError,
     JobCancelledError,
     LoopmlError,
     MessageError,
@@ -367,14 +368,17 @@ def _job_store(settings: Settings) -> JobStore:
         return found
 
 
-def _prediction_log(settings: Settings) -> Any:
-    """One prediction log (one connection pool) per worker process."""
-    from loopml.store.predictions import PredictionLog
+def _batch_log(settings: Settings) -> Any:
+    """One batch log (one connection pool) per worker process."""
+    from loopml.store.batchlog import BatchLog, root_of
+    from loopml.store.db import connect
 
+    key = f"batch:{settings.database}"
     with _logs_lock:
-        found = _logs.get(settings.database)
+        found = _logs.get(key)
         if found is None:
-            found = _logs[settings.database] = PredictionLog.open(settings.database, timeout_s=30.0)
+            engine = connect(settings.database)
+            found = _logs[key] = BatchLog(engine, root_of(settings.artifacts, settings.home))
         return found
 
 
@@ -385,13 +389,18 @@ def run_batch(
     import pandas as pd
 
     from loopml.batch import ModelRef, load_model, score_and_log
+    from loopml.batch.files import read_range
 
     job_id = job_id_of(kwargs)
     jobs = _job_store(settings)
     try:
         message = parse_message(BatchMessage, args, kwargs)
-        frame = pd.DataFrame(message.rows, columns=message.columns)
-    except (MessageError, ValueError) as error:
+        if message.source is not None:
+            frame = read_range(message.source.uri, message.source.start, message.source.rows)
+            frame = frame[message.columns]
+        else:
+            frame = pd.DataFrame(message.rows, columns=message.columns)
+    except (MessageError, ValueError, KeyError, DataError) as error:
         raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
     if job_id is not None:
         job = jobs.find(job_id)
@@ -402,7 +411,7 @@ def run_batch(
     except (ModelNotFoundError, ModelReferenceError, UntrustedModelError, ModelLoadError) as error:
         raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
     try:
-        score_and_log(model, frame, message.batch_id, _prediction_log(settings))
+        score_and_log(model, frame, message.batch_id, _batch_log(settings))
     except SkewError as error:  # schema skew: nothing of the batch was scored or written
         raise _dead_letter(jobs, _known(jobs, job_id), str(error)) from error
     except (KeyError, ValueError, TypeError) as error:  # rows the model cannot score

@@ -25,8 +25,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from loopml.core.skew import SkewReport
+from loopml.store import batchlog
 from loopml.store.bounded import bounded, with_timeouts
 from loopml.store.bulk import copy_predictions, supports_copy
+from loopml.store.clock import utc
 from loopml.store.db import connect
 from loopml.store.tables import Feedback, Prediction
 
@@ -332,19 +334,23 @@ class PredictionLog:
             )
 
     def count(self, *, model_name: str | None = None, batch_id: str | None = None) -> int:
-        """How many predictions are stored, optionally for one model or one batch."""
+        """How many predictions are stored (SQL rows and batch segments), for one model or batch."""
         query = sa.select(sa.func.count()).select_from(Prediction.__table__)
         if model_name is not None:
             query = query.where(Prediction.model_name == model_name)
         if batch_id is not None:
             query = query.where(Prediction.batch_id == batch_id)
         with self.engine.connect() as connection:
-            return int(connection.execute(query).scalar_one())
+            rows = int(connection.execute(query).scalar_one())
+        return rows + batchlog.logged_rows(self.engine, model_name=model_name, batch_id=batch_id)
 
     def exists(self, prediction_id: str) -> bool:
+        """Whether the log holds ``prediction_id``: an online row or a batch-scored one."""
         query = sa.select(Prediction.id).where(Prediction.id == prediction_id)
         with self.engine.connect() as connection:
-            return connection.execute(query).first() is not None
+            if connection.execute(query).first() is not None:
+                return True
+        return bool(batchlog.versions_of(self.engine, [prediction_id]))
 
     def frames(
         self,
@@ -360,8 +366,26 @@ class PredictionLog:
         Each frame has the input columns, plus ``prediction_id``,
         ``created_at``, ``model_version``, ``prediction``, ``probabilities``
         and, with ``with_feedback``, ``label`` (the newest label per id, or
-        missing). Keyset pagination keeps memory bounded on any log size.
+        missing). Online rows (SQL) and batch segments (Parquet, one time per
+        chunk) come merged in time order as one log. Keyset pagination and
+        segment-at-a-time reads keep memory bounded on any log size.
         """
+        online = self._sql_frames(model_name, since, until, chunk_rows)
+        batches = batchlog.segments(self.engine, model_name=model_name, since=since, until=until)
+        for frame in _merge_by_time(online, batches):
+            if with_feedback:
+                frame["label"] = frame["prediction_id"].map(
+                    self.labels(list(frame["prediction_id"]))
+                )
+            yield frame
+
+    def _sql_frames(
+        self,
+        model_name: str,
+        since: datetime | None,
+        until: datetime | None,
+        chunk_rows: int,
+    ) -> Iterator[pd.DataFrame]:
         table = Prediction.__table__
         columns = [
             table.c.id,
@@ -386,12 +410,7 @@ class PredictionLog:
             if not rows:
                 return
             after = (rows[-1].created_at, rows[-1].id)
-            frame = _to_frame(rows)
-            if with_feedback:
-                frame["label"] = frame["prediction_id"].map(
-                    self.labels(list(frame["prediction_id"]))
-                )
-            yield frame
+            yield _to_frame(rows)
             if len(rows) < chunk_rows:
                 return
 
@@ -410,6 +429,30 @@ class PredictionLog:
                 for prediction_id, label in connection.execute(query):
                     found[prediction_id] = label.get("label")
         return found
+
+
+def _merge_by_time(
+    online: Iterator[pd.DataFrame], batches: Sequence[sa.Row[Any]]
+) -> Iterator[pd.DataFrame]:
+    """Online frames (sorted) and batch segments (one time each) as one time-ordered stream."""
+    pending = next(online, None)
+    for segment in batches:
+        moment = utc(segment.created_at)
+        while pending is not None:
+            times = pd.to_datetime(pending["created_at"], utc=True)
+            before = (times < moment).to_numpy()
+            if before.all():
+                yield pending
+                pending = next(online, None)
+                continue
+            if before.any():
+                yield pending[before].reset_index(drop=True)
+                pending = pending[~before].reset_index(drop=True)
+            break
+        yield batchlog.log_frame(batchlog.read_segment(segment.uri))
+    while pending is not None:
+        yield pending
+        pending = next(online, None)
 
 
 def _to_frame(rows: Sequence[sa.Row[Any]]) -> pd.DataFrame:
@@ -432,6 +475,10 @@ def _insert_labels(connection: sa.Connection, labels: Sequence[LabelRecord]) -> 
             table.c.id.in_(wanted[start : start + 1_000])
         )
         versions.update((row[0], row[1]) for row in connection.execute(query))
+    if len(versions) < len(wanted):  # not online: a batch-scored prediction, in a segment
+        versions.update(
+            batchlog.versions_of(connection.engine, [i for i in wanted if i not in versions])
+        )
     known = [label for label in labels if label.prediction_id in versions]
     if known:
         statement = _insert_ignoring_duplicates(connection.engine, Feedback, "entry_id")

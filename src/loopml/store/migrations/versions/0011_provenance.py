@@ -1,7 +1,7 @@
 """What a run needs recorded to be reproduced: seed, threads, smoke, code and environment.
 
-Revision ID: 0015_provenance
-Revises: 0009_journal
+Revision ID: 0011_provenance
+Revises: 0010_batch_log
 Create Date: 2026-11-30
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_provenance"
-down_revision = "0009_journal"
+revision = "0011_provenance"
+down_revision = "0010_batch_log"
 branch_labels = None
 depends_on = None
 
