@@ -151,6 +151,7 @@ def figures(study: Any, notes: list[str]) -> dict[str, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
+    from matplotlib import pyplot
     from optuna.exceptions import ExperimentalWarning
     from optuna.visualization import matplotlib as plots
 
@@ -168,6 +169,7 @@ def figures(study: Any, notes: list[str]) -> dict[str, Any]:
                 continue
             figure: Any = axes.figure
             figure.set_size_inches(8, 5)
+            pyplot.close(figure)  # pyplot keeps every figure it drew until closed; it still saves
             found[name] = figure
     return found
 
