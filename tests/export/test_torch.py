@@ -232,3 +232,33 @@ def test_a_module_whose_output_the_contract_cannot_read_is_refused(
     assert reason in " ".join(result.output.split()) and "docs/onnx.md" in result.output
     assert not target.exists() and not list(tmp_path.glob(".*partial"))
     assert SHA256_TAG not in get_version(env.settings, name, version).tags
+
+
+def test_serve_runtime_onnx_serves_the_pytorch_model_as_the_pyfunc_scores_it(
+    models: Models,
+) -> None:
+    """``--runtime onnx`` on a project model: exported (or its recorded export taken), parity-
+    checked, then /predict answers with the contract's labels and probabilities."""
+    import httpx
+
+    from loopml.lifecycle import load_trusted
+    from loopml.registry.reference import ModelReference
+    from tests.serving.conftest import live_server
+
+    name = "torch_probabilities"
+    ref = f"{name}/{models.versions[name]}"
+    settings = models.settings.model_copy(update={"serve_runtime": "onnx"})
+    rows = models.data.sample(8, random_state=2)
+    expected = load_trusted(settings, ModelReference.parse(ref)).score(rows)
+    with live_server(settings, ref) as server:
+        reply = httpx.post(f"{server.url}/predict", json=rows.to_dict(orient="records"))
+        meta = httpx.get(f"{server.url}/metadata").json()
+    assert reply.status_code == 200, reply.text
+    assert (
+        meta["model"]["runtime"] == "onnx" and meta["model"]["runtime_detail"]["parity"]["passed"]
+    )
+    body = reply.json()["predictions"]
+    assert [p["prediction"] for p in body] == np.asarray(expected.predictions).tolist()
+    assert expected.probabilities is not None
+    got = [[p["probabilities"]["no"], p["probabilities"]["yes"]] for p in body]
+    np.testing.assert_allclose(got, expected.probabilities, atol=1e-5)
