@@ -69,7 +69,7 @@ class EdgeModel:
             return [float(v) for v in first], None
         labels = first.tolist()
         if self.label_index and self.classes is not None:
-            labels = [self.classes[int(i)] for i in labels]
+            labels = [self.classes[round(i)] for i in labels]  # a float index from PyTorch
         return labels, np.asarray(results[1], dtype=np.float64)
 
 

@@ -92,7 +92,8 @@ class OnnxScorer:
         if self.kind != "classifier":
             return Scores(first.astype(np.float64))
         if self.label_index and self._labels is not None:
-            first = self._labels[first.astype(np.int64)]
+            # a class index: int64 from an argmax, or a float column of a PyTorch module's output
+            first = self._labels[np.rint(first).astype(np.int64)]
         probabilities = np.asarray(results[1], dtype=np.float64)
         return Scores(first, probabilities)
 

@@ -31,6 +31,7 @@ from loopml.export.errors import ExportError
 from loopml.export.parity import Parity, compare, reference_rows, require
 from loopml.export.runtime import OnnxScorer
 from loopml.registry.loading import LoadedVersion
+from loopml.registry.project_model import ProjectClassifier, ProjectRegressor
 from loopml.registry.reference import ModelReference
 from loopml.registry.tracking import use_tracking
 
@@ -102,13 +103,29 @@ def build_export(loaded: LoadedVersion) -> Export:
     from loopml.export.torch_onnx import convert_torch, is_torch
 
     name = f"{loaded.name}_v{loaded.version}"
-    if loaded.pipeline is not None:
+    # a project's model (run_mlflow_project) is a pyfunc seen through its output contract
+    project = isinstance(loaded.pipeline, ProjectRegressor)
+    if loaded.pipeline is not None and not project:
         converted = convert_pipeline(loaded.pipeline, name=name)
     elif is_torch(loaded.pyfunc):
         schema = loaded.pyfunc.metadata.get_input_schema()
         if schema is None or not schema.has_input_names():
             raise ExportError(f"{loaded.uri}: a PyTorch model needs a signature of named columns")
-        converted = convert_torch(loaded.pyfunc, list(schema.input_names()), name)
+        problem_type, classes = None, None
+        if isinstance(loaded.pipeline, ProjectClassifier):
+            problem_type, classes = "classification", loaded.pipeline.classes_.tolist()
+        elif project:
+            problem_type = "regression"
+        try:
+            converted = convert_torch(
+                loaded.pyfunc,
+                list(schema.input_names()),
+                name,
+                problem_type=problem_type,
+                classes=classes,
+            )
+        except ExportError as exc:
+            raise ExportError(f"{loaded.uri}: {exc}") from exc
     else:
         raise ExportError(
             f"{loaded.uri} is a {loaded.flavor} model without a converter; loopml exports "
@@ -132,7 +149,13 @@ def build_export(loaded: LoadedVersion) -> Export:
 def check(loaded: LoadedVersion, scorer: OnnxScorer) -> Parity:
     """The parity check of ``scorer`` against ``loaded`` on the version's reference rows."""
     rows = _rows(loaded)
-    expected = loaded.score(rows)
+    try:
+        expected = loaded.score(rows)
+    except ValueError as exc:  # a project model's output that its contract cannot read
+        raise ExportError(
+            f"{loaded.uri}: the model cannot score its reference rows ({exc}), so there is "
+            "nothing to check an ONNX graph against (docs/onnx.md)"
+        ) from exc
     measured = compare(expected, scorer.score(rows), loaded.classes is not None)
     return require(measured, loaded.uri)
 
