@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 N_ITER = 6
 
 
-def _spec(stack: Stack, name: str, data: Path) -> Path:
+def _spec(stack: Stack, name: str, data: Path, trees: tuple[int, int] = (60, 120)) -> Path:
     spec = {
         "pipeline": [
             {
@@ -44,7 +44,7 @@ def _spec(stack: Stack, name: str, data: Path) -> Path:
                                     "optimize": "AUC",
                                     "custom_grid": {
                                         "rf": {
-                                            "n_estimators": {"low": 60, "high": 120},
+                                            "n_estimators": {"low": trees[0], "high": trees[1]},
                                             "max_depth": {"low": 2, "high": 8},
                                         }
                                     },
@@ -158,7 +158,9 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial(
     stack = rabbit_stack
     stack.ensure_workers(2)
     name = f"dkill_{uuid.uuid4().hex[:6]}"
-    job = submit_spec_file(stack.app, stack.settings, _spec(stack, name, tuning_data))
+    # trials of a few seconds: a short one can finish between being seen RUNNING and the kill
+    spec = _spec(stack, name, tuning_data, trees=(500, 700))
+    job = submit_spec_file(stack.app, stack.settings, spec)
     jobs = stack.jobs()
     try:
         running = wait_for(
@@ -206,7 +208,9 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial(
     lost = study.trials[victim.number]
     assert lost.state.name == "FAIL", lost.state
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]
-    assert retried and retried[0].params == lost.params
+    # the retry repeats what the lost trial had drawn (a kill between two suggestions
+    # leaves it part of the parameters; the rest are drawn anew)
+    assert retried and lost.params.items() <= retried[0].params.items(), (lost, retried)
     stack.ensure_workers(2)
 
 
