@@ -127,17 +127,22 @@ def test_the_project_model_is_served_and_every_prediction_logged(loop: Loop) -> 
 
 def test_batch_scoring_checks_scores_and_logs_the_project_model(loop: Loop) -> None:
     from loopml.batch.models import load_model
-    from loopml.batch.scoring import score_and_log
+    from loopml.batch.scoring import batch_id, score_and_log
     from loopml.registry.reference import ModelReference
+    from loopml.store.batchlog import BatchLog, root_of
+    from loopml.store.db import connect
     from loopml.store.predictions import PredictionLog
 
-    model = load_model(loop.settings, ModelReference(MODEL, version="2"))
+    settings = loop.settings
+    model = load_model(settings, ModelReference(MODEL, version="2"))
     frame = loop.project.context.data["holdout"].drop(columns=["Class"]).head(20)
-    log = PredictionLog.open(loop.settings.database)
-    scored = score_and_log(model, frame, "pytorch-batch-1", log)
+    log = BatchLog(connect(settings.database), root_of(settings.artifacts, settings.home))
+    chunk = batch_id("pytorch-batch", 0)
+    scored = score_and_log(model, frame.reset_index(drop=True), chunk, log)
     assert list(scored.columns) == ["prediction", "probability_0", "probability_1"]
     assert set(scored["prediction"].tolist()) <= {0, 1}
-    assert log.count(batch_id="pytorch-batch-1") == 20
+    # counted in the one prediction log readers see (the chunk's Parquet segment)
+    assert PredictionLog.open(settings.database).count(batch_id=chunk) == 20
 
 
 def test_without_torch_the_load_error_names_the_extra(
