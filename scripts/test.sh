@@ -12,12 +12,12 @@ echo "== ruff";          ruff check src tests bench examples
 echo "== ruff format";   ruff format --check src tests bench examples
 echo "== mypy";          mypy
 echo "== import-linter"; lint-imports
-echo "== pytest";        pytest "$@"
-echo "== smoke examples"; bash scripts/smoke-examples.sh   # every example spec, --smoke
+echo "== pytest ($(date +%T))"; pytest --durations=25 "$@"
+echo "== smoke examples ($(date +%T))"; bash scripts/smoke-examples.sh   # every example spec, --smoke
 # The feature-store tests need Feast, whose lock (pandas<3) conflicts with requirements.lock:
 # they run in their own venv (.venv-feast), selected by the `feast` marker the main run
 # deselects. Skipped only when the caller passed arguments (a partial run).
 if [ "$#" -eq 0 ]; then
     bash scripts/install-feast.sh
-    echo "== pytest (feast)"; .venv-feast/bin/pytest -m feast tests/feature_store
+    echo "== pytest, feast ($(date +%T))"; .venv-feast/bin/pytest -m feast tests/feature_store
 fi
