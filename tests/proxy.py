@@ -16,15 +16,17 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self.port = 0
         self._listener: socket.socket | None = None
+        self._reserved: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._flowing = threading.Event()
         self._flowing.set()
 
     def start(self) -> TcpProxy:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        if self._reserved is not None:  # the port kept bound while cut: listen on it again
+            listener, self._reserved = self._reserved, None
+        else:
+            listener = self._bound(self.port)
         listener.listen(64)
         self.port = listener.getsockname()[1]
         self._listener = listener
@@ -43,6 +45,12 @@ class TcpProxy:
                 self._listener = None
             sockets, self._sockets = self._sockets, set()
         if refuse_new and listener is not None:
+            # Keep the port bound (not listening: connecting is refused) until restore.
+            # Closed, any process's next outgoing connection could take it as its
+            # ephemeral port, and restore would fail with "Address already in use".
+            self._reserved = self._bound(self.port)
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept thread; stops listening
             listener.close()
         for sock in sockets:
             with contextlib.suppress(OSError):
@@ -62,6 +70,18 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut()
+        if self._reserved is not None:
+            self._reserved.close()
+            self._reserved = None
+
+    @staticmethod
+    def _bound(port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # both the listener and the reservation hold the port for the moment of the swap
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", port))
+        return sock
 
     def _accept(self, listener: socket.socket) -> None:
         while True:

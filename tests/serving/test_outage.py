@@ -180,7 +180,7 @@ def _scenario(
     finally:
         for server in servers:
             server.close()
-        proxy.cut()
+        proxy.close()
 
 
 def _journal_of_the_live_server_stays_put(postgres_url: str, traffic: Traffic, since: int) -> None:

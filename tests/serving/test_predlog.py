@@ -214,7 +214,7 @@ def test_a_hung_store_fails_within_the_bound_and_counts_as_down(
         assert not any(direct.exists(i) for i in ids[5:])
     finally:
         logger.stop()  # bounded: the shipper gives up after drain_s
-        proxy.cut()
+        proxy.close()
     assert not logger.shipper._thread.is_alive()
     assert _segments(spool)  # what the hang held back is still journaled
     # the next process ships it
@@ -295,7 +295,7 @@ def test_metadata_and_metrics_show_the_journal_backlog(
             assert all(direct.exists(i) for i in ids)
             assert direct.labels([ids[0]]) == {ids[0]: 1}
     finally:
-        proxy.cut()
+        proxy.close()
         direct.engine.dispose()
 
 
@@ -321,7 +321,7 @@ def test_a_store_that_hangs_errors_out(postgres_url: str, at_commit: bool) -> No
             if not at_commit:
                 connection.execute(sa.text("SELECT pg_sleep(0)"))  # never answered
     finally:
-        proxy.cut()
+        proxy.close()
         log.engine.dispose()
 
 
@@ -385,6 +385,39 @@ def test_any_malformed_request_entry_is_kept_aside_not_a_poisoned_segment(
         logger.stop()
     assert not log.exists("f" * 32)
     assert len(logger.journal.rejected_path.read_bytes().splitlines()) == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_a_value_postgres_refuses_in_a_bulk_segment_is_kept_aside(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # before: a segment of 500 rows or more ships through COPY, whose driver errors were
+    # not SQLAlchemy's; a value PostgreSQL refuses (a NUL in a text column) was then
+    # neither "store down" nor "refused": the segment was retried forever and every
+    # segment after it stayed unshipped
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    poisoned = PredictionRecord("e" * 32, "m\x00", "1", {"a": 1.0}, {"prediction": 0})
+    records = [
+        PredictionRecord(f"b{i:031x}", "m", "1", {"a": float(i)}, {"prediction": 0})
+        for i in range(600)
+    ]
+    lines = [orjson.dumps(r.to_entry()) + b"\n" for r in [*records, poisoned]]
+    (spool / "predictions-1.00000000-00000001.seg").write_bytes(b"".join(lines[1:]))
+    (spool / "predictions-1.00000000-00000002.seg").write_bytes(lines[0])
+    log = PredictionLog.open(postgres_url)
+    before = log.count()
+    logger = PredictionLogger(postgres_url, spool, flush_s=0.05)
+    logger.start()
+    try:
+        wait_for(lambda: log.count() - before == 600 and not _segments(spool), timeout=90)
+    finally:
+        logger.stop()
+        log.engine.dispose()
+    kept = [orjson.loads(line) for line in logger.journal.rejected_path.read_bytes().splitlines()]
+    assert [k["entry"]["id"] for k in kept] == ["e" * 32]
+    assert "refused by the store" in kept[0]["reason"]
 
 
 def test_a_label_older_than_the_grace_waits_for_its_prediction_to_ship(tmp_path: Path) -> None:

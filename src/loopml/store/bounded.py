@@ -4,7 +4,13 @@ Three layers, because each covers a failure the others miss:
 
 - libpq options in the URL: ``connect_timeout`` (connecting, including the
   start-up exchange), ``statement_timeout`` (a server that is slow or waits on a
-  lock), TCP keepalives and ``tcp_user_timeout`` (a peer whose packets vanish);
+  lock), TCP keepalives and ``tcp_user_timeout`` (a peer whose packets vanish),
+  and ``idle_in_transaction_session_timeout`` on the server's side: when the
+  network hangs after an INSERT reached the server but before its COMMIT did,
+  the server would otherwise hold that open transaction, and the row locks
+  on its prediction ids, until its own TCP keepalive gives up (two hours by
+  default). Every other writer of the same ids (the journal shipper of the
+  next process) would wait on those locks all that time;
 - a watchdog that shuts the socket of a call still running after the bound:
   a proxy or half-dead server that accepts bytes and never answers is not
   caught by TCP at all, and psycopg has no client-side query timeout.
@@ -39,7 +45,13 @@ def with_timeouts(url: str, seconds: float) -> str:
     query.setdefault("tcp_user_timeout", milliseconds)
     options = query.get("options", "")
     if "statement_timeout" not in options:
-        query["options"] = f"{options} -c statement_timeout={milliseconds}".strip()
+        options = f"{options} -c statement_timeout={milliseconds}".strip()
+    if "idle_in_transaction_session_timeout" not in options:
+        # twice the bound, like the watchdog: our transactions send their statements back
+        # to back, so only a client that is gone (or cut off) leaves one idle this long
+        idle = str(max(int(seconds * 2000), 1))
+        options = f"{options} -c idle_in_transaction_session_timeout={idle}"
+    query["options"] = options
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 

@@ -40,7 +40,27 @@ def supports_copy(engine: Engine) -> bool:
 def copy_predictions(
     connection: sa.Connection, records: Sequence[PredictionRecord], dumps: Callable[[Any], str]
 ) -> None:
-    """Write ``records`` inside ``connection``'s transaction; ids already logged are skipped."""
+    """Write ``records`` inside ``connection``'s transaction; ids already logged are skipped.
+
+    COPY goes through the driver's cursor, below SQLAlchemy, so its errors are
+    re-raised as SQLAlchemy's (``OperationalError`` for a store that is down,
+    ``DataError`` for a value it refuses): callers tell the two apart by those
+    classes, and a raw driver error would be neither (the journal shipper
+    would retry a refused segment forever).
+    """
+    import psycopg
+
+    try:
+        _copy(connection, records, dumps)
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            f"COPY {_STAGE}", None, exc, psycopg.Error, dialect=connection.dialect
+        ) from exc
+
+
+def _copy(
+    connection: sa.Connection, records: Sequence[PredictionRecord], dumps: Callable[[Any], str]
+) -> None:
     names = ", ".join(COLUMNS)
     driver: Any = connection.connection.driver_connection
     with driver.cursor() as cursor:

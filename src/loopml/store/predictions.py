@@ -329,9 +329,7 @@ class PredictionLog:
         if supports_copy(self.engine) and len(records) >= _COPY_FROM_ROWS:
             copy_predictions(connection, records, json_text)
         else:
-            connection.execute(
-                _insert_ignoring_duplicates(self.engine), [r.as_row() for r in records]
-            )
+            _insert_rows(connection, Prediction, "id", [r.as_row() for r in records])
 
     def count(self, *, model_name: str | None = None, batch_id: str | None = None) -> int:
         """How many predictions are stored (SQL rows and batch segments), for one model or batch."""
@@ -481,9 +479,10 @@ def _insert_labels(connection: sa.Connection, labels: Sequence[LabelRecord]) -> 
         )
     known = [label for label in labels if label.prediction_id in versions]
     if known:
-        statement = _insert_ignoring_duplicates(connection.engine, Feedback, "entry_id")
-        connection.execute(
-            statement,
+        _insert_rows(
+            connection,
+            Feedback,
+            "entry_id",
             [
                 {
                     "entry_id": label.id,
@@ -519,6 +518,32 @@ def _clean(row: dict[Any, Any]) -> dict[str, Any]:
             value = None
         cleaned[str(key)] = value
     return cleaned
+
+
+_MOST_PARAMETERS = 30_000
+"""Bound parameters in one multi-row INSERT (PostgreSQL takes at most 65,535)."""
+
+
+def _insert_rows(
+    connection: sa.Connection, model: Any, key: str, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert ``rows``, skipping ``key``s already present.
+
+    On PostgreSQL as single multi-row statements, never as a driver
+    ``executemany``: psycopg pipelines that, and ends the pipeline with a Flush
+    after its Sync, which turns off the server's
+    ``idle_in_transaction_session_timeout`` until the next statement. A COMMIT
+    then lost to a hanging network would leave the transaction, and the row
+    locks on its ids, open on the server for hours, and the next process's
+    journal shipper could not write those ids (see ``store/bounded.py``).
+    """
+    statement = _insert_ignoring_duplicates(connection.engine, model, key)
+    if connection.engine.dialect.name != "postgresql":
+        connection.execute(statement, list(rows))
+        return
+    per_statement = max(_MOST_PARAMETERS // max(len(model.__table__.columns), 1), 1)
+    for start in range(0, len(rows), per_statement):
+        connection.execute(statement.values(list(rows[start : start + per_statement])))
 
 
 def _insert_ignoring_duplicates(engine: Engine, model: Any = Prediction, key: str = "id") -> Any:
