@@ -16,3 +16,4 @@ find_links=()
 [ -d /opt/wheels ] && find_links=(--find-links /opt/wheels)
 uv pip sync --quiet --python .venv-feast/bin/python "${find_links[@]}" requirements-feast.lock
 uv pip install --quiet --python .venv-feast/bin/python --no-deps -e .
+bash scripts/compile-bytecode.sh .venv-feast

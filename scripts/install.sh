@@ -29,3 +29,5 @@ find_links=()
 [ -d /opt/wheels ] && find_links=(--find-links /opt/wheels)
 uv pip sync --quiet --python .venv/bin/python "${find_links[@]}" "${locks[@]}"
 uv pip install --quiet --python .venv/bin/python --no-deps -e .
+# .pyc files now, once: see scripts/compile-bytecode.sh for why
+bash scripts/compile-bytecode.sh .venv
