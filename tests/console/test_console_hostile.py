@@ -31,6 +31,7 @@ from tests.console.conftest import KEY, MODEL, World, csrf_of, login
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+IMG = "zz<img src=x onerror=alert(2)>"  # sorts after the models other modules read
 BASE = "http://127.0.0.1"
 
 
@@ -394,3 +395,80 @@ def test_what_already_held(world: World, user: TestClient, anonymous: TestClient
         )
         for flag in ("Secure", "HttpOnly", "SameSite=strict", "Path=/ui", "Max-Age=43200"):
             assert flag in cookie_header, flag
+
+
+def test_markup_stored_anywhere_renders_as_text(world: World, user: TestClient) -> None:
+    """Held already: a run, its steps, a job and monitoring windows with markup in every
+    text field a pipeline or a worker writes; and no template can turn escaping off."""
+    from datetime import UTC, datetime
+
+    from loopml.api.ui.pages import _environment
+    from loopml.store.jobs import JobStore
+    from loopml.store.monitoring import CheckView, MonitorStore
+    from loopml.store.runs import Provenance, RunStore
+
+    runs = RunStore(world.settings.database)
+    try:
+        provenance = Provenance(SCRIPT, SCRIPT, SCRIPT, SCRIPT, SCRIPT)
+        run_id = runs.create_run(
+            spec_text=SCRIPT,
+            spec_hash=SCRIPT,
+            spec_source=SCRIPT,
+            experiment_name=SCRIPT,
+            model_name=SCRIPT,
+            provenance=provenance,
+        )
+        step = runs.start_step(run_id, 0, SCRIPT, {"x": SCRIPT}, SCRIPT)
+        runs.finish_step(step, "failed", error=SCRIPT)
+        runs.finish_run(run_id, "failed", error=SCRIPT, traceback=SCRIPT)
+    finally:
+        runs.close()
+    jobs = JobStore(world.settings.database)
+    try:
+        jobs.create(f"{run_id}", kind="training", queue="training", model_name=SCRIPT)
+        jobs.finish(run_id, "failed", error=SCRIPT)
+    finally:
+        jobs.close()
+    moment = datetime(2026, 11, 2, tzinfo=UTC)
+    store = MonitorStore.open(world.settings.database)
+    try:
+        store.add_checks(
+            [
+                CheckView(
+                    kind="decision",
+                    status="alert",
+                    figures={"findings": [SCRIPT], "action": "alert"},
+                    monitor_run_id=SCRIPT,
+                    model_name=IMG,  # a "/" (as in </script>) is no path segment
+                    model_version=SCRIPT,
+                    window_index=0,
+                    window_start=moment,
+                    window_end=moment,
+                    rows=1,
+                    complete=True,
+                    created_at=moment,
+                )
+            ]
+        )
+    finally:
+        store.engine.dispose()
+    quoted = urllib.parse.quote(IMG, safe="")
+    for path in (
+        "/ui/runs",
+        f"/ui/runs/{run_id}",
+        "/ui/jobs",
+        "/ui/monitoring",
+        f"/ui/monitoring/{quoted}/report",
+    ):
+        reply = user.get(path)
+        assert reply.status_code == 200, path
+        assert SCRIPT not in reply.text and IMG not in reply.text, path
+        assert "&lt;script&gt;" in reply.text or "&lt;img" in reply.text, path
+        assert "script-src" not in reply.headers["content-security-policy"], path
+    env = _environment()
+    assert env.loader is not None and callable(env.autoescape)
+    for name in env.list_templates():
+        assert env.autoescape(name), name
+        text = env.loader.get_source(env, name)[0]
+        for unsafe in ("|safe", "| safe", "autoescape false", "Markup"):
+            assert unsafe not in text, (name, unsafe)
