@@ -270,8 +270,8 @@ def test_logging_out_ends_every_copy_of_the_session(world: World, user: TestClie
 def test_a_registry_outage_is_503_and_never_shows_its_password(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An MLflow server that refuses connections: pages and actions answer 503, not 500,
-    and the tracking URI's password (in MLflow's and loopml's messages) is masked."""
+    """An MLflow server or a database that refuses connections: pages and actions answer 503
+    (not 500, not 404), and the password in the store's URL is never shown."""
     from loopml.registry.tracking import use_tracking
     from tests.console.conftest import free_port
 
@@ -299,6 +299,14 @@ def test_a_registry_outage_is_503_and_never_shows_its_password(
                 assert reply.headers["x-frame-options"] == "DENY"
     finally:
         use_tracking(world.settings)  # MLflow's tracking URI is process-wide
+    # the metadata store refusing connections: 503 (it was a 404, "not found")
+    database = f"postgresql+psycopg://loopml:{password}@127.0.0.1:{free_port()}/meta"
+    with _client(world.settings.model_copy(update={"database_url": database})) as client:
+        login(client)  # type: ignore[arg-type]
+        for path in ("/ui/runs", "/ui/runs/abcdef012345", "/ui/jobs", "/ui/monitoring"):
+            reply = client.get(path)
+            assert reply.status_code == 503, (path, reply.status_code)
+            assert password not in reply.text, path
 
 
 def test_pages_and_actions_run_off_the_event_loop(
