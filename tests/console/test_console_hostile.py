@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -246,6 +247,23 @@ def test_the_next_target_after_login_stays_on_the_console(
     assert landed.netloc == "127.0.0.1", reply.headers["location"]
     assert landed.path.startswith("/ui/") and "//" not in landed.path, reply.headers["location"]
     assert "set-cookie: x" not in str(reply.headers).lower()
+
+
+def test_the_login_form_returns_to_the_page_that_sent_there(anonymous: TestClient) -> None:
+    """The checks above must not cost a model whose name has a space or an accent its page."""
+    for path in ("/ui/models/fraud%20model", "/ui/models/%C3%A9t%C3%A9?done=promote"):
+        sent = anonymous.get(path, follow_redirects=False)
+        assert sent.status_code == 303
+        form = anonymous.get(sent.headers["location"])
+        reply = anonymous.post(
+            "/ui/login",
+            data={"csrf": csrf_of(form.text), "key": KEY, "who": "ann", "next": path},
+            follow_redirects=False,
+        )
+        assert reply.headers["location"] == path
+        hidden = re.search(r'name="next" value="([^"]*)"', form.text)
+        assert hidden is not None and hidden.group(1) == path.replace("&", "&amp;")
+        anonymous.cookies.clear()
 
 
 def test_logging_out_ends_every_copy_of_the_session(world: World, user: TestClient) -> None:

@@ -182,7 +182,8 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
         return sessions.read(request.cookies.get(sessions.SESSION_COOKIE), keys, revoked=revoked)
 
     def to_login(request: Request) -> RedirectResponse:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        path = urllib.parse.quote(request.url.path, safe="/")  # decoded: a name may hold " "
+        target = path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(
             f"{PREFIX}/login?next={urllib.parse.quote(target, safe='')}", status_code=303
         )
