@@ -210,6 +210,14 @@ def test_a_name_with_control_characters_is_refused_at_login(anonymous: TestClien
         assert reply.status_code == 422, repr(who)
         assert "control character" in reply.text
         assert sessions.SESSION_COOKIE not in anonymous.cookies
+    # joiners are text (an emoji sequence, Persian script): such a name logs in
+    form = anonymous.get("/ui/login")
+    reply = anonymous.post(
+        "/ui/login",
+        data={"csrf": csrf_of(form.text), "key": KEY, "who": "Zoë \U0001f469\u200d\U0001f4bb"},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 303 and sessions.SESSION_COOKIE in anonymous.cookies
 
 
 @pytest.mark.parametrize(

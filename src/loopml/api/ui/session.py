@@ -55,15 +55,21 @@ def same(given: str | None, expected: str) -> bool:
     )
 
 
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
 def control_character(text: str) -> str | None:
-    """The first control or invisible formatting character in ``text`` (as ``U+XXXX``), or None.
+    """The first control, line-separator or bidi-control character in ``text`` (``U+XXXX``).
 
     Names and reasons land in the alias log, which ``loopml models history``
     prints to terminals: an escape sequence could repaint them, a bidi
     override reverse what people read, a NUL cannot be stored by PostgreSQL.
+    Joiners (emoji sequences, Persian script) are text, and allowed.
     """
     for char in text:
-        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in BIDI_CONTROLS:
             return f"U+{ord(char):04X}"
     return None
 
