@@ -3,11 +3,17 @@
 A GET without a valid session is sent to the login form; a POST without one,
 without this session's CSRF token, or from another origin is answered 403 and
 changes nothing. Every decision takes a reason (required, at most
-``MAX_REASON`` characters) and goes through ``loopml.lifecycle``.
+``MAX_REASON`` characters, no control character; a refused one re-shows the
+form) and goes through ``loopml.lifecycle``. Path parameters are checked before
+anything is looked up: a version is a whole number written as the registry
+writes it, no parameter holds a control character; anything else is a 404.
+Handlers run in the thread pool: they call MLflow and the database, and must
+not stall the event loop that serves everyone else.
 """
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Callable
 from datetime import datetime
@@ -17,9 +23,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from loopml.api.ui import data
 from loopml.api.ui import session as sessions
+from loopml.core.access import mask_secrets
 from loopml.core.errors import (
     BrokerError,
     JobNotFoundError,
@@ -33,6 +41,16 @@ PREFIX = "/ui"
 MAX_REASON = 1000
 MAX_FORM_BYTES = 16 * 1024
 ACTIONS = ("approve", "reject", "promote")
+LABELS = {
+    "approve": "Approve",
+    "reject": "Reject",
+    "promote": "Promote to champion",
+    "rollback": "Roll back",
+}
+VERSION = re.compile(r"[1-9][0-9]{0,17}")
+"""A registered version as MLflow numbers them: ``01``, `` 1`` or ``1e0`` would reach version 1
+through MLflow's ``int()`` yet differ from ``"1"`` everywhere loopml compares versions."""
+MAX_PARAM = 512
 PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -53,10 +71,43 @@ DONE = {
 class RefusedError(Exception):
     """A request the console answers with an error page and changes nothing for."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry = retry
+        """The decision form to show again (``url``, ``verb``, ``label``, ``reason``), if any."""
+
+
+def _unavailable(exc: BaseException) -> RefusedError | None:
+    """A 503 for a registry or database that cannot be reached or read (else None).
+
+    MLflow's and SQLAlchemy's errors carry the store's address; the message is
+    masked when shown (``error_page``), and only its first line is kept.
+    """
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for cause in (exc, exc.__cause__):
+        if isinstance(cause, MlflowException | SQLAlchemyError | OSError):
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            return RefusedError(
+                503, f"the registry or the metadata store cannot be read now; try again ({first})"
+            )
+    return None
+
+
+def _check_params(params: dict[str, Any]) -> None:
+    """Refuse (404) path parameters nothing can be stored under, before any lookup."""
+    for name, value in params.items():
+        text = str(value)
+        if len(text) > MAX_PARAM or sessions.control_character(text) is not None:
+            raise RefusedError(404, f"no such {name}: {text[:80]!r}")
+    version = params.get("version")
+    if version is not None and not VERSION.fullmatch(str(version)):
+        raise RefusedError(
+            404, f"no version {str(version)[:40]!r}: versions are whole numbers such as 3"
+        )
 
 
 def _environment() -> Environment:
@@ -100,6 +151,7 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     env = _environment()
     keys = list(settings.api_keys)
+    revoked = sessions.Revocations()
 
     def render(
         request: Request,
@@ -121,15 +173,17 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
             "error.html",
             refused.status,
             session,
-            title="RefusedError",
-            message=refused.message,
+            title="Refused",
+            message=mask_secrets(refused.message),  # a store's address may hold a password
+            retry=refused.retry,
         )
 
     def current(request: Request) -> sessions.Session | None:
-        return sessions.read(request.cookies.get(sessions.SESSION_COOKIE), keys)
+        return sessions.read(request.cookies.get(sessions.SESSION_COOKIE), keys, revoked=revoked)
 
     def to_login(request: Request) -> RedirectResponse:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        path = urllib.parse.quote(request.url.path, safe="/")  # decoded: a name may hold " "
+        target = path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(
             f"{PREFIX}/login?next={urllib.parse.quote(target, safe='')}", status_code=303
         )
@@ -174,16 +228,24 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
             raise RefusedError(403, "missing or wrong CSRF token: reload the page and try again")
         return session, fields
 
-    def reason_of(fields: dict[str, str]) -> str:
+    def reason_of(fields: dict[str, str], url: str, verb: str) -> str:
+        """The form's reason; a missing or unusable one re-shows the form (422)."""
         reason = fields.get("reason", "").strip()
+        retry = {"url": url, "verb": verb, "label": LABELS[verb], "reason": reason[:MAX_REASON]}
         if not reason:
-            raise RefusedError(422, "a reason is required: say why, it goes into the alias log")
+            raise RefusedError(
+                422, "a reason is required: say why, it goes into the alias log", retry
+            )
         if len(reason) > MAX_REASON:
             raise RefusedError(
-                422, f"the reason has {len(reason)} characters; at most {MAX_REASON}"
+                422, f"the reason has {len(reason)} characters; at most {MAX_REASON}", retry
             )
-        if "\0" in reason:
-            raise RefusedError(422, "the reason holds a NUL character")
+        bad = sessions.control_character(reason)
+        if bad is not None:
+            retry["reason"] = ""
+            raise RefusedError(
+                422, f"the reason holds a control character ({bad}); type plain text", retry
+            )
         return reason
 
     def page(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -194,13 +256,19 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
             if session is None:
                 return to_login(request)
             try:
-                return handler(request, session, **request.path_params)
+                _check_params(request.path_params)
+                return await run_in_threadpool(handler, request, session, **request.path_params)
             except RefusedError as refused:
                 return error_page(request, refused, session)
             except (ModelNotFoundError, RunNotFoundError, JobNotFoundError) as exc:
                 return error_page(request, RefusedError(404, str(exc)), session)
-            except LoopmlError as exc:  # e.g. a version that is not a number: nothing to show
-                return error_page(request, RefusedError(404, str(exc)), session)
+            except Exception as exc:
+                down = _unavailable(exc)
+                if down is not None:
+                    return error_page(request, down, session)
+                if isinstance(exc, LoopmlError):  # nothing to show for what was asked
+                    return error_page(request, RefusedError(404, str(exc)), session)
+                raise
 
         wrapped.__name__ = handler.__name__
         return wrapped
@@ -214,15 +282,23 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
             except RefusedError as refused:
                 return error_page(request, refused, current(request))
             try:
-                return handler(request, session, fields, **request.path_params)
+                _check_params(request.path_params)
+                return await run_in_threadpool(
+                    handler, request, session, fields, **request.path_params
+                )
             except RefusedError as refused:
                 return error_page(request, refused, session)
             except ModelNotFoundError as exc:
                 return error_page(request, RefusedError(404, str(exc)), session)
             except BrokerError as exc:
                 return error_page(request, RefusedError(503, str(exc)), session)
-            except LoopmlError as exc:
-                return error_page(request, RefusedError(409, str(exc)), session)
+            except Exception as exc:
+                down = _unavailable(exc)
+                if down is not None:
+                    return error_page(request, down, session)
+                if isinstance(exc, LoopmlError):  # e.g. a version no longer waiting
+                    return error_page(request, RefusedError(409, str(exc)), session)
+                raise
 
         wrapped.__name__ = handler.__name__
         return wrapped
@@ -270,6 +346,17 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
                 disabled=not keys,
             )
         who = " ".join(fields.get("who", "").split())[: sessions.MAX_NAME] or "someone"
+        bad = sessions.control_character(who)
+        if bad is not None:
+            return render(
+                request,
+                "login.html",
+                422,
+                login_token=request.cookies.get(sessions.LOGIN_COOKIE),
+                next=_safe_next(fields.get("next")),
+                error=f"your name holds a control character ({bad}); type plain text",
+                disabled=not keys,
+            )
         opened = RedirectResponse(_safe_next(fields.get("next")), status_code=303)
         _cookie(request, opened, sessions.SESSION_COOKIE, sessions.issue(key, who))
         opened.delete_cookie(sessions.LOGIN_COOKIE, path=PREFIX)
@@ -278,6 +365,7 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
     @router.post("/logout")
     @action
     def logout(request: Request, session: sessions.Session, fields: dict[str, str]) -> Any:
+        revoked.revoke(session)  # a copy of the cookie opens nothing either
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         response.delete_cookie(sessions.SESSION_COOKIE, path=PREFIX)
         return response
@@ -340,9 +428,24 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
         if current(request) is None:
             return Response("not logged in", status_code=403, headers=_headers())
         try:
-            content, media_type = data.plot_bytes(settings, name, version, path)
-        except LoopmlError as exc:
-            return Response(str(exc), status_code=404, headers=_headers(), media_type="text/plain")
+            _check_params(request.path_params)
+            content, media_type = await run_in_threadpool(
+                data.plot_bytes, settings, name, version, path
+            )
+        except RefusedError as refused:
+            return Response(
+                refused.message, status_code=404, headers=_headers(), media_type="text/plain"
+            )
+        except Exception as exc:
+            answer = _unavailable(exc) or (
+                RefusedError(404, str(exc)) if isinstance(exc, LoopmlError) else None
+            )
+            if answer is None:
+                raise
+            text = mask_secrets(answer.message) or ""
+            return Response(
+                text, status_code=answer.status, headers=_headers(), media_type="text/plain"
+            )
         return Response(content, media_type=media_type, headers=_headers())
 
     @router.post("/models/{name}/versions/{version}/{verb}")
@@ -359,14 +462,14 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
 
         if verb not in ACTIONS:
             raise RefusedError(404, f"no action {verb!r}; one of {', '.join(ACTIONS)}")
-        reason = reason_of(fields)
+        where = f"{PREFIX}/models/{urllib.parse.quote(name, safe='')}/versions/{version}"
+        reason = reason_of(fields, f"{where}/{verb}", verb)
         if verb == "approve":
             lifecycle.approve(settings, name, version, reason=reason, actor=session.actor)
         elif verb == "reject":
             lifecycle.reject(settings, name, version, reason=reason, actor=session.actor)
         else:
             lifecycle.promote(settings, name, version, reason=reason, actor=session.actor)
-        where = f"{PREFIX}/models/{urllib.parse.quote(name, safe='')}/versions/{version}"
         return RedirectResponse(f"{where}?done={verb}", status_code=303)
 
     @router.post("/models/{name}/rollback")
@@ -376,11 +479,10 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
     ) -> Any:
         from loopml import lifecycle
 
-        reason = reason_of(fields)
+        where = f"{PREFIX}/models/{urllib.parse.quote(name, safe='')}"
+        reason = reason_of(fields, f"{where}/rollback", "rollback")
         lifecycle.rollback(settings, name, reason=reason, actor=session.actor)
-        return RedirectResponse(
-            f"{PREFIX}/models/{urllib.parse.quote(name, safe='')}?done=rollback", status_code=303
-        )
+        return RedirectResponse(f"{where}?done=rollback", status_code=303)
 
     # -- runs, jobs, monitoring --------------------------------------------------------------
 
@@ -471,14 +573,27 @@ def console_router(settings: Settings, queue_app: Callable[[], Any]) -> APIRoute
 
 
 def _safe_next(target: str | None) -> str:
-    """Where to go after login: a console path only (no open redirect to another site)."""
-    if (
-        target
-        and target.startswith(PREFIX + "/")
-        and not any(bad in target for bad in ("\\", "\n", "\r"))
-    ):
-        return target
-    return f"{PREFIX}/models"
+    """Where to go after login: a console path only (no open redirect to another site).
+
+    No whitespace or control character (a browser drops tabs and newlines from
+    a URL), no ``\\`` (read as ``/``), no empty or dot segment
+    (``/ui/..//evil.example`` resolves to ``//evil.example``), and it must still
+    be under ``/ui/`` once percent-decoded.
+    """
+    fallback = f"{PREFIX}/models"
+    if not target or not target.startswith(PREFIX + "/") or len(target) > 2000:
+        return fallback
+    if sessions.control_character(target) or any(char.isspace() for char in target):
+        return fallback
+    if "\\" in target:
+        return fallback
+    path = urllib.parse.unquote(urllib.parse.urlsplit(target).path)
+    segments = path.split("/")[1:]
+    if any(seg in ("", ".", "..") for seg in segments[:-1]) or segments[-1] in (".", ".."):
+        return fallback
+    if "\\" in path or not path.startswith(PREFIX + "/"):
+        return fallback
+    return target
 
 
 def _cookie(

@@ -11,6 +11,13 @@ SameSite=Strict, scoped to ``/ui`` and Secure on HTTPS.
 Every POST carries a CSRF token: for a session, the HMAC of its nonce under
 the same key (a per-session token a cross-site page cannot read); for the
 login form, a double-submit token (a random cookie value repeated in the form).
+
+Everything a client sends is compared as SHA-256 digests (``same``): in
+constant time whatever its length or characters (``hmac.compare_digest`` raises
+on non-ASCII text, and leaks the length of what it compares). A cookie's
+signature is checked before its payload is decoded, so nothing a stranger
+wrote is ever parsed. Logging out revokes the session's nonce in this process
+(``Revocations``): a copy of the cookie no longer opens anything.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +42,36 @@ MAX_NAME = 80
 def fingerprint(key: str) -> str:
     """A short public name for an API key: the first 16 hex digits of its SHA-256."""
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def same(given: str | None, expected: str) -> bool:
+    """Whether ``given`` equals ``expected``, in constant time for any length or characters."""
+    if given is None:
+        return False
+    digest = hashlib.sha256
+    return hmac.compare_digest(
+        digest(given.encode("utf-8", "surrogatepass")).digest(),
+        digest(expected.encode("utf-8", "surrogatepass")).digest(),
+    )
+
+
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def control_character(text: str) -> str | None:
+    """The first control, line-separator or bidi-control character in ``text`` (``U+XXXX``).
+
+    Names and reasons land in the alias log, which ``loopml models history``
+    prints to terminals: an escape sequence could repaint them, a bidi
+    override reverse what people read, a NUL cannot be stored by PostgreSQL.
+    Joiners (emoji sequences, Persian script) are text, and allowed.
+    """
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in BIDI_CONTROLS:
+            return f"U+{ord(char):04X}"
+    return None
 
 
 def _sign(key: str, payload: bytes) -> str:
@@ -55,6 +94,7 @@ class Session:
     key_fingerprint: str
     issued_at: int
     csrf: str
+    nonce: str = ""
 
     @property
     def actor(self) -> str:
@@ -66,7 +106,7 @@ def match_key(candidate: str, keys: Sequence[str]) -> str | None:
     """The configured key equal to ``candidate`` (compared in constant time with each), or None."""
     found = None
     for key in keys:
-        if hmac.compare_digest(candidate.encode(), key.encode()):
+        if same(candidate, key):
             found = key
     return found
 
@@ -83,30 +123,63 @@ def issue(key: str, who: str, now: float | None = None) -> str:
     return f"{payload}.{_sign(key, payload.encode())}"
 
 
-def read(value: str | None, keys: Sequence[str], now: float | None = None) -> Session | None:
-    """The session in cookie ``value``, or None if absent, forged, expired or its key revoked."""
-    if not value or value.count(".") != 1 or len(value) > 2048:
+class Revocations:
+    """Nonces of sessions logged out in this process, each kept until its cookie expires.
+
+    The cookie is stateless, so logging out could only ask the browser to forget
+    it; a copy (another tab's, a stolen one) would open the console until it
+    expired. This list closes it. It lives in the server's memory: ``loopml
+    api`` is one process; replicas behind a load balancer each keep their own
+    (docs/security.md).
+    """
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def revoke(self, session: Session, now: float | None = None) -> None:
+        moment = now if now is not None else time.time()
+        with self._lock:
+            self._until = {n: t for n, t in self._until.items() if t > moment}
+            self._until[session.nonce] = session.issued_at + MAX_AGE_S
+
+    def __contains__(self, nonce: object) -> bool:
+        with self._lock:
+            return nonce in self._until
+
+
+def read(
+    value: str | None,
+    keys: Sequence[str],
+    now: float | None = None,
+    revoked: Revocations | None = None,
+) -> Session | None:
+    """The session in cookie ``value``, or None if absent, forged, expired, logged out or its
+    key revoked. The signature is checked first: an unsigned payload is never decoded."""
+    if not value or value.count(".") != 1 or len(value) > 2048 or not value.isascii():
         return None
     payload, signature = value.split(".")
+    key = next((k for k in keys if same(signature, _sign(k, payload.encode()))), None)
+    if key is None:
+        return None
     try:
         body = json.loads(_unb64(payload))
         kid, issued, nonce, who = body["kid"], int(body["iat"]), body["nonce"], body["who"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
         return None
     if not all(isinstance(part, str) for part in (kid, nonce, who)):
         return None
-    key = next((k for k in keys if hmac.compare_digest(fingerprint(k), kid)), None)
-    if key is None or not hmac.compare_digest(_sign(key, payload.encode()), signature):
+    if not same(kid, fingerprint(key)) or (revoked is not None and nonce in revoked):
         return None
     moment = now if now is not None else time.time()
     if not 0 <= moment - issued <= MAX_AGE_S:
         return None
-    return Session(who, kid, issued, _sign(key, f"csrf:{nonce}".encode()))
+    return Session(who, kid, issued, _sign(key, f"csrf:{nonce}".encode()), nonce)
 
 
 def csrf_ok(session: Session, token: str | None) -> bool:
     """Whether ``token`` is this session's CSRF token."""
-    return bool(token) and hmac.compare_digest(session.csrf, str(token))
+    return bool(token) and same(token, session.csrf)
 
 
 def new_login_token() -> str:
@@ -115,4 +188,4 @@ def new_login_token() -> str:
 
 def login_token_ok(cookie: str | None, form: str | None) -> bool:
     """The login form's double-submit check: the form repeats the cookie's random value."""
-    return bool(cookie) and bool(form) and hmac.compare_digest(str(cookie), str(form))
+    return bool(cookie) and bool(form) and same(form, str(cookie))
