@@ -146,3 +146,23 @@ def test_nul_characters_are_refused_with_a_422(api: str, settings: Settings) -> 
             assert answer.status_code == 422, answer.text
             assert "NUL" in answer.text
         assert client.get("/jobs").json()["jobs"] == before  # nothing was queued
+
+
+def test_a_lone_surrogate_is_a_422_not_a_500(api: str) -> None:
+    # before: valid JSON holding "\ud800" failed validation, and FastAPI's 422, which
+    # repeats the rejected value, could not be encoded as UTF-8: the answer was a 500
+    with api_client(api) as client:
+        answer = client.post(
+            "/jobs", content=b'{"spec": "\\ud800"}', headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 422, answer.status_code
+        assert answer.json()["detail"] == [
+            {
+                "loc": ["body", "spec"],
+                "msg": "Input should be a valid string, unable to parse raw data as a "
+                "unicode string",
+                "type": "string_unicode",
+            }
+        ]
+        big = client.post("/jobs", json={"spec": "x", "source": 7 * ["y" * 100_000]})
+        assert big.status_code == 422 and len(big.content) < 1_000  # no value repeated back

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
@@ -124,6 +125,29 @@ def _shown(job: Any) -> dict[str, Any]:
     return shown
 
 
+def _invalid(request: Request, error: Exception) -> JSONResponse:
+    """A 422 naming each wrong field and why, without echoing what was sent.
+
+    FastAPI's own answer repeats every rejected value: a megabyte string comes
+    back whole, and a lone surrogate (valid JSON, not encodable as UTF-8) made
+    rendering the answer itself fail with a 500.
+    """
+    problems = error.errors() if isinstance(error, RequestValidationError) else []
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": [
+                {
+                    "loc": [str(part) for part in problem.get("loc", ())],
+                    "msg": str(problem.get("msg", "")).encode("utf-8", "replace").decode(),
+                    "type": str(problem.get("type", "")),
+                }
+                for problem in problems
+            ]
+        },
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -143,6 +167,7 @@ def create_app(
             "(or pass --no-auth on a loopback address for local use)"
         )
     api = FastAPI(title="loopml jobs", version="1")
+    api.add_exception_handler(RequestValidationError, _invalid)
     state: dict[str, Any] = {}
 
     def celery() -> Any:
