@@ -135,7 +135,8 @@ class QueueEngine:
         clock = Clock()
         sizes: dict[int, int] = {}
         try:
-            jobs.start_attempt(request.job_id, "predict-batch client")
+            if jobs.get(request.job_id).status != Status.RUNNING:  # else a worker runs the job
+                jobs.start_attempt(request.job_id, "predict-batch client")
             jobs.progress(request.job_id, steps_total=total, steps_done=0, current_step="scoring")
             # Parquet columns have one type each, so its first chunk stands for the file;
             # a CSV chunk can bring a new type anywhere, so every chunk is read first.
