@@ -139,6 +139,7 @@ def _score(
             batch_rows=order.batch_rows,
             job_id=job_id,
             options={"by_reference": order.by_reference},
+            quote_values=False,
         )
         result = engine.score(request, _progress(jobs, job_id))
     except JobCancelledError as error:
@@ -148,10 +149,18 @@ def _score(
         text = "stopped: the job ran past LOOPML_TRAINING_TIME_LIMIT"
         jobs.finish(job_id, Status.FAILED, error=text)
         return {"job_id": job_id, "status": Status.FAILED}
-    except (LoopmlError, ValueError, KeyError, TypeError, OSError) as error:
-        text = " ".join(str(error).split()) or type(error).__name__
-        if not isinstance(error, LoopmlError):  # the model refused the rows, or the disk did
-            text = f"{order.input}: {order.model} cannot score these rows: {text}"
+    except LoopmlError as error:  # loopml's own words: paths, columns and types, no values
+        jobs.finish(job_id, Status.FAILED, error=" ".join(str(error).split()))
+        return {"job_id": job_id, "status": Status.FAILED}
+    except (ValueError, KeyError, TypeError, OSError) as error:
+        # The model or a library refused the rows, and its message may quote a value of the
+        # file ("could not convert string to float: '...'"): the job that a remote client
+        # reads says what failed; the value stays in the worker's log for the operator.
+        log.error("batch job %s failed: %s: %s", job_id, type(error).__name__, error)
+        text = (
+            f"{order.input}: {order.model} cannot score these rows ({type(error).__name__}; "
+            "the worker's log has the details)"
+        )
         jobs.finish(job_id, Status.FAILED, error=text)
         return {"job_id": job_id, "status": Status.FAILED}
     jobs.merge_details(

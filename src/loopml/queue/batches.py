@@ -143,7 +143,9 @@ class QueueEngine:
             for number, chunk in iter_chunks(request.input, request.batch_rows):
                 start = request.batch_rows * number
                 where = f"{request.input} rows {start}-{start + len(chunk) - 1}"
-                check_columns(chunk, expected, f"{where} columns")
+                check_columns(
+                    chunk, expected, f"{where} columns", quote_values=request.quote_values
+                )
                 check_skew(model, chunk, f"scoring job {request.job_id}, {where}")
                 if total is not None:
                     break
