@@ -179,3 +179,19 @@ def test_without_a_key_nothing_is_answered(api: str, settings: Settings) -> None
             assert escape.status_code == 401 and "batch roots" not in escape.text
     with api_client(api) as client:
         assert client.get("/jobs").json() == {"jobs": []}
+
+
+def test_a_model_too_long_for_the_jobs_table_is_a_422(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # before: 300 characters passed validation and PostgreSQL refused the job row
+    # (jobs.model_name is 255 characters): a 500
+    folder = tmp_path_factory.mktemp("long-model")
+    configured = Settings(home=folder / "home", api_keys=[KEY], database_url=postgres_url)
+    root = configured.home / "data"
+    root.mkdir(parents=True)
+    body = _order(model="m" * 290 + "@a", input=str(root / "a.csv"), output=str(root / "b.csv"))
+    with running_api(configured) as url, api_client(url) as client:
+        answer = client.post("/batches", json=body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["loc"] == ["body", "model"]

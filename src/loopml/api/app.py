@@ -73,7 +73,7 @@ class BatchJobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(
-        min_length=1, max_length=300, description="NAME@ALIAS or NAME/VERSION, e.g. fraud@champion"
+        min_length=1, max_length=255, description="NAME@ALIAS or NAME/VERSION, e.g. fraud@champion"
     )
     input: str = Field(
         min_length=1,

@@ -67,7 +67,7 @@ class BatchJobMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: str = Field(pattern=JOB_ID_PATTERN)
-    model: str = Field(min_length=1, max_length=300, description="name@alias or name/version")
+    model: str = Field(min_length=1, max_length=255, description="name@alias or name/version")
     input: str = Field(min_length=1, max_length=4096)
     output: str = Field(min_length=1, max_length=4096)
     engine: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
