@@ -166,3 +166,21 @@ def test_a_lone_surrogate_is_a_422_not_a_500(api: str) -> None:
         ]
         big = client.post("/jobs", json={"spec": "x", "source": 7 * ["y" * 100_000]})
         assert big.status_code == 422 and len(big.content) < 1_000  # no value repeated back
+
+
+def test_a_model_name_too_long_for_the_store_is_a_spec_issue(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # before: a 300-character model name passed the spec check and PostgreSQL refused the
+    # job row (jobs.model_name is 255 characters): a 500
+    folder = tmp_path_factory.mktemp("long-name")
+    configured = Settings(
+        home=folder / "home", api_keys=[KEY], data_roots=[folder], database_url=postgres_url
+    )
+    spec = json.loads(_loader_spec(str(folder / "t.csv")))
+    spec["experiment_config"]["model_name"] = "m" * 300
+    with running_api(configured) as url, api_client(url) as client:
+        answer = client.post("/jobs", json={"spec": json.dumps(spec)})
+        assert answer.status_code == 422, answer.text[:300]
+        issues = {issue["path"]: issue["message"] for issue in answer.json()["detail"]["issues"]}
+        assert "300 characters long; at most 255" in issues["experiment_config.model_name"]
