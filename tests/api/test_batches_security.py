@@ -46,6 +46,12 @@ def _order(**fields: Any) -> dict[str, Any]:
     return {"model": "fraud@champion", "input": "", "output": "", **fields}
 
 
+def _nothing_queued(client: Any) -> bool:
+    """No job but the one the cancel test queues (and cancels) was ever recorded."""
+    jobs = client.get("/jobs").json()["jobs"]
+    return all(job["model_name"] == "cancelled@champion" for job in jobs)
+
+
 def test_paths_outside_the_batch_roots_are_refused_naming_the_roots(
     api: str, settings: Settings
 ) -> None:
@@ -87,7 +93,7 @@ def test_paths_outside_the_batch_roots_are_refused_naming_the_roots(
             for path in (f"{outside}/secret.csv", f"{outside}/missing.csv")
         ]
         assert answers[0].replace("secret", "missing") == answers[1]
-        assert client.get("/jobs").json() == {"jobs": []}  # nothing was queued
+        assert _nothing_queued(client)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +120,7 @@ def test_a_bad_order_is_a_422_that_says_what_is_wrong(
         answer = client.post("/batches", json={**body, **fields})
         assert answer.status_code == 422, answer.text
         assert expected in answer.json()["detail"], answer.text
-        assert client.get("/jobs").json() == {"jobs": []}
+        assert _nothing_queued(client)
 
 
 def test_hostile_bodies_are_4xx_and_the_server_lives(api: str, settings: Settings) -> None:
@@ -163,7 +169,7 @@ def test_hostile_bodies_are_4xx_and_the_server_lives(api: str, settings: Setting
             assert 400 <= answer.status_code < 500, (raw[:40], answer.status_code)
         assert client.get("/health").status_code == 200
         assert client.get("/batches/0123456789abcdef").status_code == 404
-        assert client.get("/jobs").json() == {"jobs": []}
+        assert _nothing_queued(client)
 
 
 def test_without_a_key_nothing_is_answered(api: str, settings: Settings) -> None:
@@ -178,7 +184,28 @@ def test_without_a_key_nothing_is_answered(api: str, settings: Settings) -> None
             escape = client.post("/batches", json=_order(input="/etc/passwd", output="/x.csv"))
             assert escape.status_code == 401 and "batch roots" not in escape.text
     with api_client(api) as client:
-        assert client.get("/jobs").json() == {"jobs": []}
+        assert _nothing_queued(client)
+
+
+def test_a_queued_batch_answers_at_once_and_can_be_cancelled(api: str, settings: Settings) -> None:
+    root = settings.home / "data"
+    order = _order(
+        model="cancelled@champion",
+        input=f"{root}/sub/../rows.parquet",  # `..` that stays inside is fine
+        output=str(root / "scored.csv"),
+        engine="queue",
+    )
+    with api_client(api) as client:
+        answer = client.post("/batches", json=order)  # no worker: it stays queued
+        assert answer.status_code == 202, answer.text
+        job = answer.json()
+        assert (job["status"], job["kind"]) == ("queued", "batch")
+        assert job["batch"]["input"] == str(root / "rows.parquet")  # the real path it reads
+        assert job["batch"]["rows_scored"] == 0
+        assert client.post(f"/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
+        shown = client.get(f"/batches/{job['id'][:8]}").json()
+        assert (shown["id"], shown["status"]) == (job["id"], "cancelled")
+        assert shown["batch"]["engine"] == "queue" and shown["batch"]["chunks_done"] == 0
 
 
 def test_a_model_too_long_for_the_jobs_table_is_a_422(
