@@ -1,4 +1,4 @@
-"""The jobs control plane: submit a spec, list jobs, follow one, cancel it.
+"""The jobs control plane: submit a spec or a batch scoring order, list jobs, follow one, cancel it.
 
 A thin face over :mod:`loopml.queue.submit` and the jobs table. Every route
 but ``/health`` and the review console under ``/ui`` (docs/console.md: its own
@@ -14,6 +14,10 @@ opened and no database contacted in this process; the worker reads the data
 under the same rules. A bad spec is answered 422 with every issue at once,
 each with its path, and nothing is queued. Specs are shown with their secrets
 masked.
+
+A batch order (``POST /batches``) names files, not data: its paths must lie
+under ``LOOPML_BATCH_ROOTS`` (:mod:`loopml.batch.orders`; a 403 names the
+roots), and a worker runs it through the engine the CLI uses.
 """
 
 from __future__ import annotations
