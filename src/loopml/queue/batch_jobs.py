@@ -152,10 +152,10 @@ def _score(
     except LoopmlError as error:  # loopml's own words: paths, columns and types, no values
         jobs.finish(job_id, Status.FAILED, error=" ".join(str(error).split()))
         return {"job_id": job_id, "status": Status.FAILED}
-    except (ValueError, KeyError, TypeError, OSError) as error:
-        # The model or a library refused the rows, and its message may quote a value of the
-        # file ("could not convert string to float: '...'"): the job that a remote client
-        # reads says what failed; the value stays in the worker's log for the operator.
+    except Exception as error:  # whatever it is, the remote client reads its type only
+        # The model, a library or a plugin engine refused the rows, and its message may quote
+        # a value of the file ("could not convert string to float: '...'"): the job that a
+        # remote client reads says what failed; the value stays in the worker's log.
         log.error("batch job %s failed: %s: %s", job_id, type(error).__name__, error)
         text = (
             f"{order.input}: {order.model} cannot score these rows ({type(error).__name__}; "
