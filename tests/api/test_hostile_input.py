@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,62 @@ def test_nul_characters_are_refused_with_a_422(api: str, settings: Settings) -> 
             assert answer.status_code == 422, answer.text
             assert "NUL" in answer.text
         assert client.get("/jobs").json()["jobs"] == before  # nothing was queued
+
+
+def test_a_lone_surrogate_is_a_422_not_a_500(api: str) -> None:
+    # before: valid JSON holding "\ud800" failed validation, and FastAPI's 422, which
+    # repeats the rejected value, could not be encoded as UTF-8: the answer was a 500
+    with api_client(api) as client:
+        answer = client.post(
+            "/jobs", content=b'{"spec": "\\ud800"}', headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 422, answer.status_code
+        assert answer.json()["detail"] == [
+            {
+                "loc": ["body", "spec"],
+                "msg": "Input should be a valid string, unable to parse raw data as a "
+                "unicode string",
+                "type": "string_unicode",
+            }
+        ]
+        big = client.post("/jobs", json={"spec": "x", "source": 7 * ["y" * 100_000]})
+        assert big.status_code == 422 and len(big.content) < 1_000  # no value repeated back
+
+
+@pytest.fixture(scope="module")
+def pg_api(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """The API on PostgreSQL, which enforces what SQLite lets pass (column widths, NULs)."""
+    folder = tmp_path_factory.mktemp("hostile-pg")
+    configured = Settings(
+        home=folder / "home", api_keys=[KEY], data_roots=[folder], database_url=postgres_url
+    )
+    with running_api(configured) as url:
+        yield url, folder
+
+
+def test_a_model_name_too_long_for_the_store_is_a_spec_issue(pg_api: tuple[str, Path]) -> None:
+    # before: a 300-character model name passed the spec check and PostgreSQL refused the
+    # job row (jobs.model_name is 255 characters): a 500
+    url, folder = pg_api
+    spec = json.loads(_loader_spec(str(folder / "t.csv")))
+    spec["experiment_config"]["model_name"] = "m" * 300
+    with api_client(url) as client:
+        answer = client.post("/jobs", json={"spec": json.dumps(spec)})
+        assert answer.status_code == 422, answer.text[:300]
+        issues = {issue["path"]: issue["message"] for issue in answer.json()["detail"]["issues"]}
+        assert "300 characters long; at most 255" in issues["experiment_config.model_name"]
+
+
+def test_a_nul_in_a_job_id_is_a_404(pg_api: tuple[str, Path]) -> None:
+    # before: PostgreSQL refused the query ("cannot contain NUL characters"): a 500
+    with api_client(pg_api[0]) as client:
+        for method, path in (
+            ("GET", "/jobs/%00abcdef"),
+            ("POST", "/jobs/abc%00def/cancel"),
+            ("GET", "/batches/abcdef%00"),
+        ):
+            answer = client.request(method, path)
+            assert answer.status_code == 404, (path, answer.status_code)
+            assert "no job with id" in answer.json()["detail"]

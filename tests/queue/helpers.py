@@ -61,6 +61,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["LOOPML_BROKER_URL"] = settings.broker_url
     if settings.data_roots:
         env["LOOPML_DATA_ROOTS"] = ",".join(str(root) for root in settings.data_roots)
+    if settings.batch_roots:
+        env["LOOPML_BATCH_ROOTS"] = ",".join(str(root) for root in settings.batch_roots)
     if settings.data_sources:
         env["LOOPML_DATA_SOURCES"] = json.dumps(settings.data_sources)
     return env

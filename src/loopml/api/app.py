@@ -1,4 +1,4 @@
-"""The jobs control plane: submit a spec, list jobs, follow one, cancel it.
+"""The jobs control plane: submit a spec or a batch scoring order, list jobs, follow one, cancel it.
 
 A thin face over :mod:`loopml.queue.submit` and the jobs table. Every route
 but ``/health`` and the review console under ``/ui`` (docs/console.md: its own
@@ -14,20 +14,26 @@ opened and no database contacted in this process; the worker reads the data
 under the same rules. A bad spec is answered 422 with every issue at once,
 each with its path, and nothing is queued. Specs are shown with their secrets
 masked.
+
+A batch order (``POST /batches``) names files, not data: its paths must lie
+under ``LOOPML_BATCH_ROOTS`` (:mod:`loopml.batch.orders`; a 403 names the
+roots), and a worker runs it through the engine the CLI uses.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loopml.api.guard import ControlGate
 from loopml.core import http
 from loopml.core.access import mask_secrets
 from loopml.core.errors import (
+    AccessError,
     BrokerError,
     ConfigError,
     JobNotFoundError,
@@ -65,6 +71,33 @@ class JobRequest(BaseModel):
         return value
 
 
+class BatchJobRequest(BaseModel):
+    """A file to score with a registered model, on a worker (``POST /batches``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: str = Field(
+        min_length=1, max_length=255, description="NAME@ALIAS or NAME/VERSION, e.g. fraud@champion"
+    )
+    input: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="Absolute path of a CSV or Parquet file under the batch roots",
+    )
+    output: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="Absolute path of the scored file (CSV or Parquet) under the batch roots",
+    )
+    engine: str = Field(
+        default="local", min_length=1, max_length=64, description="local, queue, spark or a plugin"
+    )
+    batch_rows: int = Field(default=10_000, ge=1, le=1_000_000, description="Rows per chunk")
+    by_reference: bool = Field(
+        default=False, description="engine queue: send Parquet row ranges to the workers, not rows"
+    )
+
+
 def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required}
 
@@ -93,6 +126,23 @@ GATED: dict[int | str, dict[str, Any]] = {
     422: _response("Invalid request", _DETAIL),
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _response("No such job", _DETAIL)}
+_BATCH_JOB = {
+    **_JOB,
+    "properties": {
+        **_JOB["properties"],
+        "batch": _object(
+            {
+                "model": {"type": ["string", "null"]},
+                "engine": {"type": ["string", "null"]},
+                "chunks_done": {"type": "integer"},
+                "chunks_total": {"type": ["integer", "null"]},
+                "rows_scored": {"type": "integer"},
+            },
+            ["model", "engine", "chunks_done", "chunks_total", "rows_scored"],
+        ),
+    },
+    "required": [*_JOB["required"], "batch"],
+}
 
 
 def _spec_error(error: SpecError) -> JSONResponse:
@@ -124,6 +174,50 @@ def _shown(job: Any) -> dict[str, Any]:
     return shown
 
 
+def _batch_shown(job: Any, rows_scored: int) -> dict[str, Any]:
+    """A batch job as the API shows it: the job, and what it scores, where, and how far it is."""
+    details = job.details or {}
+    nested = details.get("batch")
+    order: dict[str, Any] = nested if isinstance(nested, dict) else details
+    return {
+        **_shown(job),
+        "batch": {
+            "model": job.model_name,
+            "version": details.get("version"),
+            "engine": order.get("engine"),
+            "input": order.get("input"),
+            "output": order.get("output"),
+            "batch_rows": order.get("batch_rows"),
+            "chunks_done": job.steps_done,
+            "chunks_total": job.steps_total,
+            "rows_scored": rows_scored,
+        },
+    }
+
+
+def _invalid(request: Request, error: Exception) -> JSONResponse:
+    """A 422 naming each wrong field and why, without echoing what was sent.
+
+    FastAPI's own answer repeats every rejected value: a megabyte string comes
+    back whole, and a lone surrogate (valid JSON, not encodable as UTF-8) made
+    rendering the answer itself fail with a 500.
+    """
+    problems = error.errors() if isinstance(error, RequestValidationError) else []
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": [
+                {
+                    "loc": [str(part) for part in problem.get("loc", ())],
+                    "msg": str(problem.get("msg", "")).encode("utf-8", "replace").decode(),
+                    "type": str(problem.get("type", "")),
+                }
+                for problem in problems
+            ]
+        },
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -143,6 +237,7 @@ def create_app(
             "(or pass --no-auth on a loopback address for local use)"
         )
     api = FastAPI(title="loopml jobs", version="1")
+    api.add_exception_handler(RequestValidationError, _invalid)
     state: dict[str, Any] = {}
 
     def celery() -> Any:
@@ -226,6 +321,61 @@ def create_app(
             return _shown(jobs().request_cancel(job_id))
         except JobNotFoundError as error:
             raise HTTPException(status_code=404, detail=str(error)) from error
+
+    @api.post(
+        "/batches",
+        status_code=202,
+        summary="Check a batch scoring order (paths under LOOPML_BATCH_ROOTS) and queue it",
+        responses={
+            202: _response("Queued", _BATCH_JOB),
+            **GATED,
+            403: _response("A path outside the batch roots", _DETAIL),
+            422: _response("Invalid request: model, engine, format or body", _DETAIL),
+            503: _response("The broker cannot be reached", _DETAIL),
+        },
+    )
+    def submit_batch(request: BatchJobRequest) -> Any:
+        from loopml.batch.orders import check_order
+        from loopml.queue.batch_jobs import submit_batch as queue_batch
+
+        try:
+            order = check_order(
+                config,
+                model=request.model,
+                input=request.input,
+                output=request.output,
+                engine=request.engine,
+                batch_rows=request.batch_rows,
+                by_reference=request.by_reference,
+            )
+            job = queue_batch(celery(), config, order)
+        except AccessError as error:
+            return JSONResponse(status_code=403, content={"detail": str(error)})
+        except BrokerError as error:
+            raise HTTPException(status_code=503, detail=str(error)) from error
+        except LoopmlError as error:
+            return JSONResponse(status_code=422, content={"detail": str(error)})
+        return JSONResponse(status_code=202, content=_batch_shown(job, 0))
+
+    @api.get(
+        "/batches/{job_id}",
+        summary="One batch job: status, chunks done of total, rows scored (from the batch log)",
+        responses={200: _response("The batch job", _BATCH_JOB), **GATED, **NOT_FOUND},
+    )
+    def show_batch(job_id: str) -> Any:
+        from loopml.store.batchlog import logged_rows
+        from loopml.store.jobs import BATCH
+
+        store = jobs()
+        try:
+            job = store.get(job_id)
+        except JobNotFoundError as error:
+            raise HTTPException(status_code=404, detail=str(error)) from error
+        if job.kind != BATCH:
+            raise HTTPException(
+                status_code=404, detail=f"job {job.id} is a {job.kind} job, not a batch job"
+            )
+        return _batch_shown(job, logged_rows(store.engine, job_id=job.id))
 
     from loopml.api.ui import console_router
 

@@ -36,8 +36,14 @@ def signature_columns(settings: Settings, name: str, version: str) -> dict[str, 
     return columns
 
 
-def check_columns(frame: pd.DataFrame, expected: dict[str, str], where: str) -> None:
-    """Raise one :class:`InputError` naming every missing and every mistyped column."""
+def check_columns(
+    frame: pd.DataFrame, expected: dict[str, str], where: str, *, quote_values: bool = True
+) -> None:
+    """Raise one :class:`InputError` naming every missing and every mistyped column.
+
+    A mistyped column quotes its first bad value, unless ``quote_values`` is
+    off: a remote client's job (``POST /batches``) learns no value of a file.
+    """
     if not expected:
         return
     present = {str(column) for column in frame.columns}
@@ -52,7 +58,8 @@ def check_columns(frame: pd.DataFrame, expected: dict[str, str], where: str) -> 
         numbers = pd.to_numeric(values, errors="coerce")
         bad = values[numbers.isna() & values.notna()]
         if not bad.empty:
-            mistyped.append(f"{column} ({kind}, got {str(bad.iloc[0])[:40]!r})")
+            got = f"got {str(bad.iloc[0])[:40]!r}" if quote_values else f"{len(bad)} such rows"
+            mistyped.append(f"{column} ({kind}, {got})")
     if not missing and not mistyped:
         return
     found = []

@@ -53,6 +53,8 @@ class BatchRequest:
     master: str | None = None
     timeout_seconds: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    quote_values: bool = True
+    """Whether an error may quote a value of the input (off for a remote client's job)."""
 
 
 @dataclass

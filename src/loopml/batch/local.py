@@ -68,7 +68,9 @@ class LocalEngine:
             with ScoredWriter(request.output) as writer:
                 for number, chunk in iter_chunks(request.input, request.batch_rows):
                     where = f"{request.input} rows {rows}-{rows + len(chunk) - 1}"
-                    check_columns(chunk, expected, f"{where} columns")
+                    check_columns(
+                        chunk, expected, f"{where} columns", quote_values=request.quote_values
+                    )
                     identifier = batch_id(request.job_id, number)
                     scored = score_and_log(model, chunk, identifier, log)
                     writer.append(chunk.join(scored))

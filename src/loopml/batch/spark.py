@@ -112,7 +112,7 @@ class SparkEngine:
         frame = _read(spark, request.input, kind, request.batch_rows)
         sample = frame.limit(SAMPLE_ROWS).toPandas()
         where = f"{request.input} (Spark schema {', '.join(frame.columns)})"
-        check_columns(sample, expected, f"{where} columns")
+        check_columns(sample, expected, f"{where} columns", quote_values=request.quote_values)
         check_skew(model, sample, f"scoring job {request.job_id}, {where}")
         log = batch_log(request)
         try:

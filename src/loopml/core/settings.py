@@ -211,6 +211,14 @@ class Settings(BaseSettings):
             "files; resolved to real paths. Empty: such specs may read no file at all."
         ),
     )
+    batch_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Folders (comma-separated) under which batch jobs submitted over HTTP (POST /batches) "
+            "may read their input and write their output; resolved to real paths. Default: "
+            "$LOOPML_HOME/data."
+        ),
+    )
     data_sources: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description=(
@@ -318,6 +326,7 @@ class Settings(BaseSettings):
         "api_keys",
         "api_allowed_hosts",
         "data_roots",
+        "batch_roots",
         "trusted_registrars",
         "smtp_to",
         mode="before",
@@ -426,6 +435,11 @@ class Settings(BaseSettings):
     def training_hard_limit(self) -> int:
         """Seconds after which a training job's process is killed (the soft limit plus grace)."""
         return self.training_time_limit + min(60, max(10, self.training_time_limit // 10))
+
+    @property
+    def batch_folders(self) -> list[Path]:
+        """Where HTTP batch jobs may read and write: ``LOOPML_BATCH_ROOTS``, else ``$HOME/data``."""
+        return list(self.batch_roots) or [self.home / "data"]
 
     @property
     def spool_dir(self) -> Path:

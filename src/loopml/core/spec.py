@@ -25,6 +25,8 @@ from loopml.core.vocabulary import METRICS, PROBLEM_TYPES, canonical_metric, pro
 
 TOP_LEVEL_KEYS = ("pipeline", "experiment_config")
 STAGE_KEYS = ("MLSteps",)
+NAME_CHARACTERS = 255
+"""Longest experiment or model name: the width of the metadata store's columns."""
 
 
 class ExperimentConfig(BaseModel):
@@ -43,6 +45,14 @@ class ExperimentConfig(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("experiment_name", "model_name")
+    @classmethod
+    def _fits_the_store(cls, value: str) -> str:
+        # runs and jobs keep both in 255-character columns; PostgreSQL refuses longer
+        if len(value) > NAME_CHARACTERS:
+            raise ValueError(f"is {len(value)} characters long; at most {NAME_CHARACTERS}")
         return value
 
     @field_validator("problem_type")

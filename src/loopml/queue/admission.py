@@ -39,12 +39,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from loopml.core.errors import MessageError
 from loopml.queue.messages import (
     JOB_ID_PATTERN,
+    BatchJobMessage,
     BatchMessage,
     TrainingMessage,
     TrialMessage,
     parse_message,
 )
-from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, TUNE_TASK
+from loopml.queue.topology import BATCH_JOB_TASK, SCORE_TASK, TRAIN_TASK, TUNE_TASK
 
 JSON = "application/json"
 UTF8 = frozenset({"utf-8", "utf8"})
@@ -53,10 +54,16 @@ MESSAGES: dict[str, type[BaseModel]] = {
     TRAIN_TASK: TrainingMessage,
     SCORE_TASK: BatchMessage,
     TUNE_TASK: TrialMessage,
+    BATCH_JOB_TASK: BatchJobMessage,
 }
-KINDS = {TRAIN_TASK: "training", SCORE_TASK: "batch", TUNE_TASK: "tuning"}
+KINDS = {TRAIN_TASK: "training", SCORE_TASK: "batch", TUNE_TASK: "tuning", BATCH_JOB_TASK: "batch"}
 #: The kwargs field the ``id`` header must equal, per task.
-OWN_IDS = {TRAIN_TASK: "job_id", SCORE_TASK: "batch_id", TUNE_TASK: "ticket"}
+OWN_IDS = {
+    TRAIN_TASK: "job_id",
+    SCORE_TASK: "batch_id",
+    TUNE_TASK: "ticket",
+    BATCH_JOB_TASK: "job_id",
+}
 #: Header loopml adds to a message it republishes: deliveries that ended unacknowledged.
 DELIVERIES_HEADER = "x-loopml-deliveries"
 _JOB_ID = re.compile(JOB_ID_PATTERN)

@@ -26,7 +26,7 @@ from typing import Any
 from celery import Celery
 
 from loopml.core.settings import Settings
-from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, TUNE_TASK, Topology
+from loopml.queue.topology import BATCH_JOB_TASK, SCORE_TASK, TRAIN_TASK, TUNE_TASK, Topology
 
 
 def make_app(settings: Settings) -> Celery:
@@ -55,6 +55,7 @@ def make_app(settings: Settings) -> Celery:
         task_routes={
             TRAIN_TASK: {"queue": topology.training},
             TUNE_TASK: {"queue": topology.training},
+            BATCH_JOB_TASK: {"queue": topology.training},
             SCORE_TASK: {"queue": topology.inference},
         },
         task_create_missing_queues=False,

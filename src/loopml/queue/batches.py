@@ -135,14 +135,17 @@ class QueueEngine:
         clock = Clock()
         sizes: dict[int, int] = {}
         try:
-            jobs.start_attempt(request.job_id, "predict-batch client")
+            if jobs.get(request.job_id).status != Status.RUNNING:  # else a worker runs the job
+                jobs.start_attempt(request.job_id, "predict-batch client")
             jobs.progress(request.job_id, steps_total=total, steps_done=0, current_step="scoring")
             # Parquet columns have one type each, so its first chunk stands for the file;
             # a CSV chunk can bring a new type anywhere, so every chunk is read first.
             for number, chunk in iter_chunks(request.input, request.batch_rows):
                 start = request.batch_rows * number
                 where = f"{request.input} rows {start}-{start + len(chunk) - 1}"
-                check_columns(chunk, expected, f"{where} columns")
+                check_columns(
+                    chunk, expected, f"{where} columns", quote_values=request.quote_values
+                )
                 check_skew(model, chunk, f"scoring job {request.job_id}, {where}")
                 if total is not None:
                     break

@@ -34,7 +34,7 @@ from celery.worker.request import Request
 
 from loopml.queue.admission import Verdict, examine
 from loopml.queue.poison import Recorder, dead_letter, queue_of, republish
-from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, TUNE_TASK
+from loopml.queue.topology import BATCH_JOB_TASK, SCORE_TASK, TRAIN_TASK, TUNE_TASK
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,14 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
         limits = {
             TRAIN_TASK: float(settings.training_hard_limit),
             TUNE_TASK: float(settings.training_hard_limit),
+            BATCH_JOB_TASK: float(settings.training_hard_limit),
         }
         topology = self.app.loopml_topology
         queues = {
             TRAIN_TASK: topology.training,
             SCORE_TASK: topology.inference,
             TUNE_TASK: topology.training,
+            BATCH_JOB_TASK: topology.training,
         }
         broker_errors = tuple(self.connection_errors) + tuple(self.channel_errors)
 

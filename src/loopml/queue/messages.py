@@ -57,6 +57,24 @@ class BatchMessage(BaseModel):
         return self
 
 
+class BatchJobMessage(BaseModel):
+    """Score the file ``input`` with ``model`` on engine ``engine`` into ``output`` (a whole job).
+
+    Sent by ``POST /batches``; the worker checks the paths against the batch
+    roots again before it reads a row (:mod:`loopml.batch.orders`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+    model: str = Field(min_length=1, max_length=255, description="name@alias or name/version")
+    input: str = Field(min_length=1, max_length=4096)
+    output: str = Field(min_length=1, max_length=4096)
+    engine: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    batch_rows: int = Field(ge=1)
+    by_reference: bool = False
+
+
 def parse_message(kind: type[M], args: tuple[Any, ...], kwargs: dict[str, Any]) -> M:
     """The message as ``kind``, or a MessageError naming every wrong field."""
     if args:

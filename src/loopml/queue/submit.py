@@ -20,7 +20,7 @@ from loopml.core.errors import BrokerError, LoopmlError
 from loopml.core.settings import Settings
 from loopml.core.spec import PipelineSpec
 from loopml.core.status import Status
-from loopml.queue.topology import TRAIN_TASK, TUNE_TASK, Topology
+from loopml.queue.topology import TRAIN_TASK, TRAINING_QUEUE_TASKS, Topology
 from loopml.store.jobs import BATCH, TRAINING, JobStore, JobView
 
 
@@ -73,7 +73,7 @@ def submit_training(
 def publish(app: Celery, task: str, task_id: str, kwargs: dict[str, Any]) -> None:
     """Publish one task message (persistent, confirmed by RabbitMQ) to its queue."""
     topology: Topology = app.loopml_topology
-    queue = topology.training if task in (TRAIN_TASK, TUNE_TASK) else topology.inference
+    queue = topology.training if task in TRAINING_QUEUE_TASKS else topology.inference
     try:
         app.send_task(task, kwargs=kwargs, task_id=task_id, queue=queue, ignore_result=True)
     except (BrokerUnreachable, OSError) as error:

@@ -45,7 +45,7 @@ from loopml.queue.messages import (
     parse_message,
 )
 from loopml.queue.observer import JobObserver
-from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, TUNE_TASK, Topology
+from loopml.queue.topology import BATCH_JOB_TASK, SCORE_TASK, TRAIN_TASK, TUNE_TASK, Topology
 from loopml.store.jobs import BATCH, TRAINING, JobStore
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,19 @@ def register(app: Celery, settings: Settings, topology: Topology) -> None:
     )
     def tune_trials(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return run_trials(settings, args, kwargs)
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=BATCH_JOB_TASK,
+        base=_TrainingTask,
+        bind=True,
+        soft_time_limit=settings.training_time_limit,
+        time_limit=settings.training_hard_limit,
+        Request=DEAD_LETTERING_REQUEST,
+    )
+    def batch_job(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        from loopml.queue.batch_jobs import run_batch_job
+
+        return run_batch_job(settings, topology, args, kwargs, worker=self.request.hostname)
 
     @app.task(  # type: ignore[untyped-decorator]
         name=SCORE_TASK, bind=True, Request=DEAD_LETTERING_REQUEST

@@ -24,6 +24,11 @@ TRAIN_TASK = "loopml.train"
 SCORE_TASK = "loopml.score_batch"
 #: Trials of a training job's tuning study, on the training queue (docs/workers.md).
 TUNE_TASK = "loopml.tune_trials"
+#: A whole batch scoring job asked for over HTTP (``POST /batches``), on the training queue:
+#: it runs an engine, which may itself publish chunks to the inference queue.
+BATCH_JOB_TASK = "loopml.batch_job"
+#: Tasks that go to the training queue; every other one goes to the inference queue.
+TRAINING_QUEUE_TASKS = frozenset({TRAIN_TASK, TUNE_TASK, BATCH_JOB_TASK})
 
 
 @dataclass(frozen=True)

@@ -348,7 +348,11 @@ def segments(
 
 
 def logged_rows(
-    engine: Engine, *, model_name: str | None = None, batch_id: str | None = None
+    engine: Engine,
+    *,
+    model_name: str | None = None,
+    batch_id: str | None = None,
+    job_id: str | None = None,
 ) -> int:
     """How many predictions the batch segments hold (by their rows, not by reading files)."""
     table = BatchSegment.__table__
@@ -357,6 +361,8 @@ def logged_rows(
         query = query.where(table.c.model_name == model_name)
     if batch_id is not None:
         query = query.where(table.c.batch_id == batch_id)
+    if job_id is not None:
+        query = query.where(table.c.job_id == job_id)
     with engine.connect() as connection:
         return int(connection.execute(query).scalar_one())
 

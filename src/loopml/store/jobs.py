@@ -200,6 +200,12 @@ class JobStore(TableStore):
             job = self._get(session, job_id, lock=True)
             job.details = {**(job.details or {}), "progress": progress}
 
+    def merge_details(self, job_id: str, values: dict[str, Any]) -> None:
+        """Add ``values`` to the job's details, keeping its other keys."""
+        with self._session() as session, session.begin():
+            job = self._get(session, job_id, lock=True)
+            job.details = {**(job.details or {}), **values}
+
     def finish(
         self,
         job_id: str,

@@ -78,6 +78,9 @@ def row_by_id(
     ``missing`` is raised, naming the ``noun`` and the command that lists the
     ids (``listing``), when nothing or more than one row matches.
     """
+    absent = missing(f"no {noun} with id {key!r} in the metadata store; `{listing}` shows the ids")
+    if "\0" in key:  # no id holds one, and PostgreSQL refuses it in a query (was a 500)
+        raise absent
     column: Any = table.id  # type: ignore[attr-defined]
     query = sa.select(table).where(column == key)
     if lock:
@@ -93,7 +96,7 @@ def row_by_id(
             return matches[0]
         if len(matches) > 1:
             raise missing(f"{noun} id prefix {key!r} matches several {noun}s; give more")
-    raise missing(f"no {noun} with id {key!r} in the metadata store; `{listing}` shows the ids")
+    raise absent
 
 
 def view_of(row: Any, view: type[View], **given: Any) -> View:
