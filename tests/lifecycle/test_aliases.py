@@ -117,3 +117,82 @@ def test_every_alias_move_in_loopml_goes_through_move_alias() -> None:
         if len(calls) > allowed:
             offenders.append(relative)
     assert offenders == []
+
+
+def _refuse_logging(url: str, alias: str, *, on: bool) -> None:
+    """A real store that refuses to log moves of ``alias`` (a trigger), or accepts them again."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    postgres = engine.dialect.name == "postgresql"
+    with engine.begin() as connection:
+        if not on:
+            connection.execute(
+                sa.text(
+                    "DROP TRIGGER IF EXISTS refuse_alias_moves ON alias_moves"
+                    if postgres
+                    else "DROP TRIGGER IF EXISTS refuse_alias_moves"
+                )
+            )
+        elif postgres:
+            connection.execute(
+                sa.text(
+                    "CREATE OR REPLACE FUNCTION refuse_alias_moves() RETURNS trigger AS $$ "
+                    "BEGIN RAISE EXCEPTION 'the alias log is read-only'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse_alias_moves BEFORE INSERT ON alias_moves FOR EACH ROW "
+                    f"WHEN (NEW.alias = '{alias}') EXECUTE FUNCTION refuse_alias_moves()"
+                )
+            )
+        else:
+            connection.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse_alias_moves BEFORE INSERT ON alias_moves "
+                    f"WHEN NEW.alias = '{alias}' "
+                    "BEGIN SELECT RAISE(ABORT, 'the alias log is read-only'); END"
+                )
+            )
+    engine.dispose()
+
+
+def test_a_move_the_alias_log_cannot_record_is_undone(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    # before: MLflow moved the alias, then writing the alias log failed and the move
+    # stayed, on record nowhere: `champion` served a version no audit could account for
+    from loopml.core.errors import StoreError
+
+    name = f"unrecorded_{request.node.callspec.id}"
+    v1, v2 = _register(settings, name, 2)
+    promote(settings, name, v1, reason="first")
+    _refuse_logging(settings.database, CHAMPION, on=True)
+    try:
+        with pytest.raises(StoreError, match=r"stays at 1: the alias log could not record"):
+            promote(settings, name, v2, reason="second")
+    finally:
+        _refuse_logging(settings.database, CHAMPION, on=False)
+    assert version_for_alias(settings, name, CHAMPION) == v1
+    # every alias points where its last logged move says (`previous` moved, and is on record)
+    for alias in (CHAMPION, PREVIOUS):
+        logged = [m.to_version for m in history(settings, name) if m.alias == alias]
+        assert version_for_alias(settings, name, alias) == logged[-1]
+
+
+def test_an_unreachable_registry_is_an_error_not_an_unset_alias(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: every registry error read as "alias unset", so a rollback while the tracking
+    # server was down said "no previous champion to roll back to"
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: connections are refused
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    down = settings.model_copy(update={"tracking_uri": f"http://127.0.0.1:{port}"})
+    with pytest.raises(LoopmlError, match="cannot read fraud@previous from the registry") as info:
+        rollback(down, "fraud", reason="the champion misbehaves")
+    assert "no previous champion" not in str(info.value)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from loopml.core.errors import LoopmlError
+from loopml.core.errors import LoopmlError, StoreError
 from loopml.core.settings import Settings
 from loopml.registry.tracking import use_tracking
 
@@ -115,12 +115,38 @@ def move_alias(
     move = AliasMove(name, alias, before, version, actor, reason, run_id)
     if before == version:
         return move
+    _point(settings, name, alias, version)
+    try:
+        audit(move)
+    except Exception as exc:
+        # A move nobody can account for is worse than no move: put the alias back.
+        try:
+            _point(settings, name, alias, before)
+        except Exception as undo:
+            raise StoreError(
+                f"{name}@{alias} moved from {before or 'unset'} to {version or 'unset'}, but "
+                f"the alias log could not record it ({_first_line(exc)}) and undoing the move "
+                f"failed ({_first_line(undo)}): record it by hand or move it back"
+            ) from exc
+        raise StoreError(
+            f"{name}@{alias} stays at {before or 'unset'}: the alias log could not record the "
+            f"move ({_first_line(exc)}); try again when the metadata store is back"
+        ) from exc
+    return move
+
+
+def _point(settings: Settings, name: str, alias: str, version: str | None) -> None:
     if version is None:
         _client(settings).delete_registered_model_alias(name, alias)
     else:
         set_alias(settings, name, alias, version)
-    audit(move)
-    return move
+
+
+def _first_line(exc: BaseException) -> str:
+    from loopml.core.access import mask_secrets
+
+    text = str(exc).strip().splitlines()
+    return mask_secrets(text[0][:300] if text else type(exc).__name__) or type(exc).__name__
 
 
 def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
@@ -145,8 +171,14 @@ def version_for_alias(settings: Settings, name: str, alias: str) -> str | None:
 
     try:
         return str(_client(settings).get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        # unset alias or unknown model; anything else (an unreachable registry) is an
+        # error: taken for "unset", it would make rollback say "no previous champion"
+        if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
+            return None
+        raise LoopmlError(
+            f"cannot read {name}@{alias} from the registry: {_first_line(exc)}"
+        ) from exc
 
 
 def _version_view(found: Any) -> RegisteredVersion:
