@@ -206,3 +206,31 @@ def test_a_nul_in_a_job_id_is_a_404(pg_api: tuple[str, Path]) -> None:
             answer = client.request(method, path)
             assert answer.status_code == 404, (path, answer.status_code)
             assert "no job with id" in answer.json()["detail"]
+
+
+def test_a_metadata_store_that_is_down_is_a_503_not_a_500(tmp_path: Path) -> None:
+    # before: a database outage during POST /jobs or any jobs route was a bare 500
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed when the block ends: connecting is refused
+    example = Path(__file__).parents[2] / "examples" / "credit_fraud.json"
+    down = Settings(
+        home=tmp_path / "home",
+        api_keys=[KEY],
+        data_roots=[example.parents[1]],
+        database_url=f"postgresql+psycopg://postgres:s3cret@127.0.0.1:{port}/loopml",
+    )
+    with running_api(down) as url, api_client(url) as client:
+        answers = [
+            client.post("/jobs", json={"spec": example.read_text(), "source": str(example)}),
+            client.get("/jobs"),
+            client.get("/jobs/0123456789abcdef"),
+            client.post("/jobs/0123456789abcdef/cancel"),
+            client.get("/batches/0123456789abcdef"),
+        ]
+    for answer in answers:
+        assert answer.status_code == 503, (answer.request.url, answer.text)
+        assert "cannot be reached" in answer.json()["detail"]
+        assert "s3cret" not in answer.text

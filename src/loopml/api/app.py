@@ -39,6 +39,7 @@ from loopml.core.errors import (
     JobNotFoundError,
     LoopmlError,
     SpecError,
+    StoreError,
 )
 from loopml.core.settings import Settings, get_settings
 
@@ -195,6 +196,21 @@ def _batch_shown(job: Any, rows_scored: int) -> dict[str, Any]:
     }
 
 
+def _store_down(request: Request, error: Exception) -> JSONResponse:
+    """A 503 when the metadata store cannot be reached: the client may retry, nothing was queued.
+
+    Without it a database outage surfaced as a bare 500. The driver's first
+    line is kept (masked: it can hold the store's address and password).
+    """
+    lines = str(error).strip().splitlines()
+    first = mask_secrets(lines[0][:300]) if lines else type(error).__name__
+    return JSONResponse(
+        status_code=503,
+        headers={"Retry-After": "5"},
+        content={"detail": f"the metadata store cannot be reached now; try again ({first})"},
+    )
+
+
 def _invalid(request: Request, error: Exception) -> JSONResponse:
     """A 422 naming each wrong field and why, without echoing what was sent.
 
@@ -238,6 +254,10 @@ def create_app(
         )
     api = FastAPI(title="loopml jobs", version="1")
     api.add_exception_handler(RequestValidationError, _invalid)
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    for down in (StoreError, OperationalError, InterfaceError):
+        api.add_exception_handler(down, _store_down)
     state: dict[str, Any] = {}
 
     def celery() -> Any:
@@ -284,6 +304,8 @@ def create_app(
             return _spec_error(error)
         except BrokerError as error:
             raise HTTPException(status_code=503, detail=str(error)) from error
+        except StoreError:
+            raise  # the store is down, not the request wrong: 503 (_store_down)
         except LoopmlError as error:
             return JSONResponse(status_code=422, content={"detail": str(error)})
         return JSONResponse(status_code=202, content=_shown(job))
@@ -353,6 +375,8 @@ def create_app(
             return JSONResponse(status_code=403, content={"detail": str(error)})
         except BrokerError as error:
             raise HTTPException(status_code=503, detail=str(error)) from error
+        except StoreError:
+            raise  # the store is down, not the request wrong: 503 (_store_down)
         except LoopmlError as error:
             return JSONResponse(status_code=422, content={"detail": str(error)})
         return JSONResponse(status_code=202, content=_batch_shown(job, 0))
