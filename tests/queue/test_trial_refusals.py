@@ -43,6 +43,9 @@ class Shared:
     job_id: str
     folds: Path
     marker: Path
+    host: Any
+    study: Any
+    plan: Any
 
     def message(self, estimator: str = "rf") -> dict[str, Any]:
         return {"job_id": self.job_id, "estimator": estimator, "ticket": f"{self.job_id}-rf-0"}
@@ -92,7 +95,7 @@ def shared(tmp_path: Path, postgres_url: str, tracking_uri: str) -> Shared:
     artifacts = Path(client.get_run(run.info.run_id).info.artifact_uri.removeprefix("file://"))
     folds = artifacts / "tuning" / f"{study_name(job_id, 'rf')}.joblib"
     assert folds.exists()
-    return Shared(settings, job_id, folds, marker)
+    return Shared(settings, job_id, folds, marker, host, study, plan)
 
 
 def _create_study(storage: Any, name: str) -> Any:
@@ -158,3 +161,78 @@ def test_a_trial_on_a_database_without_any_study_is_refused(tmp_path: Path) -> N
                 settings, (), {"job_id": job_id, "estimator": "rf", "ticket": f"{job_id}-rf-0"}
             )
     assert "no tuning study" in str(refused.value.reason)
+
+
+def test_a_trial_task_counts_and_starts_its_trial_under_the_studys_gate(shared: Shared) -> None:
+    """Two processes that check the count at the same moment never both start the last trial.
+
+    The test plays the other process: it holds the study's gate, sees the task
+    wait for it, starts the study's last trial itself, then lets go. The task
+    then finds the study full; without the gate it would have started a trial
+    past ``n_iter``.
+    """
+    import threading
+
+    import optuna
+    import sqlalchemy as sa
+
+    from loopml.steps.tuning import _GATE_SPACE, StudyGate, _url
+    from tests.queue.helpers import wait_for
+
+    shared.host.share(shared.study, shared.plan, {"folds": "never used"})
+    distributions = {"max_depth": optuna.distributions.IntDistribution(2, 4)}
+
+    def add_trial() -> None:
+        trial = optuna.trial.create_trial(
+            params={"max_depth": 3}, distributions=distributions, value=0.5
+        )
+        shared.study.add_trial(trial)
+
+    for _ in range(shared.plan.n_iter - 1):
+        add_trial()
+    outcome: dict[str, Any] = {}
+
+    def task() -> None:
+        try:
+            outcome["result"] = run_trials(shared.settings, (), shared.message())
+        except BaseException as error:  # shown by the assertion below
+            outcome["error"] = error
+
+    engine = sa.create_engine(_url(shared.settings.database), poolclass=sa.pool.NullPool)
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND classid = :space AND objid = :study AND objsubid = 2 "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    key = {"space": _GATE_SPACE, "study": shared.study._study_id}
+    with StudyGate(shared.settings, shared.study) as gate:
+        gate.acquire()
+        worker = threading.Thread(target=task, daemon=True)
+        worker.start()
+        try:
+            with engine.connect() as connection:
+                wait_for(
+                    lambda: connection.execute(waiting, key).scalar(),
+                    timeout=60,
+                    what=f"the trial task to wait for the gate ({outcome})",
+                )
+            add_trial()  # the other process's last trial
+        finally:
+            gate.release()
+            worker.join(60)
+            engine.dispose()
+    assert outcome.get("result") == {"study": shared.study.study_name, "trials": 0}, outcome
+    assert shared.trials() == shared.plan.n_iter
+
+
+def test_a_huge_n_iter_publishes_a_bounded_number_of_trial_tasks(tmp_path: Path) -> None:
+    """Each trial task runs trials until the study is full: a few suffice, never n_iter - 1."""
+    from loopml.steps.tuning import MAX_TRIAL_TASKS, WorkerStudies
+
+    published: list[tuple[str, str, int]] = []
+    host = WorkerStudies(
+        Settings(home=tmp_path), "job1", "run1", lambda *args: published.append(args)
+    )
+    host.fan_out("loopml-job1-rf", 10**9)
+    host.fan_out("loopml-job1-lr", 3)
+    assert published == [("job1", "rf", MAX_TRIAL_TASKS), ("job1", "lr", 3)]

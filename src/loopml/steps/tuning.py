@@ -40,6 +40,10 @@ SCHEMA = "optuna"
 PLAN = "loopml.plan"
 BUNDLE = "loopml.folds"
 _LOCK_KEY = 0x6C6F6F706D6C  # "loopml": the advisory lock that serialises schema creation
+_GATE_SPACE = 0x6C6F6F70  # "loop": first key of the per-study gates (the second: the study id)
+_GATE_KEY = "CAST(:space AS integer), CAST(:study AS integer)"
+MAX_TRIAL_TASKS = 64
+"""Trial tasks one study publishes at most (each runs trials until the study is full)."""
 _cache: dict[str, Any] = {}
 _cache_lock = threading.Lock()
 
@@ -122,6 +126,56 @@ def _rdb(url: str, settings: Settings, *, create: bool) -> Any:
         )
 
 
+class StudyGate:
+    """A PostgreSQL advisory lock per study, on a connection of its own (autocommit).
+
+    Every process working on the study counts its trials and creates the next
+    one under it (:func:`loopml.automl.studies.work`), so a flood of trial
+    tasks never takes a study past ``n_iter``. A process that dies holding it
+    loses its connection, and PostgreSQL releases the lock.
+    """
+
+    def __init__(self, settings: Settings, study: Any) -> None:
+        import sqlalchemy as sa
+
+        self._key = {"space": _GATE_SPACE, "study": int(study._study_id)}
+        self._engine = sa.create_engine(
+            _url(settings.database), poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT"
+        )
+        self._connection: Any = None
+        self._held = False
+
+    def acquire(self) -> None:
+        import sqlalchemy as sa
+
+        if self._held:
+            return
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        self._connection.execute(sa.text(f"SELECT pg_advisory_lock({_GATE_KEY})"), self._key)
+        self._held = True
+
+    def release(self) -> None:
+        import sqlalchemy as sa
+
+        if not self._held:
+            return
+        self._held = False
+        self._connection.execute(sa.text(f"SELECT pg_advisory_unlock({_GATE_KEY})"), self._key)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()  # releases a lock still held
+            self._connection = None
+        self._engine.dispose()
+
+    def __enter__(self) -> StudyGate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class WorkerStudies:
     """The :class:`~loopml.automl.tune.StudyHost` of a job running in a training worker."""
 
@@ -156,7 +210,16 @@ class WorkerStudies:
             {"run_id": self.mlflow_run_id, "path": f"tuning/{path.name}", "sha256": digest},
         )
 
+    def gate(self, study: Any) -> StudyGate:
+        return StudyGate(self.settings, study)
+
     def fan_out(self, study_name: str, count: int) -> None:
+        """Publish ``count`` trial tasks, at most :data:`MAX_TRIAL_TASKS`.
+
+        A task runs trials until the study is full, so a few per worker process
+        are enough; ``n_iter: 1000000`` must not become a million messages.
+        """
+        count = min(count, MAX_TRIAL_TASKS)
         if count > 0:
             estimator_id = study_name.removeprefix(f"loopml-{self.job_id}-")
             self.publish(self.job_id, estimator_id, count)
@@ -201,7 +264,8 @@ def work_on_study(settings: Settings, job_id: str, estimator_id: str) -> dict[st
     study.sampler = sampler_for(plan, None)
     study.pruner = pruner_for(plan)
     func = objective(plan, data, int(plan.extra.get("n_jobs", 1)), plan.seed)
-    ran = work(study, func, plan.n_iter, lambda: None)
+    with StudyGate(settings, study) as gate:
+        ran = work(study, func, plan.n_iter, lambda: None, gate)
     return {"study": name, "trials": ran}
 
 
