@@ -34,6 +34,8 @@ class Case:
     content_encoding: str | None = "utf-8"
     correlation_id: str | None = None
     tag: str = field(default_factory=lambda: uuid.uuid4().hex)
+    by_task: bool = False
+    """Admitted by the consumer, refused by the task in a pool process (same dead letter)."""
 
 
 class _Explode:
@@ -193,7 +195,13 @@ def cases(marker: Path) -> list[Case]:
     j = _id()
     add("spec not text", task_body({"job_id": j, "spec": {"pipeline": []}}), "spec", job=j)
     j = _id()
-    add("spec does not parse", task_body(_train(j, spec=BAD_SPEC)), "not valid YAML", job=j)
+    add(
+        "spec does not parse",
+        task_body(_train(j, spec=BAD_SPEC)),
+        "not valid YAML",
+        job=j,
+        by_task=True,
+    )
     j = _id()
     batch = {"job_id": j, "batch_id": j, "model": "m@champion", "columns": "a", "rows": 3}
     add(
@@ -270,5 +278,10 @@ def _trial_cases() -> list[Case]:
     j = _id()
     add("trial with a study name", _trial(j, study="loopml-x-rf"), "study: Extra inputs")
     j = _id()
-    add("trial for a job that does not exist", _trial(j), f"no training job {j} is recorded")
+    add(
+        "trial for a job that does not exist",
+        _trial(j),
+        f"no training job {j} is recorded",
+        by_task=True,
+    )
     return out
