@@ -270,6 +270,7 @@ def test_an_unreachable_git_project_fails_fast_naming_it_without_its_credentials
 def test_a_git_server_that_never_answers_is_given_up_on(tmp_path: Path) -> None:
     """A host that accepts the connection and says nothing: refused after the reach timeout."""
     import socket
+    import time
 
     from loopml.steps.project import ProjectSpecError, reach
 
@@ -277,7 +278,26 @@ def test_a_git_server_that_never_answers_is_given_up_on(tmp_path: Path) -> None:
         port = silent.getsockname()[1]
         with pytest.raises(ProjectSpecError) as caught:
             reach(f"http://127.0.0.1:{port}/project.git", None, timeout=2)
-    assert "did not answer within 2 s" in str(caught.value)
+        assert "did not answer within 2 s" in str(caught.value)
+        # git's HTTP helper went with it (left alone, it would wait out its 30 s stall limit)
+        deadline = time.monotonic() + 10
+        while _processes_naming(f"127.0.0.1:{port}/") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _processes_naming(f"127.0.0.1:{port}/")
+
+
+def _processes_naming(text: str) -> list[str]:
+    """Live (not zombie) processes whose command line holds ``text``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z":
+            found.append(cmdline)
+    return found
 
 
 @pytest.mark.slow

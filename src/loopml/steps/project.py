@@ -483,31 +483,35 @@ def reach(uri: str, version: str | None, timeout: float = REACH_TIMEOUT_S) -> No
     what = f"the git repository {shown(repository)}"
     env = {**os.environ, **GIT_ENV}
     try:
-        done = subprocess.run(
+        git = subprocess.Popen(
             ["git", "ls-remote", "--", repository, *([version] if version else ["HEAD"])],
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             errors="replace",
             env=env,
-            timeout=timeout,
-            start_new_session=True,
+            start_new_session=True,  # git's helpers (git-remote-https, ssh) go with it
         )
     except FileNotFoundError as error:
         raise ProjectSpecError("uri", f"{what} cannot be fetched: git is not installed") from error
+    try:
+        stdout, stderr = git.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as error:
+        _stop(git)
+        git.communicate()
         raise ProjectSpecError(
             "uri", f"{what} did not answer within {timeout:g} s; check the URL and the network"
         ) from error
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        why = shown(lines[-1].strip()) if lines else f"git exited with code {done.returncode}"
+    if git.returncode != 0:
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        why = shown(lines[-1].strip()) if lines else f"git exited with code {git.returncode}"
         raise ProjectSpecError(
             "uri",
             f"{what} cannot be reached ({why}); check the URL and the network, or give a "
             "local project folder",
         )
-    if version and not done.stdout.strip() and not re.fullmatch(r"[0-9a-f]{7,40}", version):
+    if version and not stdout.strip() and not re.fullmatch(r"[0-9a-f]{7,40}", version):
         raise ProjectSpecError("version", f"{what} has no branch or tag {version!r}")
 
 
