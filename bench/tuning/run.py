@@ -97,9 +97,16 @@ def _distributed(
     settings: Any, run_id: str, plan: Any, data: Any, workers: int
 ) -> tuple[Any, float, float]:
     from loopml.steps.tuning import WorkerStudies
+    from loopml.store.jobs import TRAINING, JobStore
 
     job_id = f"bench{uuid.uuid4().hex[:12]}"
     host = WorkerStudies(settings, job_id, run_id, lambda *_: None)
+    jobs = JobStore(settings.database)  # trial tasks only serve a running training job
+    try:
+        jobs.create(job_id, kind=TRAINING, queue="bench")
+        jobs.start_attempt(job_id, "bench")
+    finally:
+        jobs.close()
     import optuna
 
     from loopml.automl.trials import pruner_for, sampler_for

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopml.queue.topology import SCORE_TASK, TRAIN_TASK
+from loopml.queue.topology import SCORE_TASK, TRAIN_TASK, TUNE_TASK
 from tests.queue.helpers import protocol_headers, task_body
 
 EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
@@ -34,6 +34,8 @@ class Case:
     content_encoding: str | None = "utf-8"
     correlation_id: str | None = None
     tag: str = field(default_factory=lambda: uuid.uuid4().hex)
+    by_task: bool = False
+    """Admitted by the consumer, refused by the task in a pool process (same dead letter)."""
 
 
 class _Explode:
@@ -193,7 +195,13 @@ def cases(marker: Path) -> list[Case]:
     j = _id()
     add("spec not text", task_body({"job_id": j, "spec": {"pipeline": []}}), "spec", job=j)
     j = _id()
-    add("spec does not parse", task_body(_train(j, spec=BAD_SPEC)), "not valid YAML", job=j)
+    add(
+        "spec does not parse",
+        task_body(_train(j, spec=BAD_SPEC)),
+        "not valid YAML",
+        job=j,
+        by_task=True,
+    )
     j = _id()
     batch = {"job_id": j, "batch_id": j, "model": "m@champion", "columns": "a", "rows": 3}
     add(
@@ -223,5 +231,57 @@ def cases(marker: Path) -> list[Case]:
         "belongs on",
         job=j,
         queue="inference",
+    )
+    out.extend(_trial_cases())
+    return out
+
+
+def _trial(job_id: str, **extra: Any) -> dict[str, Any]:
+    return {"job_id": job_id, "estimator": "rf", "ticket": f"{job_id}-rf-0", **extra}
+
+
+def _trial_cases() -> list[Case]:
+    """Malformed ``loopml.tune_trials`` messages: refused, and no job row is touched.
+
+    A trial message names a job it does not own (anyone may publish one), so
+    refusing it never marks that job: each case's ``job_id`` is None.
+    """
+    out: list[Case] = []
+
+    def add(name: str, kwargs: Any, reason: str, *, body: bytes | None = None, **kw: Any) -> None:
+        ticket = kw.pop("ticket", None) or (kwargs or {}).get("ticket") or _id()
+        headers = protocol_headers(TUNE_TASK, str(ticket))
+        out.append(Case(name, body or task_body(kwargs), headers, reason, **kw))
+
+    j = _id()
+    add(
+        "trial body a plain object",
+        _trial(j),
+        "must be a JSON array",
+        body=json.dumps(_trial(j)).encode(),
+    )
+    j = _id()
+    wrong = {"job_id": [j], "estimator": 5, "ticket": f"{j}-rf-0"}
+    add("trial with wrong types", wrong, "estimator: Input should be a valid string")
+    j = _id()
+    add("trial asking for huge n_trials", _trial(j, n_trials=10**12), "n_trials: Extra inputs")
+    j = _id()
+    add("trial with negative numbers", _trial(j, n_iter=-5, timeout=-1), "n_iter: Extra inputs")
+    j = _id()
+    add("trial with a negative ticket", _trial(j, ticket=f"{j}-rf--1"), "not of this study")
+    j, k = _id(), _id()
+    add(
+        "trial with a forged id header", _trial(j), "differs from kwargs.ticket", ticket=f"{k}-rf-0"
+    )
+    j, k = _id(), _id()
+    add("trial naming another job's study", _trial(j, ticket=f"{k}-rf-0"), "not of this study")
+    j = _id()
+    add("trial with a study name", _trial(j, study="loopml-x-rf"), "study: Extra inputs")
+    j = _id()
+    add(
+        "trial for a job that does not exist",
+        _trial(j),
+        f"no training job {j} is recorded",
+        by_task=True,
     )
     return out

@@ -121,7 +121,7 @@ def test_a_study_runs_on_both_workers_and_its_best_trial_is_registered(
     study = _study(stack, job.id)
     states = _states(study)
     counted = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
-    assert N_ITER <= counted <= N_ITER + 2, states
+    assert counted == N_ITER, states  # the study's gate: never a trial past n_iter
     pids = {t.user_attrs["pid"] for t in study.trials if t.state.name == "COMPLETE"}
     assert len(pids) >= 2, f"every trial ran in one process: {pids}"
     assert os.getpid() not in pids
@@ -204,7 +204,7 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial(
     study = _study(stack, job.id)
     states = _states(study)
     counted = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
-    assert N_ITER <= counted <= N_ITER + 2, states
+    assert counted == N_ITER, states  # the study's gate: never a trial past n_iter
     lost = study.trials[victim.number]
     assert lost.state.name == "FAIL", lost.state
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim.number]

@@ -96,10 +96,44 @@ def test_export_refuses_a_graph_that_scores_differently(env: Settings, tmp_path:
     assert result.exit_code == 2, result.output
     assert "max abs difference" in result.output and "allowed 1e-05" in result.output
     assert not target.exists() and not list(tmp_path.glob(".*partial"))
-    assert SHA256_TAG not in get_version(env, "xgb_scaled", version).tags
+    _nothing_logged(env, "xgb_scaled", version)
 
     missing = CliRunner().invoke(app, ["export", "nobody@champion", "--output", str(target)])
     assert missing.exit_code == 2 and not target.exists()
+
+
+def _nothing_logged(settings: Settings, name: str, version: str) -> None:
+    """No export tag on the version and no ONNX file among its run's artifacts."""
+    from loopml.export.version import ARTIFACT_DIR, PARITY_TAG
+    from loopml.registry.tracking import use_tracking
+
+    found = get_version(settings, name, version)
+    assert not {SHA256_TAG, ARTIFACT_TAG, PARITY_TAG} & set(found.tags), found.tags
+    client = use_tracking(settings).MlflowClient()
+    run_id = client.get_model_version(name, version).run_id
+    assert client.list_artifacts(run_id, ARTIFACT_DIR) == []
+
+
+def test_export_refuses_a_step_without_a_converter_by_its_name(
+    env: Settings, tmp_path: Path
+) -> None:
+    """A spline basis between the columns and the model: skl2onnx has no converter for it."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import SplineTransformer
+
+    rng = np.random.default_rng(2)
+    data = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120)})
+    pipeline = Pipeline([("spline", SplineTransformer()), ("model", LogisticRegression())])
+    pipeline.fit(data, (data["a"] > 0).astype(int))
+    version = register_pipeline(env, "spline_model", pipeline, data)
+    target = tmp_path / "no.onnx"
+    result = CliRunner().invoke(app, ["export", f"spline_model/{version}", "--output", str(target)])
+    assert result.exit_code == 2, result.output
+    assert "step 'spline' (SplineTransformer) has no ONNX converter" in result.output
+    assert "Traceback" not in result.output and "shape calculator" not in result.output
+    assert not target.exists() and not list(tmp_path.glob(".*partial"))
+    _nothing_logged(env, "spline_model", version)
 
 
 def test_onnx_runtime_parity_checks_a_promoted_version_before_it_serves(

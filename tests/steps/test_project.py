@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from loopml.core.access import DataPolicy
-from loopml.core.errors import SpecError
+from loopml.core.errors import DataError, SpecError
 from loopml.core.settings import Settings
 from loopml.engine import check_spec_text
 from loopml.steps.registry import StepRegistry
@@ -207,3 +207,127 @@ def test_a_project_past_its_timeout_is_killed_with_everything_it_started(
     while not gone() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert gone(), f"the project's process {pid} outlived the step"
+
+
+GIT_URI = "https://nobody:s3cret@loopml-test.invalid/project.git"
+
+
+@pytest.mark.parametrize(
+    ("project", "field", "words"),
+    [
+        ({"uri": "file:///nowhere/at/all"}, "uri", "no project folder at /nowhere/at/all"),
+        ({"uri": "file://{folder}"}, "uri", "has no MLproject file"),
+        ({"uri": "-p"}, "uri", "not starting with -"),
+        ({"uri": GIT_URI, "parameters": {"x; touch m": 1}}, "parameters", "not identifiers"),
+        ({"uri": GIT_URI, "parameters": {"note": "a\x00b"}}, "parameters", "NUL"),
+        ({"uri": GIT_URI, "entry_point": "main.sh; touch m"}, "entry_point", "is not a name"),
+        ({"uri": GIT_URI, "version": "--upload-pack=touch m"}, "version", "is not a name"),
+    ],
+)
+def test_hostile_project_fields_are_spec_errors(
+    project: dict[str, Any], field: str, words: str, tmp_path: Path
+) -> None:
+    project = {
+        key: str(v).format(folder=tmp_path) if key == "uri" else v for key, v in project.items()
+    }
+    issues = _issues(project, tmp_path)
+    assert any(
+        path.startswith(f"{STEP_PATH}.{field}") and words in message for path, message in issues
+    ), issues
+
+
+def _context(tmp_path: Path, tracking_uri: str) -> Any:
+    settings = Settings(
+        home=tmp_path / "home",
+        tracking_uri=tracking_uri,
+        database_url=f"sqlite:///{tmp_path / 'loopml.db'}",
+        artifact_root=(tmp_path / "artifacts").as_uri(),
+    )
+    return small_context(settings)
+
+
+def _run_step(context: Any, raw: dict[str, Any]) -> None:
+    step = StepRegistry.with_builtins(plugins=False).get("run_mlflow_project")
+    step(context, step.parse(raw, context.experiment))
+
+
+def test_an_unreachable_git_project_fails_fast_naming_it_without_its_credentials(
+    tmp_path: Path, tracking_uri: str
+) -> None:
+    """No network here: git's own reason, before ``mlflow run`` (and its traceback) starts."""
+    from loopml.steps.project import ProjectSpecError
+
+    context = _context(tmp_path, tracking_uri)
+    with pytest.raises(ProjectSpecError) as caught:
+        _run_step(context, {"uri": GIT_URI})
+    message = str(caught.value)
+    assert message.startswith("the git repository https://***@loopml-test.invalid/project.git")
+    assert "cannot be reached (fatal:" in message and "Traceback" not in message
+    assert "s3cret" not in message
+    assert context.trained is None
+
+
+def test_a_git_server_that_never_answers_is_given_up_on(tmp_path: Path) -> None:
+    """A host that accepts the connection and says nothing: refused after the reach timeout."""
+    import socket
+    import time
+
+    from loopml.steps.project import ProjectSpecError, reach
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        with pytest.raises(ProjectSpecError) as caught:
+            reach(f"http://127.0.0.1:{port}/project.git", None, timeout=2)
+        assert "did not answer within 2 s" in str(caught.value)
+        # git's HTTP helper went with it (left alone, it would wait out its 30 s stall limit)
+        deadline = time.monotonic() + 10
+        while _processes_naming(f"127.0.0.1:{port}/") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _processes_naming(f"127.0.0.1:{port}/")
+
+
+def _processes_naming(text: str) -> list[str]:
+    """Live (not zombie) processes whose command line holds ``text``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z":
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.slow
+def test_shell_text_in_parameters_reaches_the_project_as_one_argument_and_runs_nothing(
+    tmp_path: Path, tracking_uri: str
+) -> None:
+    """MLflow shell-quotes each value: a value that would run commands arrives verbatim.
+
+    The project logs no model, so the step also shows what a missing ``model_path`` says.
+    """
+    project = tmp_path / "echo"
+    project.mkdir()
+    (project / "MLproject").write_text(
+        "name: echo\nentry_points:\n  main:\n    parameters:\n      train_path: path\n"
+        "      holdout_path: path\n      target: string\n      out: string\n      note: string\n"
+        "    command: python echo.py {out} {note}\n"
+    )
+    (project / "echo.py").write_text(
+        "import pathlib, sys\npathlib.Path(sys.argv[1]).write_text(repr(sys.argv[2:]))\n"
+    )
+    marker = tmp_path / "injected"
+    note = (
+        f"x; touch {marker}1 $(touch {marker}2) `touch {marker}3`\ntouch {marker}4 "
+        f"' ; touch {marker}5 \" && touch {marker}6 | touch {marker}7"
+    )
+    out = tmp_path / "received"
+    context = _context(tmp_path, tracking_uri)
+    with pytest.raises(DataError) as caught:
+        _run_step(context, {"uri": str(project), "parameters": {"out": str(out), "note": note}})
+    assert out.read_text() == repr([note])  # one argument, exactly as given
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("injected")) == []
+    assert "the project logged no model named 'model' (it logged: none)" in str(caught.value)
+    assert context.trained is None

@@ -3,8 +3,9 @@
 Every process that works on a study (the job, threads beside it, training
 workers) runs the same loop: start a trial only while finished plus running
 trials are fewer than ``n_iter``. So the study ends with ``n_iter`` finished
-trials, plus at most one per process that checked at the same moment; a trial
-whose process died is failed by the heartbeat check and retried, and does not
+trials (with a :class:`Gate`, as distributed studies have; without one, plus
+at most one per process that checked at the same moment); a trial whose
+process died is failed by the heartbeat check and retried, and does not
 count. The job's own loop also waits for trials others are running, so a job
 alone on one worker still finishes its study.
 """
@@ -15,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from loopml.automl.trials import Dimension, Plan
 
@@ -71,16 +72,52 @@ def closed(study: Any) -> bool:
     return bool(study.user_attrs.get(CLOSED))
 
 
-def work(study: Any, func: Callable[[Any], float], n_iter: int, after: Callable[[], None]) -> int:
-    """Run trials one at a time while the study needs more; how many this process ran."""
+class Gate(Protocol):
+    """A lock every process working on one study shares (:func:`work`)."""
+
+    def acquire(self) -> None: ...
+
+    def release(self) -> None:
+        """Release if held (called twice per trial: once in the objective, once after)."""
+
+
+def work(
+    study: Any,
+    func: Callable[[Any], float],
+    n_iter: int,
+    after: Callable[[], None],
+    gate: Gate | None = None,
+) -> int:
+    """Run trials one at a time while the study needs more; how many this process ran.
+
+    With ``gate``, counting the study's trials and creating the next one happen
+    under it (the objective releases it first thing, once Optuna has recorded
+    the trial as running), so processes that check at the same moment never
+    take the study past ``n_iter``.
+    """
     ran = 0
+    objective = func if gate is None else _releasing(func, gate)
     while True:
-        done, running = counts(study)
-        if done + running >= n_iter or closed(study):
-            return ran
-        study.optimize(func, n_trials=1, gc_after_trial=False)
+        if gate is not None:
+            gate.acquire()
+        try:
+            done, running = counts(study)
+            if done + running >= n_iter or closed(study):
+                return ran
+            study.optimize(objective, n_trials=1, gc_after_trial=False)
+        finally:
+            if gate is not None:
+                gate.release()
         ran += 1
         after()
+
+
+def _releasing(func: Callable[[Any], float], gate: Gate) -> Callable[[Any], float]:
+    def run(trial: Any) -> float:
+        gate.release()  # the trial is recorded RUNNING: others count it from now on
+        return func(trial)
+
+    return run
 
 
 def work_and_wait(
@@ -89,6 +126,7 @@ def work_and_wait(
     n_iter: int,
     after: Callable[[], None],
     poll_s: float = 0.5,
+    gate: Gate | None = None,
 ) -> None:
     """:func:`work`, then wait for trials others run until ``n_iter`` are finished.
 
@@ -98,7 +136,7 @@ def work_and_wait(
     from optuna.storages import fail_stale_trials
 
     while True:
-        work(study, func, n_iter, after)
+        work(study, func, n_iter, after, gate)
         done, _ = counts(study)
         if done >= n_iter:
             return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -182,6 +183,9 @@ class StudyHost(Protocol):
 
     def study_name(self, estimator_id: str) -> str:
         """The study's name for this job and estimator (the same on a resumed job)."""
+
+    def gate(self, study: Any) -> AbstractContextManager[Any]:
+        """The lock every process takes to count ``study``'s trials and start one."""
 
 
 def plan_for(session: Session, base: Candidate, tuning: TuneParams) -> Plan | None:
@@ -400,7 +404,8 @@ def _distributed(session: Session, plan: Plan, host: StudyHost) -> TuningReport:
     host.fan_out(name, plan.n_iter - 1)
     func = objective(plan, TrialData.of(session), session.n_jobs, session.seed)
     try:
-        work_and_wait(study, func, plan.n_iter, _progress(session, plan, study))
+        with host.gate(study) as gate:
+            work_and_wait(study, func, plan.n_iter, _progress(session, plan, study), gate=gate)
     finally:
         study.set_user_attr(CLOSED, True)
     return _report(plan, study, "distributed (training workers, PostgreSQL)")

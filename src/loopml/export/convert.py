@@ -100,6 +100,9 @@ def convert_pipeline(pipeline: Any, *, name: str = "loopml") -> Converted:
     if kind == "classifier" and classes is None:
         classes = np.asarray(final.classes_).tolist()
     _refuse_unconvertible(final, final_name)
+    for path, step in steps[:-1]:
+        for where, leaf in _leaves(path, step):
+            _refuse_unregistered(leaf, where)
     steps[-1] = (final_name, final)
     inputs, initial_types = _inputs(steps)
     flat = Pipeline(steps) if len(steps) > 1 else final
@@ -239,6 +242,39 @@ def _refuse_unconvertible(final: Any, path: str) -> None:
             f"step {path!r} ({cls.__name__}) has no ONNX converter in skl2onnx or onnxmltools "
             "(docs/onnx.md)"
         )
+
+
+def _refuse_unregistered(step: Any, path: str) -> None:
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+
+    if type(step) not in sklearn_operator_name_map:
+        raise ExportError(
+            f"step {path!r} ({type(step).__name__}) has no ONNX converter in skl2onnx or "
+            "onnxmltools (docs/onnx.md)"
+        )
+
+
+def _leaves(path: str, step: Any) -> list[tuple[str, Any]]:
+    """The estimators a step runs, each with its path (branches and pipelines opened).
+
+    Checked before conversion, so a step without a converter is refused by its
+    name rather than by skl2onnx's paragraph about shape calculators.
+    """
+    if type(step).__name__ == "ColumnTransformer":
+        found: list[tuple[str, Any]] = []
+        for name, transformer, _ in step.transformers_:
+            if not isinstance(transformer, str):
+                found.extend(_leaves(f"{path}.{name}", transformer))
+        return found
+    steps = getattr(step, "steps", None)
+    if steps is not None:
+        return [
+            leaf
+            for name, inner in steps
+            if inner is not None and not isinstance(inner, str)  # "passthrough"
+            for leaf in _leaves(f"{path}.{name}", inner)
+        ]
+    return [(path, step)]
 
 
 # -- inputs --------------------------------------------------------------------------------------

@@ -114,3 +114,14 @@ class TrialMessage(BaseModel):
     job_id: str = Field(pattern=JOB_ID_PATTERN)
     estimator: str = Field(pattern=r"^[a-z]{1,16}$", description="The tuned estimator's id.")
     ticket: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$", description="Equals the id header.")
+
+    @model_validator(mode="after")
+    def _ticket_of_this_study(self) -> TrialMessage:
+        """A ticket is ``JOB-ESTIMATOR-N``: one naming another job's study is not its own."""
+        prefix = f"{self.job_id}-{self.estimator}-"
+        if not (self.ticket.startswith(prefix) and self.ticket[len(prefix) :].isdigit()):
+            raise ValueError(
+                f"ticket {self.ticket!r} is not of this study: expected {prefix}N "
+                "(the job publishes its own trial tasks)"
+            )
+        return self

@@ -303,8 +303,10 @@ def _trials_published_by(app: Celery | None) -> Any:
 def run_trials(settings: Settings, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     """Work on the study the message names; how many trials this task ran.
 
-    A message that does not parse is dead-lettered; the job it names is left
-    alone (whoever sent it, it is not the job's own word).
+    A message that does not parse, or names a job, study or folds no trial can
+    run on (:func:`loopml.steps.tuning.work_on_study`), is dead-lettered with
+    the reason; the job it names is left alone (whoever sent it, it is not the
+    job's own word).
     """
     from loopml.steps.tuning import work_on_study
 
@@ -313,7 +315,11 @@ def run_trials(settings: Settings, args: tuple[Any, ...], kwargs: dict[str, Any]
     except MessageError as error:
         log.error("dead-lettering a trial task: %s", error)
         raise Reject(str(error), requeue=False) from error
-    return work_on_study(settings, message.job_id, message.estimator)
+    try:
+        return work_on_study(settings, message.job_id, message.estimator)
+    except MessageError as error:  # a study or job only a forged or stale message names
+        log.error("dead-lettering trial task %s: %s", message.ticket, error)
+        raise Reject(str(error), requeue=False) from error
 
 
 def _failure(cause: BaseException, text: str) -> tuple[str, str]:

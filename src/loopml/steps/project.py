@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -55,6 +56,11 @@ from loopml.steps.base import StepParams, step
 
 CONTRACT_PARAMETERS = ("train_path", "holdout_path", "target")
 """Parameters the step passes to every project; a spec may not set them itself."""
+
+PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,99}")
+REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}")
+REACH_TIMEOUT_S = 60.0
+"""How long ``git ls-remote`` may take to show a git URI is reachable before the project runs."""
 
 LOG_TAIL_LINES = 30
 
@@ -99,6 +105,17 @@ class ProjectParams(StepParams):
     def _not_contract(
         cls, value: dict[str, str | int | float | bool]
     ) -> dict[str, str | int | float | bool]:
+        # MLflow shell-quotes values but appends undeclared names to the command as they
+        # are (`--NAME VALUE`): a name is an identifier, nothing a shell reads
+        odd = sorted(repr(name) for name in value if not PARAMETER_NAME.fullmatch(name))
+        if odd:
+            raise ValueError(
+                f"parameter names {', '.join(odd)} are not identifiers; use letters, digits, "
+                "_ . - (starting with a letter or _)"
+            )
+        nul = sorted(name for name, item in value.items() if "\x00" in str(item))
+        if nul:
+            raise ValueError(f"{', '.join(nul)}: a value may not hold a NUL character")
         taken = sorted(set(value) & set(CONTRACT_PARAMETERS))
         if taken:
             raise ValueError(
@@ -107,10 +124,48 @@ class ProjectParams(StepParams):
             )
         return value
 
+    @field_validator("entry_point", "version")
+    @classmethod
+    def _a_name(cls, value: str | None) -> str | None:
+        """An entry point or git ref is a name: never an option (``-...``) or shell text."""
+        if value is not None and not REF.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a name: use letters, digits, _ . / - (not starting with - or /)"
+            )
+        return value
+
+    @field_validator("uri")
+    @classmethod
+    def _a_location(cls, value: str) -> str:
+        if not value.strip() or value.startswith("-") or any(c in value for c in "\x00\n\r"):
+            raise ValueError(
+                "must be a project folder (path or file:// URI) or a git URL, on one line, "
+                "not starting with -"
+            )
+        return value
+
 
 def is_remote(uri: str) -> bool:
-    """Whether ``uri`` names a git repository rather than a local folder."""
+    """Whether ``uri`` names a git repository rather than a local folder (or a file:// one)."""
+    if uri.startswith("file://"):
+        return False
     return "://" in uri or uri.startswith("git@") or uri.endswith(".git")
+
+
+def local_path(uri: str) -> Path:
+    """The folder a local ``uri`` names (a path, or a file:// URI as MLflow reads it)."""
+    from urllib.parse import unquote, urlparse
+
+    if uri.startswith("file://"):
+        return Path(unquote(urlparse(uri).path))
+    return Path(uri).expanduser()
+
+
+def shown(uri: str) -> str:
+    """``uri`` fit for a message or a tag: credentials in a URL (``user:token@``) are hidden."""
+    import re
+
+    return re.sub(r"(://)[^/@\s]+@", r"\1***@", uri)
 
 
 def check_project(params: ProjectParams, base_dir: Path | None, policy: DataPolicy) -> None:
@@ -127,7 +182,7 @@ def check_project(params: ProjectParams, base_dir: Path | None, policy: DataPoli
         )
     if is_remote(params.uri):
         return  # fetched when the step runs; validation contacts no network
-    folder = Path(params.uri).expanduser()
+    folder = local_path(params.uri)
     if not folder.is_absolute():
         if base_dir is None:
             return
@@ -205,6 +260,15 @@ def run_mlflow_project(context: StepContext, params: ProjectParams) -> None:
 
     started = time.perf_counter()
     experiment = context.experiment
+    # where the project is, checked before any data is split or run recorded
+    if is_remote(params.uri):
+        uri = params.uri
+        if not uri.split("#", 1)[0].endswith(".zip"):  # MLflow downloads a zip URI itself
+            reach(uri, params.version)
+    else:
+        uri = str(context.resolve_path(str(local_path(params.uri))))
+        describe_entry_point(Path(uri), params)  # again: the spec check may not have seen it
+        context.code_paths.append(Path(uri))  # the project's sources join the run's code hash
     frame = context.require_frame()
     if params.session_id is None and context.seed is not None:
         # the run's recorded seed, as train_model takes it, so `runs reproduce` splits alike
@@ -216,14 +280,11 @@ def run_mlflow_project(context: StepContext, params: ProjectParams) -> None:
     experiment_id = (
         parent.info.experiment_id if parent is not None else _experiment_id(context, mlflow)
     )
-    uri = params.uri if is_remote(params.uri) else context.resolve_path(params.uri)
-    if not is_remote(params.uri):  # the project's sources join the run's code hash
-        context.code_paths.append(Path(uri))
-    tags = {"loopml.kind": "mlflow_project", "loopml.project_uri": params.uri}
+    tags = {"loopml.kind": "mlflow_project", "loopml.project_uri": shown(params.uri)}
     if parent is not None:
         tags["mlflow.parentRunId"] = parent.info.run_id
     child = client.create_run(
-        experiment_id, tags=tags, run_name=f"project {Path(params.uri.rstrip('/')).name}"
+        experiment_id, tags=tags, run_name=f"project {Path(shown(params.uri).rstrip('/')).name}"
     )
     child_id = child.info.run_id
 
@@ -242,7 +303,7 @@ def run_mlflow_project(context: StepContext, params: ProjectParams) -> None:
         client.log_batch(
             child_id, params=[_param(key, value) for key, value in values.items()], synchronous=True
         )
-        context.progress(f"running MLflow project {params.uri}", 0, None)
+        context.progress(f"running MLflow project {shown(params.uri)}", 0, None)
         _run_project(context, params, uri, values, experiment_id, child_id, work / "project.log")
         client.log_artifact(child_id, str(work / "project.log"), "project")
 
@@ -267,7 +328,7 @@ def run_mlflow_project(context: StepContext, params: ProjectParams) -> None:
     context.data["holdout"] = holdout
     context.models["best"] = estimator
     context.trained = TrainedModel(
-        estimator=f"mlflow project {params.uri}:{params.entry_point}",
+        estimator=f"mlflow project {shown(params.uri)}:{params.entry_point}",
         model_uri=model_uri,
         mlflow_run_id=child_id,
         main_metric=experiment.main_metric,
@@ -337,7 +398,6 @@ def _run_project(
         "-m",
         "mlflow",
         "run",
-        uri,
         "--entry-point",
         params.entry_point,
         "--env-manager",
@@ -351,11 +411,13 @@ def _run_project(
         command += ["--version", params.version]
     for key, value in values.items():
         command += ["-P", f"{key}={value}"]
+    command += ["--", uri]
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
     }
+    env.update(GIT_ENV)
     env["MLFLOW_TRACKING_URI"] = context.settings.tracking
     # env_manager local runs the entry point's `python` from PATH: make it this interpreter
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
@@ -363,6 +425,7 @@ def _run_project(
     with log_path.open("w") as log:
         process = subprocess.Popen(
             command,
+            stdin=subprocess.DEVNULL,  # nothing (git asking for a password) waits for input
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -394,9 +457,62 @@ def _run_project(
         )
         lines = "\n".join(f"  | {line}" for line in tail) or "  | (no output)"
         raise ProjectError(
-            f"MLflow project {params.uri} (entry point {params.entry_point!r}) {why}; "
+            f"MLflow project {shown(params.uri)} (entry point {params.entry_point!r}) {why}; "
             f"its last lines:\n{lines}"
         )
+
+
+GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_ASKPASS": "true",
+    "SSH_ASKPASS": "true",
+    "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o ConnectTimeout=20",
+    "GIT_HTTP_LOW_SPEED_LIMIT": "1",
+    "GIT_HTTP_LOW_SPEED_TIME": "30",
+}
+"""Git never prompts (no terminal, no askpass) and gives up on a connection that stalls."""
+
+
+def reach(uri: str, version: str | None, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Fail fast, with git's reason, when the git repository ``uri`` cannot be reached.
+
+    ``mlflow run`` would spend its start-up, then fail with a traceback (or wait on a
+    password prompt, or a connection that never answers, until the step's timeout).
+    """
+    repository = uri.split("#", 1)[0]  # MLflow's URI#subdirectory
+    what = f"the git repository {shown(repository)}"
+    env = {**os.environ, **GIT_ENV}
+    try:
+        git = subprocess.Popen(
+            ["git", "ls-remote", "--", repository, *([version] if version else ["HEAD"])],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env=env,
+            start_new_session=True,  # git's helpers (git-remote-https, ssh) go with it
+        )
+    except FileNotFoundError as error:
+        raise ProjectSpecError("uri", f"{what} cannot be fetched: git is not installed") from error
+    try:
+        stdout, stderr = git.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        _stop(git)
+        git.communicate()
+        raise ProjectSpecError(
+            "uri", f"{what} did not answer within {timeout:g} s; check the URL and the network"
+        ) from error
+    if git.returncode != 0:
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        why = shown(lines[-1].strip()) if lines else f"git exited with code {git.returncode}"
+        raise ProjectSpecError(
+            "uri",
+            f"{what} cannot be reached ({why}); check the URL and the network, or give a "
+            "local project folder",
+        )
+    if version and not stdout.strip() and not re.fullmatch(r"[0-9a-f]{7,40}", version):
+        raise ProjectSpecError("version", f"{what} has no branch or tag {version!r}")
 
 
 def _wait(
