@@ -246,6 +246,10 @@ class ScoredWriter:
             self._stream = self._filesystem.open_output_stream(self._temp)
         except OSError as exc:
             raise InputFileError(f"output file {self.path}: cannot write it: {exc}") from exc
+        except BaseException:  # Ctrl-C as the file is created: __exit__ will not run
+            if not self._remote:
+                Path(self._temp).unlink(missing_ok=True)
+            raise
         return self
 
     def append(self, frame: pd.DataFrame) -> None:
