@@ -63,7 +63,8 @@ def export(
     try:
         ref = ModelReference.parse(model)
         _check_output(output, overwrite)  # before seconds of conversion, not after
-        say(err, f"exporting {ref} to {export_format.value} ...")
+        if err.is_terminal:  # progress for a person; a log gets the result or one error line
+            say(err, f"exporting {ref} to {export_format.value} ...")
         done = export_version(config, ref, output, record=record)
     except LoopmlError as error:
         fail(error)
