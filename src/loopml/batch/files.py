@@ -83,9 +83,7 @@ def check_input(path: str | Path, *, folders: bool = False, role: str = "input")
     if info.type == pafs.FileType.Directory:
         if folders:
             return
-        raise InputFileError(
-            f"{role} file {path} is a folder; give one {', '.join(FORMATS)} file"
-        )
+        raise InputFileError(f"{role} file {path} is a folder; give one {', '.join(FORMATS)} file")
     _format(path, role)
     if info.size == 0:
         raise InputFileError(
