@@ -161,7 +161,12 @@ def predict_batch(
         ),
     ] = False,
     batch_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 10_000,
-    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="--engine queue: give up after this many seconds (the others run on)."
+        ),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace --output if it exists (whole, at the end).")
     ] = False,
