@@ -69,6 +69,8 @@ def spark_session(master: str | None = None) -> Any:
         SparkSession.builder.master(master or "local[*]")
         .appName("loopml-batch")
         .config("spark.ui.enabled", "false")
+        # Spark's stage bar redraws with carriage returns: garbage in a pipe or a CI log
+        .config("spark.ui.showConsoleProgress", "true" if sys.stderr.isatty() else "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.executorEnv.OMP_NUM_THREADS", "1")
         # Executors unpickle only the copy the driver judged (SparkEngine._run) and shipped.
