@@ -111,6 +111,8 @@ def test_predict_batch_refuses_bad_files_before_scoring(world: Path) -> None:
             ("--by-reference needs a Parquet --input", "rows.csv"),
         ),
         (["--input", "nope.csv", "--engine", "spark"], "out8.csv", ("nope.csv", "does not exist")),
+        (["--input", ""], "out9.csv", ("input file name is empty",)),
+        (["--input", "rows.csv"], " ", ("output file name is empty",)),
     ]
     before = _files(world)
     cwd = Path.cwd()

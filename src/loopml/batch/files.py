@@ -73,6 +73,8 @@ def check_input(path: str | Path, *, folders: bool = False, role: str = "input")
     """
     import pyarrow.fs as pafs
 
+    if not str(path).strip():  # "" would resolve to the working folder
+        raise InputFileError(f"{role} file name is empty; give one {', '.join(FORMATS)} file")
     filesystem, location = _filesystem(path)
     try:
         info = filesystem.get_file_info(location)
@@ -100,6 +102,8 @@ def check_output(
     file may be the only copy of an earlier batch); ``folders`` lets an existing
     folder be the output (Spark writes a folder).
     """
+    if not str(path).strip():
+        raise InputFileError(f"{role} file name is empty; give a name such as scored.csv")
     if is_remote(path):
         _format(path, role)
         return
