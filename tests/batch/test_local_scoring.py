@@ -145,7 +145,7 @@ def test_predict_batch_command_scores_a_file_locally(
             app,
             [*command, "--output", str(tmp_path / "scored.xlsx")],
         )
-        assert bad.exit_code == 1
+        assert bad.exit_code == 2  # bad input
         assert "unsupported format '.xlsx'" in bad.output and ".csv" in bad.output
     finally:
         get_settings.cache_clear()

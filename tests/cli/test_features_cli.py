@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loopml.core.errors import ModelLoadError
+from loopml.core.errors import InputFileError, ModelLoadError
 from loopml.core.settings import get_settings
 from loopml.features import FeatureBinding
 
@@ -27,9 +27,20 @@ def test_features_without_feast_names_the_extra(
         result = CliRunner().invoke(app, ["features", command, "--repo", str(EXAMPLE_REPO)])
         assert result.exit_code == 2, result.output
         assert "pip install 'loopml[feast]'" in result.output
-    missing = CliRunner().invoke(app, ["features", "status", "--repo", str(tmp_path)])
-    assert missing.exit_code == 1 and "feature_store.yaml does not exist" in missing.output
+    # no repo anywhere: the missing extra is what to fix first, and it is bad input (exit 2)
+    monkeypatch.chdir(tmp_path)
+    missing = CliRunner().invoke(app, ["features", "status"])
+    assert missing.exit_code == 2 and "pip install 'loopml[feast]'" in missing.output
     get_settings.cache_clear()
+
+
+def test_a_folder_without_feature_store_yaml_is_bad_input(tmp_path: Path) -> None:
+    """Named by --repo or LOOPML_FEATURE_REPO, a wrong folder is a typo: exit code 2."""
+    from loopml.features import repo_dir
+
+    with pytest.raises(InputFileError, match=r"feature_store\.yaml does not exist") as caught:
+        repo_dir(tmp_path)
+    assert caught.value.exit_code == 2
 
 
 def test_a_binding_round_trips_and_garbage_is_a_load_error() -> None:

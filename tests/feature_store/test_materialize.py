@@ -53,3 +53,23 @@ def test_materialize_then_status_and_the_stale_alert(
     assert fresh is not None and fresh["problems"] == []
     assert STALE == "stale_features"
     get_settings.cache_clear()
+
+
+def test_no_repo_is_bad_input_naming_how_to_give_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Feast installed, a folder without feature_store.yaml is a typo: exit 2, one line."""
+    from loopml.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LOOPML_FEATURE_REPO", raising=False)
+    get_settings.cache_clear()
+    for command in ("status", "materialize", "apply"):
+        result = CliRunner().invoke(app, ["features", command])
+        assert result.exit_code == 2, result.output
+        assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+        assert "feature_store.yaml does not exist" in result.stderr
+        assert "--repo or LOOPML_FEATURE_REPO" in result.stderr
+    assert not list(tmp_path.rglob("*.json"))  # no materialization record written
+    get_settings.cache_clear()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from loopml.core.errors import InputFileError
 from loopml.core.settings import Settings
 from loopml.engine import load_spec, run_pipeline
 from loopml.engine.reproduce import DataChangedError, Reproduction, reproduce_run
@@ -101,6 +102,12 @@ def test_reproduce_refuses_changed_data_naming_file_and_fingerprints(
     write_data(wrong, seed=9)
     with pytest.raises(DataChangedError, match="snapshot"):
         reproduce_run(run.id, settings, data=wrong, registry=registry)
+
+    for typo in (folder / "gone.csv", folder):  # a typo in --data is bad input: exit code 2
+        with pytest.raises(InputFileError) as bad:
+            reproduce_run(run.id, settings, data=typo, registry=registry)
+        assert bad.value.exit_code == 2 and str(typo) in str(bad.value)
+    assert _count_runs(settings) == before
 
     again = reproduce_run(run.id, settings, data=snapshot, registry=registry)
     assert again.exact and again.data_fingerprint == run.data_fingerprint

@@ -79,7 +79,8 @@ def test_export_writes_logs_and_reports(
     assert Path(logged).read_bytes() == data
 
     again = runner.invoke(
-        app, ["export", f"fraud_export/{version}", "--output", str(target), "-o", "json"]
+        app,
+        ["export", f"fraud_export/{version}", "--output", str(target), "--overwrite", "-o", "json"],
     )
     assert again.exit_code == 0, again.output
     shape = json.loads(again.stdout)

@@ -9,6 +9,7 @@ completes only when the writer closes, so a failed job leaves no output.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,19 +18,37 @@ from typing import Any
 
 import pandas as pd
 
-from loopml.core.errors import DataError
+from loopml.core.errors import DataError, InputFileError
 
 FORMATS = (".csv", ".parquet", ".pq")
+"""What every engine streams (local, queue, by reference, Spark): so the one list for all."""
+
+_HINTS = {
+    ".zip": "unzip it and give the CSV inside",
+    ".gz": "decompress it and give the CSV",
+    ".json": "convert it to CSV or Parquet first, e.g. with pandas read_json and to_parquet",
+    ".jsonl": "convert it to CSV or Parquet first, e.g. with pandas read_json(lines=True)",
+    ".xlsx": "save it as CSV first",
+}
 
 
 def _format(path: str | Path, role: str) -> str:
     suffix = Path(str(path)).suffix.lower()
     if suffix not in FORMATS:
-        raise DataError(
+        hint = _HINTS.get(suffix, "save it as CSV or Parquet")
+        raise InputFileError(
             f"{role} file {path}: unsupported format {suffix or '(no suffix)'!r}; "
-            f"use one of {', '.join(FORMATS)}"
+            f"loopml reads and writes {', '.join(FORMATS)} here ({hint})"
         )
     return "csv" if suffix == ".csv" else "parquet"
+
+
+def _shown(path: str | Path) -> str:
+    """``path`` and, when it is relative, where that is: the message says where it looked."""
+    text = str(path)
+    if is_remote(text) or Path(text).is_absolute():
+        return text
+    return f"{text} ({Path(text).resolve()})"
 
 
 def is_remote(path: str | Path) -> bool:
@@ -46,26 +65,65 @@ def _filesystem(path: str | Path) -> tuple[Any, str]:
     return pafs.LocalFileSystem(), str(Path(text).resolve())
 
 
-def check_input(path: str | Path) -> None:
-    """Fail before any scoring when the input cannot be read."""
-    kind = _format(path, "input")
-    filesystem, location = _filesystem(path)
+def check_input(path: str | Path, *, folders: bool = False, role: str = "input") -> None:
+    """Fail before any scoring when the input cannot be read: missing, a folder, empty.
+
+    ``folders`` lets a folder through (Spark reads a folder of part files, such as
+    the output of an earlier Spark job); its format is then not checked here.
+    """
     import pyarrow.fs as pafs
 
+    if not str(path).strip():  # "" would resolve to the working folder
+        raise InputFileError(f"{role} file name is empty; give one {', '.join(FORMATS)} file")
+    filesystem, location = _filesystem(path)
     try:
         info = filesystem.get_file_info(location)
     except OSError as exc:
-        raise DataError(f"input file {path}: cannot reach it: {exc}") from exc
-    if info.type != pafs.FileType.File:
-        raise DataError(f"input file {path} does not exist")
-    del kind
+        raise InputFileError(f"{role} file {path}: cannot reach it: {exc}") from exc
+    if info.type == pafs.FileType.NotFound:
+        raise InputFileError(f"{role} file {_shown(path)} does not exist")
+    if info.type == pafs.FileType.Directory:
+        if folders:
+            return
+        raise InputFileError(f"{role} file {path} is a folder; give one {', '.join(FORMATS)} file")
+    _format(path, role)
+    if info.size == 0:
+        raise InputFileError(
+            f"{role} file {path} is empty (0 bytes); give a file with a header row and rows"
+        )
 
 
-def check_output(path: str | Path) -> None:
-    """Fail before any scoring when the output file could not be written."""
-    _format(path, "output")
-    if not is_remote(path) and not Path(str(path)).parent.exists():
-        raise DataError(f"output file {path}: folder {Path(str(path)).parent} does not exist")
+def check_output(
+    path: str | Path, *, overwrite: bool = True, folders: bool = False, role: str = "output"
+) -> None:
+    """Fail before any scoring when the output file could not be written.
+
+    ``overwrite=False`` refuses an existing output (the CLI's default: a scored
+    file may be the only copy of an earlier batch); ``folders`` lets an existing
+    folder be the output (Spark writes a folder).
+    """
+    if not str(path).strip():
+        raise InputFileError(f"{role} file name is empty; give a name such as scored.csv")
+    if is_remote(path):
+        _format(path, role)
+        return
+    target = Path(str(path))
+    if target.is_dir() and not folders:
+        raise InputFileError(
+            f"{role} file {path} is a folder; give a file name such as {target / 'scored.csv'}"
+        )
+    _format(path, role)
+    parent = target.parent
+    if not parent.exists():
+        raise InputFileError(f"{role} file {path}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise InputFileError(f"{role} file {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputFileError(f"{role} file {path}: folder {parent} is not writable")
+    if target.exists() and not overwrite:
+        raise InputFileError(
+            f"{role} file {path} exists; pass --overwrite to replace it, or choose another name"
+        )
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -95,7 +153,7 @@ def iter_chunks(path: str | Path, rows: int) -> Iterator[tuple[int, pd.DataFrame
             return
         yield from _parquet_chunks(filesystem, location, rows)
     except (OSError, ValueError) as exc:
-        raise DataError(f"input file {path}: cannot read it as {kind}: {exc}") from exc
+        raise InputFileError(f"input file {path}: cannot read it as {kind}: {exc}") from exc
 
 
 def _parquet_chunks(
@@ -186,7 +244,14 @@ class ScoredWriter:
         self._parquet: Any = None
 
     def __enter__(self) -> ScoredWriter:
-        self._stream = self._filesystem.open_output_stream(self._temp)
+        try:
+            self._stream = self._filesystem.open_output_stream(self._temp)
+        except OSError as exc:
+            raise InputFileError(f"output file {self.path}: cannot write it: {exc}") from exc
+        except BaseException:  # Ctrl-C as the file is created: __exit__ will not run
+            if not self._remote:
+                Path(self._temp).unlink(missing_ok=True)
+            raise
         return self
 
     def append(self, frame: pd.DataFrame) -> None:
@@ -223,7 +288,11 @@ class ScoredWriter:
                 self._filesystem.delete_file(self._location)
             return
         if error is None:
-            Path(self._temp).replace(self._location)
+            try:
+                Path(self._temp).replace(self._location)
+            except OSError as exc:  # a folder took the name meanwhile, a read-only mount
+                Path(self._temp).unlink(missing_ok=True)
+                raise InputFileError(f"output file {self.path}: cannot write it: {exc}") from exc
         else:
             Path(self._temp).unlink(missing_ok=True)
 

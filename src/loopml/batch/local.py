@@ -78,8 +78,9 @@ class LocalEngine:
                     count += 1
                     if progress is not None:
                         progress(count, total)
-        except (LoopmlError, ValueError, KeyError, TypeError):
-            # a chunk refused part-way: what earlier chunks logged goes too, nothing half-written
+        except (LoopmlError, ValueError, KeyError, TypeError, KeyboardInterrupt):
+            # a chunk refused part-way, or Ctrl-C: what earlier chunks logged goes too,
+            # nothing half-written
             log.discard(request.job_id)
             raise
         finally:

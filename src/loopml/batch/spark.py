@@ -34,7 +34,7 @@ from loopml.batch.files import _format, is_remote
 from loopml.batch.local import batch_log
 from loopml.batch.models import load_model
 from loopml.batch.scoring import batch_id, check_skew, id_prefix, prediction_ids
-from loopml.core.errors import ConfigError, DataError
+from loopml.core.errors import ConfigError, DataError, InputFileError
 from loopml.store import batchlog
 
 SAMPLE_ROWS = 2_000
@@ -69,6 +69,8 @@ def spark_session(master: str | None = None) -> Any:
         SparkSession.builder.master(master or "local[*]")
         .appName("loopml-batch")
         .config("spark.ui.enabled", "false")
+        # Spark's stage bar redraws with carriage returns: garbage in a pipe or a CI log
+        .config("spark.ui.showConsoleProgress", "true" if sys.stderr.isatty() else "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.executorEnv.OMP_NUM_THREADS", "1")
         # Executors unpickle only the copy the driver judged (SparkEngine._run) and shipped.
@@ -101,7 +103,8 @@ class SparkEngine:
         assert pinned.version is not None
         kind = _format(request.input, "input")
         _format(request.output, "output")
-        if not is_remote(request.output) and Path(request.output).exists():
+        overwrite = bool(request.options.get("overwrite"))
+        if not overwrite and not is_remote(request.output) and Path(request.output).exists():
             raise DataError(f"output {request.output} exists; Spark writes a new folder there")
         model = load_model(settings, pinned)  # loopml's trust check, before any unpickling
         expected = signature_columns(settings, pinned.name, pinned.version)
@@ -109,8 +112,14 @@ class SparkEngine:
         spark = spark_session(request.master)
         startup = time.perf_counter() - started
         clock = Clock()
-        frame = _read(spark, request.input, kind, request.batch_rows)
-        sample = frame.limit(SAMPLE_ROWS).toPandas()
+        from pyspark.errors import AnalysisException
+
+        try:
+            frame = _read(spark, request.input, kind, request.batch_rows)
+            sample = frame.limit(SAMPLE_ROWS).toPandas()
+        except AnalysisException as exc:  # an empty folder, a path gone: not a stack trace
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputFileError(f"input {request.input}: Spark cannot read it: {reason}") from exc
         where = f"{request.input} (Spark schema {', '.join(frame.columns)})"
         check_columns(sample, expected, f"{where} columns", quote_values=request.quote_values)
         check_skew(model, sample, f"scoring job {request.job_id}, {where}")
@@ -213,7 +222,9 @@ class SparkEngine:
             scored = frame.withColumn("prediction", udf(sql.struct(*[sql.col(c) for c in columns])))
             scored = scored.cache()  # one scoring feeds both the output and the segments
             try:
-                writer = scored.write.mode("errorifexists")
+                writer = scored.write.mode(
+                    "overwrite" if request.options.get("overwrite") else "errorifexists"
+                )
                 if request.output.lower().endswith(".csv"):
                     writer.option("header", "true").csv(request.output)
                 else:

@@ -22,7 +22,11 @@ def export(
     ],
     output: Annotated[
         Path,
-        typer.Option("--output", help="The file to write (e.g. model.onnx).", show_default=False),
+        typer.Option(
+            "--output",
+            help="The file to write (e.g. model.onnx); an existing one needs --overwrite.",
+            show_default=False,
+        ),
     ],
     export_format: Annotated[
         ExportFormat, typer.Option("--format", help="The export format.", case_sensitive=False)
@@ -34,6 +38,9 @@ def export(
             help="Log the file on the version (artifact, sha256 tag); --no-record only writes it.",
         ),
     ] = True,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace --output if it exists (whole, at the end).")
+    ] = False,
     format: Annotated[
         Format,
         typer.Option(
@@ -55,7 +62,9 @@ def export(
     quiet_mlflow()
     try:
         ref = ModelReference.parse(model)
-        say(err, f"exporting {ref} to {export_format.value} ...")
+        _check_output(output, overwrite)  # before seconds of conversion, not after
+        if err.is_terminal:  # progress for a person; a log gets the result or one error line
+            say(err, f"exporting {ref} to {export_format.value} ...")
         done = export_version(config, ref, output, record=record)
     except LoopmlError as error:
         fail(error)
@@ -80,3 +89,20 @@ def export(
         say(out, f"  dropped         {', '.join(done.dropped)} (training only)")
     if done.artifact_uri:
         say(out, f"  logged          {done.artifact_uri}")
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an --output that could not be written, or would replace a file unasked."""
+    from loopml.core.errors import InputFileError
+
+    target = output.expanduser()
+    if target.is_dir():
+        raise InputFileError(f"--output {output} is a folder; give a file name such as model.onnx")
+    if not target.parent.exists():
+        raise InputFileError(f"--output {output}: the folder {target.parent} does not exist")
+    if not target.parent.is_dir():
+        raise InputFileError(f"--output {output}: {target.parent} is a file, not a folder")
+    if target.exists() and not overwrite:
+        raise InputFileError(
+            f"--output {output} exists; pass --overwrite to replace it, or choose another name"
+        )

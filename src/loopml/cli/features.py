@@ -6,11 +6,14 @@ Feast is the extra ``loopml[feast]``; without it these commands say how to insta
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from loopml.cli.output import Format, FormatOpt, emit, say, show
+
+if TYPE_CHECKING:
+    from loopml.core.errors import LoopmlError
 
 features_app = typer.Typer(
     help="The Feast feature store: apply, materialize (incremental), status.",
@@ -26,18 +29,33 @@ RepoOpt = Annotated[
 ]
 
 
+def _repo(repo: str | None, setting: str | None) -> str:
+    return repo or setting or "."
+
+
+def _hinted(error: LoopmlError, repo: str | None, setting: str | None) -> LoopmlError:
+    """``error``, saying how to name the repo when the command fell back to '.'."""
+    from loopml.core.errors import InputFileError
+
+    if isinstance(error, InputFileError) and repo is None and setting is None:
+        return InputFileError(f"{error}; name it with --repo or LOOPML_FEATURE_REPO")
+    return error
+
+
 @features_app.command("apply")
 def features_apply(repo: RepoOpt = None) -> None:
     """Register the repo's entities, views and services in its Feast registry."""
     from loopml.cli.common import fail, out, settings
     from loopml.core.errors import LoopmlError
     from loopml.features import apply_repo
+    from loopml.features.store import require_feast
 
     config = settings()
     try:
-        names = apply_repo(repo or config.feature_repo or ".")
+        require_feast()
+        names = apply_repo(_repo(repo, config.feature_repo))
     except LoopmlError as error:
-        fail(error)
+        fail(_hinted(error, repo, config.feature_repo))
     say(out, f"applied {len(names)} objects: {', '.join(names)}")
 
 
@@ -47,12 +65,14 @@ def features_materialize(repo: RepoOpt = None, format: FormatOpt = Format.table)
     from loopml.cli.common import fail, settings
     from loopml.core.errors import DataError, LoopmlError
     from loopml.features.materialize import materialize
+    from loopml.features.store import require_feast
 
     config = settings()
     try:
+        require_feast()
         materialize(config, repo)
     except LoopmlError as error:
-        fail(error)
+        fail(_hinted(error, repo, config.feature_repo))
     except Exception as error:  # Feast's own errors: recorded in the run, shown plainly
         fail(DataError(f"materialization failed: {type(error).__name__}: {error}"))
     _status(repo, format)
@@ -71,12 +91,14 @@ def _status(repo: str | None, format: Format) -> None:
     from loopml.cli.shapes import FeatureStoreStatus
     from loopml.core.errors import LoopmlError
     from loopml.features.materialize import status
+    from loopml.features.store import require_feast
 
     config = settings()
     try:
+        require_feast()
         found = FeatureStoreStatus.model_validate(status(config, repo))
     except LoopmlError as error:
-        fail(error)
+        fail(_hinted(error, repo, config.feature_repo))
     if format is Format.json:
         emit(found)
     else:

@@ -134,8 +134,18 @@ def _loopback(host: str) -> bool:
 
 def predict_batch(
     model: Annotated[str, typer.Option(help="NAME@ALIAS or NAME/VERSION, e.g. fraud@champion.")],
-    input: Annotated[str, typer.Option("--input", help="CSV or Parquet rows (path or s3://).")],
-    output: Annotated[str, typer.Option("--output", help="Scored file (CSV or Parquet).")],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input", help="Rows to score: .csv, .parquet or .pq (path or s3://; Spark: a folder)."
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", help="Scored file (.csv, .parquet, .pq); an existing one needs --overwrite."
+        ),
+    ],
     engine: Annotated[
         str, typer.Option(help="local (in this process), queue (inference workers), spark.")
     ] = "local",
@@ -151,7 +161,15 @@ def predict_batch(
         ),
     ] = False,
     batch_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 10_000,
-    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="--engine queue: give up after this many seconds (the others run on)."
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace --output if it exists (whole, at the end).")
+    ] = False,
     format: Annotated[
         Format,
         typer.Option(
@@ -172,7 +190,13 @@ def predict_batch(
     config = settings()
     quiet_mlflow()
     try:
-        chosen = get_engine("queue" if queue else engine)
+        name = "queue" if queue else engine
+        if queue and engine not in ("local", "queue"):
+            raise ConfigError(
+                f"--queue means --engine queue; drop one of --queue, --engine {engine}"
+            )
+        chosen = get_engine(name)
+        _check_files(input, output, name, by_reference=by_reference, overwrite=overwrite)
         ref = ModelRef.parse(model)
         pinned = ref.pin(config)  # one version for the whole file, named in the summary
         assert pinned.version is not None
@@ -196,7 +220,7 @@ def predict_batch(
                 batch_rows=batch_rows,
                 master=master,
                 timeout_seconds=timeout,
-                options={"by_reference": by_reference},
+                options={"by_reference": by_reference, "overwrite": overwrite},
             )
             with _bar(err if format is Format.json else out) as advance:
                 result = chosen.score(request, advance)
@@ -239,6 +263,35 @@ def predict_batch(
         f"({result.rows_per_second:,.0f} rows/s) -> {result.output}",
     )
     say(out, f"batch {result.job_id}: {result.chunks} chunks logged under {result.log}")
+
+
+def _check_files(
+    input: str, output: str, engine: str, *, by_reference: bool, overwrite: bool
+) -> None:
+    """Refuse, before any model is loaded, files no engine could use: bad input, exit code 2.
+
+    Every engine gets the same checks (the Spark engine used to meet a missing
+    file only inside Spark, as a Java stack trace); Spark alone reads and writes folders.
+    """
+    from loopml.batch.files import check_input, check_output, is_remote
+
+    spark = engine == "spark"
+    if by_reference:
+        if engine != "queue":
+            raise ConfigError(
+                f"--by-reference sends row ranges to queue workers: it needs --engine queue, "
+                f"not --engine {engine}"
+            )
+        if not str(input).lower().endswith((".parquet", ".pq")):
+            raise ConfigError(
+                f"--by-reference needs a Parquet --input (workers read row ranges of its row "
+                f"groups), not {input}; drop --by-reference to send CSV rows in the messages"
+            )
+    if not is_remote(input):
+        check_input(input, folders=spark)
+        if not is_remote(output) and Path(output).resolve() == Path(input).resolve():
+            raise ConfigError(f"--output {output} is the --input file; choose another name")
+    check_output(output, overwrite=overwrite, folders=spark)
 
 
 @contextmanager

@@ -52,7 +52,8 @@ class RichObserver:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self.progress.stop()
+        if self.bars:  # stopping bars never started prints a blank line into a pipe
+            self.progress.stop()
 
     def run_started(self, run_id: str, steps: Sequence[str], first: int) -> None:
         resumed = f", resuming at step {first}" if first else ""

@@ -137,7 +137,11 @@ def compare(
     v1: Annotated[str, typer.Argument(help="First version (the gate's champion side).")],
     v2: Annotated[str, typer.Argument(help="Second version (the gate's challenger side).")],
     data: Annotated[
-        Path, typer.Option("--data", help="Labelled rows (CSV or Parquet) both versions score.")
+        Path,
+        typer.Option(
+            "--data",
+            help="Labelled rows both versions score: .csv, .parquet or .pq (as predict-batch).",
+        ),
     ],
     target: Annotated[
         str | None, typer.Option(help="Label column; default the target V2 was trained on.")
@@ -154,16 +158,15 @@ def compare(
     format: FormatOpt = Format.table,
 ) -> None:
     """Score two versions on the same rows: every metric side by side, and the gate's verdict."""
-    from loopml.batch.files import read_table
+    from loopml.batch.files import check_input, read_table
     from loopml.cli.common import fail, settings
     from loopml.cli.quiet import quiet_mlflow
-    from loopml.core.errors import LoopmlError
+    from loopml.core.errors import InputFileError, LoopmlError
     from loopml.steps.compare import compare_versions
 
     config = settings()
     try:
-        if not data.is_file():
-            raise LoopmlError(f"--data {data}: no such file")
+        check_input(data, role="--data")  # the reader predict-batch streams with: same formats
         quiet_mlflow()
         frame = read_table(data)
         found = compare_versions(
@@ -177,6 +180,9 @@ def compare(
             threshold=threshold,
             min_delta=min_delta,
         )
+    except InputFileError as error:
+        text = str(error)
+        fail(InputFileError(text if str(data) in text else f"--data {data}: {text}"))
     except LoopmlError as error:
         fail(error)
     if format is Format.json:

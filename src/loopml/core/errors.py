@@ -9,6 +9,8 @@
     │   ├── SkewError             data differs from its reference profile (carries the report)
     │   ├── AccessError           data a job may not touch (outside the data roots, unnamed DB)
     │   ├── MissingDataFileError       a local data file a spec names is not there
+    │   ├── InputFileError        a file given to a command is missing, a folder, unreadable
+    │   │                         or lacks the columns it needs (exit code 2)
     │   └── InputError            a request's input does not fit the served model's signature
     ├── StepError                 a step failed while running (wraps the cause)
     ├── PluginError               a step plugin could not be loaded
@@ -112,6 +114,18 @@ class MissingDataFileError(DataError):
     def issue(self, step_path: str) -> SpecIssue:
         """The spec issue at ``step_path.param``."""
         return SpecIssue(f"{step_path}.{self.param}", str(self), allowed=self.allowed)
+
+
+class InputFileError(DataError):
+    """A file named on the command line (``--input``, ``--data``, ``--output``) cannot be used.
+
+    Missing, a folder, empty, in a format the command does not read, without the
+    columns it needs, or an output that cannot be written: the person typed
+    something wrong, so the CLI exits 2 (bad input), unlike a DataError met while
+    a run is under way. The message names the file and the option, never its contents.
+    """
+
+    exit_code = 2
 
 
 class SkewError(DataError):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from loopml.core.access import DataPolicy
 from loopml.core.context import StepContext
-from loopml.core.errors import DataError, LoopmlError
+from loopml.core.errors import ConfigError, DataError, InputFileError, LoopmlError
 from loopml.core.reproducibility import environment_diff, mapping_diff
 from loopml.core.settings import Settings
 from loopml.core.spec import StepCall
@@ -185,9 +185,11 @@ def with_snapshot(checked: CheckedSpec, registry: StepRegistry, data: Path) -> C
     """
     loaders = _loaders(checked)
     if not loaders:
-        raise LoopmlError("the run's spec has no loader step, so --data has nothing to replace")
+        raise ConfigError("the run's spec has no loader step, so --data has nothing to replace")
+    if data.is_dir():
+        raise InputFileError(f"--data {data} is a folder; give the snapshot file the run read")
     if not data.is_file():
-        raise LoopmlError(f"--data {data}: no such file")
+        raise InputFileError(f"--data {data}: no such file ({data.resolve()})")
     last = loaders[-1]
     definition = registry.get("load_data_from_file")
     frame = str(getattr(last.params, "frame", "train"))

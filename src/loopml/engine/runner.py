@@ -351,7 +351,10 @@ def _execute(
                 error=f"{type(exc).__name__}: {exc}",
                 traceback=traceback.format_exc(),
             )
-            mlflow.end_run(status="FAILED")
+            try:
+                mlflow.end_run(status="FAILED")
+            except Exception as closing:  # Ctrl-C mid-write can leave MLflow's SQLite locked
+                log.warning("could not mark the MLflow run failed: %s", closing)
             observer.step_finished(item.position, name, Status.FAILED, seconds)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise

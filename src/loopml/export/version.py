@@ -263,6 +263,8 @@ def _write(output: Path, data: bytes) -> None:
     try:
         partial.write_bytes(data)
         partial.replace(output)
-    except OSError as exc:
+    except BaseException as exc:  # Ctrl-C mid-write too: no .partial file is left behind
         partial.unlink(missing_ok=True)
-        raise ExportError(f"cannot write --output {output}: {exc}") from exc
+        if isinstance(exc, OSError):
+            raise ExportError(f"cannot write --output {output}: {exc}") from exc
+        raise

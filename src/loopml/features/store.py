@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from loopml.core.errors import ConfigError, DataError
+from loopml.core.errors import ConfigError, DataError, InputFileError
 
 CONFIG_FILE = "feature_store.yaml"
 INSTALL_HINT = (
@@ -36,8 +36,8 @@ def repo_dir(repo: str | Path, base_dir: Path | None = None) -> Path:
     path = path.resolve()
     if path.is_file() and path.name.endswith((".yaml", ".yml")):
         path = path.parent
-    if not (path / CONFIG_FILE).is_file():
-        raise DataError(
+    if not (path / CONFIG_FILE).is_file():  # a wrong --repo or setting: bad input, exit code 2
+        raise InputFileError(
             f"{repo!s} is not a Feast repo: {path / CONFIG_FILE} does not exist; give the "
             f"folder holding {CONFIG_FILE} (or the file itself)"
         )

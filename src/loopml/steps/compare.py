@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from loopml.core.errors import DataError, LoopmlError
+from loopml.core.errors import ConfigError, InputFileError, LoopmlError
 from loopml.core.settings import Settings
 from loopml.core.vocabulary import LOWER_IS_BETTER, canonical_metric
 from loopml.steps.gate import better_by, clears
@@ -115,18 +115,18 @@ def compare_versions(
     from loopml.steps.evaluate import score_frame
 
     if v1 == v2:
-        raise LoopmlError(f"give two different versions of {name!r} (both are {v1})")
+        raise ConfigError(f"give two different versions of {name!r} (both are {v1})")
     versions = {v: get_version(settings, name, v) for v in (v1, v2)}
     pipeline_run = versions[v2].tags.get("loopml.pipeline_mlflow_run_id") or versions[v2].run_id
     facts = training_facts(settings, pipeline_run)
     target = target or facts.target
     if not target:
-        raise LoopmlError(
+        raise ConfigError(
             f"version {v2} of {name!r} records no target column; give it with --target"
         )
     if target not in frame.columns:
         shown = ", ".join(str(c) for c in list(frame.columns)[:20])
-        raise DataError(
+        raise InputFileError(
             f"the data has no target column {target!r} to score against (columns: {shown}); "
             "give labelled rows, or name the label column with --target"
         )
@@ -142,13 +142,15 @@ def compare_versions(
         try:
             scored[version] = score_frame(model, frame, target, problem_type)[3]
         except (ValueError, KeyError) as exc:
-            raise DataError(
+            raise InputFileError(
                 f"version {version} of {name!r} cannot score these rows "
                 f"({type(exc).__name__}: {exc}); are the feature columns the ones it trained on?"
             ) from exc
     metrics = sorted(set(scored[v1]) | set(scored[v2]))
     if main not in metrics:
-        raise LoopmlError(f"metric {main!r} is not one of {', '.join(metrics)}")
+        raise ConfigError(
+            f"metric {main!r} is not one of {', '.join(metrics)}; give one with --metric"
+        )
     scores = {m: (_value(scored[v1].get(m)), _value(scored[v2].get(m))) for m in metrics}
     threshold = facts.threshold if threshold is None else threshold
     min_delta = facts.min_delta if min_delta is None else min_delta
