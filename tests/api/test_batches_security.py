@@ -222,3 +222,22 @@ def test_a_model_too_long_for_the_jobs_table_is_a_422(
         answer = client.post("/batches", json=body)
         assert answer.status_code == 422, answer.text
         assert answer.json()["detail"][0]["loc"] == ["body", "model"]
+
+
+def test_an_existing_output_is_kept_unless_overwrite_is_sent(api: str, settings: Settings) -> None:
+    # before: a remote order silently replaced any scored file under the roots (the CLI
+    # refuses the same without --overwrite)
+    root = settings.home / "data"
+    kept = root / "kept.csv"
+    kept.write_text("prediction\n1\n")
+    order = _order(model="cancelled@champion", input=str(root / "rows.parquet"), output=str(kept))
+    with api_client(api) as client:
+        before = len(client.get("/jobs", params={"limit": 1000}).json()["jobs"])
+        refused = client.post("/batches", json=order)
+        assert refused.status_code == 409, refused.text
+        assert "overwrite" in refused.json()["detail"]
+        assert len(client.get("/jobs", params={"limit": 1000}).json()["jobs"]) == before
+        asked = client.post("/batches", json={**order, "overwrite": True})
+        assert asked.status_code == 202, asked.text
+        assert client.post(f"/jobs/{asked.json()['id']}/cancel").json()["status"] == "cancelled"
+    assert kept.read_text() == "prediction\n1\n"

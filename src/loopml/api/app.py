@@ -22,6 +22,7 @@ roots), and a worker runs it through the engine the CLI uses.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -96,6 +97,9 @@ class BatchJobRequest(BaseModel):
     batch_rows: int = Field(default=10_000, ge=1, le=1_000_000, description="Rows per chunk")
     by_reference: bool = Field(
         default=False, description="engine queue: send Parquet row ranges to the workers, not rows"
+    )
+    overwrite: bool = Field(
+        default=False, description="Replace the output file if it exists (like the CLI's flag)"
     )
 
 
@@ -352,6 +356,7 @@ def create_app(
             202: _response("Queued", _BATCH_JOB),
             **GATED,
             403: _response("A path outside the batch roots", _DETAIL),
+            409: _response("The output exists and overwrite is not set", _DETAIL),
             422: _response("Invalid request: model, engine, format or body", _DETAIL),
             503: _response("The broker cannot be reached", _DETAIL),
         },
@@ -370,6 +375,15 @@ def create_app(
                 batch_rows=request.batch_rows,
                 by_reference=request.by_reference,
             )
+            if not request.overwrite and Path(order.output).exists():
+                # as on the command line: a scored file may be the only copy of its results
+                return JSONResponse(
+                    status_code=409,
+                    content={
+                        "detail": f"output {request.output} exists; send \"overwrite\": true "
+                        "to replace it, or choose another path"
+                    },
+                )
             job = queue_batch(celery(), config, order)
         except AccessError as error:
             return JSONResponse(status_code=403, content={"detail": str(error)})
