@@ -380,7 +380,7 @@ def create_app(
                 return JSONResponse(
                     status_code=409,
                     content={
-                        "detail": f"output {request.output} exists; send \"overwrite\": true "
+                        "detail": f'output {request.output} exists; send "overwrite": true '
                         "to replace it, or choose another path"
                     },
                 )
