@@ -27,10 +27,10 @@ from celery import Celery
 
 from loopml.batch.orders import BatchOrder, check_order
 from loopml.core.access import HTTP
-from loopml.core.errors import BrokerError, JobCancelledError, LoopmlError, MessageError
+from loopml.core.errors import BrokerError, JobCancelledError, LoopmlError
 from loopml.core.settings import Settings
 from loopml.core.status import Status
-from loopml.queue.messages import BatchJobMessage, job_id_of, parse_message
+from loopml.queue.messages import BatchJobMessage
 from loopml.queue.submit import new_job_id, publish
 from loopml.queue.topology import BATCH_JOB_TASK, Topology
 from loopml.store.jobs import BATCH, JobStore, JobView
@@ -71,32 +71,22 @@ def run_batch_job(
     worker: str,
 ) -> dict[str, Any]:
     """Run (or run again) the batch job in the message; its final status."""
-    from loopml.queue.tasks import _dead_letter
+    from loopml.queue.tasks import _dead_letter, begin_attempt
 
     jobs = JobStore(settings.database)
     try:
-        job_id = job_id_of(kwargs)
-        if job_id is not None:
-            jobs.create(job_id, kind=BATCH, queue=topology.training)
-        try:
-            message = parse_message(BatchJobMessage, args, kwargs)
-        except MessageError as error:
-            raise _dead_letter(jobs, job_id, str(error)) from error
-        before = jobs.start_attempt(message.job_id, worker)
-        if before.finished:
-            log.info("job %s already %s; nothing to do", message.job_id, before.status)
-            return {"job_id": message.job_id, "status": before.status}
-        if before.cancel_requested:
-            jobs.finish(message.job_id, Status.CANCELLED, error="cancelled before it started")
-            return {"job_id": message.job_id, "status": Status.CANCELLED}
-        if before.attempts + 1 > settings.max_deliveries:
-            raise _dead_letter(
-                jobs,
-                message.job_id,
-                f"delivered {before.attempts + 1} times without finishing "
-                f"(LOOPML_MAX_DELIVERIES={settings.max_deliveries})",
-                Status.FAILED,
-            )
+        started = begin_attempt(
+            jobs,
+            BatchJobMessage,
+            args,
+            kwargs,
+            settings=settings,
+            worker=worker,
+            record=lambda job_id: jobs.create(job_id, kind=BATCH, queue=topology.training),
+        )
+        if isinstance(started, dict):
+            return started
+        message, before = started.message, started.before
         try:  # again here: the message may not come from the API, the disk may have changed
             order = check_order(
                 settings,

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic
 
 from billiard.exceptions import Terminated, WorkerLostError
 from celery import Celery, Task
@@ -39,6 +41,7 @@ from loopml.core.settings import Settings
 from loopml.core.status import Status
 from loopml.queue.messages import (
     BatchMessage,
+    M,
     TrainingMessage,
     TrialMessage,
     job_id_of,
@@ -46,7 +49,7 @@ from loopml.queue.messages import (
 )
 from loopml.queue.observer import JobObserver
 from loopml.queue.topology import BATCH_JOB_TASK, SCORE_TASK, TRAIN_TASK, TUNE_TASK, Topology
-from loopml.store.jobs import BATCH, TRAINING, JobStore
+from loopml.store.jobs import BATCH, TRAINING, JobStore, JobView
 
 log = logging.getLogger(__name__)
 #: Celery's request, with ``Reject(requeue=False)`` dead-lettering the message with its reason.
@@ -176,38 +179,83 @@ def run_training_job(
     """
     jobs = JobStore(settings.database)
     try:
-        job_id = job_id_of(kwargs)
-        if job_id is not None:
-            jobs.create(
+        started = begin_attempt(
+            jobs,
+            TrainingMessage,
+            args,
+            kwargs,
+            settings=settings,
+            worker=worker,
+            record=lambda job_id: jobs.create(
                 job_id,
                 kind=TRAINING,
                 queue=topology.training,
                 spec_text=kwargs.get("spec") if isinstance(kwargs.get("spec"), str) else None,
                 spec_source=kwargs.get("source") if isinstance(kwargs.get("source"), str) else None,
-            )
-        try:
-            message = parse_message(TrainingMessage, args, kwargs)
-        except MessageError as error:
-            raise _dead_letter(jobs, job_id, str(error)) from error
-        before = jobs.start_attempt(message.job_id, worker)
-        if before.finished:
-            log.info("job %s already %s; nothing to do", message.job_id, before.status)
-            return {"job_id": message.job_id, "status": before.status}
-        if before.cancel_requested:
-            jobs.finish(message.job_id, Status.CANCELLED, error="cancelled before it started")
-            return {"job_id": message.job_id, "status": Status.CANCELLED}
-        attempt = before.attempts + 1
-        if attempt > settings.max_deliveries:
-            raise _dead_letter(
-                jobs,
-                message.job_id,
-                f"delivered {attempt} times without finishing (LOOPML_MAX_DELIVERIES="
-                f"{settings.max_deliveries}); last known step: {before.current_step or '-'}",
-                Status.FAILED,
-            )
-        return _train(settings, jobs, message, attempt, worker, app)
+            ),
+        )
+        if isinstance(started, dict):
+            return started
+        return _train(settings, jobs, started.message, started.number, worker, app)
     finally:
         jobs.close()
+
+
+@dataclass(frozen=True)
+class Attempt(Generic[M]):
+    """A delivery admitted as its job's next attempt: the parsed message, the attempt's number."""
+
+    message: M
+    number: int
+    before: JobView
+    """The job as it was before this attempt started (its details, its last step)."""
+
+
+def begin_attempt(
+    jobs: JobStore,
+    kind: type[M],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    settings: Settings,
+    worker: str,
+    record: Callable[[str], object],
+) -> Attempt[M] | dict[str, Any]:
+    """Admit a job task's delivery as the job's next attempt, or say why nothing is to run.
+
+    One rule set for every job task (training, batch scoring), so they cannot
+    drift apart: ``record`` writes the job row for an id seen first here (a
+    message published past the API); a malformed message is dead-lettered with
+    the job marked rejected; a finished job is not run again and a job
+    cancelled while queued never starts (both return the job's final status);
+    a job delivered more than ``LOOPML_MAX_DELIVERIES`` times is dead-lettered
+    as failed, naming its last known step.
+    """
+    job_id = job_id_of(kwargs)
+    if job_id is not None:
+        record(job_id)
+    try:
+        message = parse_message(kind, args, kwargs)
+    except MessageError as error:
+        raise _dead_letter(jobs, job_id, str(error)) from error
+    admitted: str = message.job_id  # type: ignore[attr-defined]  # every job message has one
+    before = jobs.start_attempt(admitted, worker)
+    if before.finished:
+        log.info("job %s already %s; nothing to do", admitted, before.status)
+        return {"job_id": admitted, "status": before.status}
+    if before.cancel_requested:
+        jobs.finish(admitted, Status.CANCELLED, error="cancelled before it started")
+        return {"job_id": admitted, "status": Status.CANCELLED}
+    number = before.attempts + 1
+    if number > settings.max_deliveries:
+        raise _dead_letter(
+            jobs,
+            admitted,
+            f"delivered {number} times without finishing (LOOPML_MAX_DELIVERIES="
+            f"{settings.max_deliveries}); last known step: {before.current_step or '-'}",
+            Status.FAILED,
+        )
+    return Attempt(message, number, before)
 
 
 def _train(
